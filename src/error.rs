@@ -1,0 +1,245 @@
+//! The public error type.
+//!
+//! One [`Error`] enum that callers can `match` on. Failures that come from a dependency
+//! (socket, TLS, HTTP, disk) keep the original error as [`std::error::Error::source`], boxed, so
+//! no dependency type leaks into this crate's API.
+
+use std::fmt;
+
+/// Boxed source error from a dependency.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when talking to a TrueConf server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered a request with a non-zero `errorCode`.
+    #[error("{method}: server error {code} ({})", code.meaning())]
+    Api {
+        /// The wire method that failed.
+        method: &'static str,
+        /// The server's error code.
+        code: ApiErrorCode,
+        /// The raw error payload, for diagnostics.
+        payload: Option<String>,
+    },
+
+    /// An argument broke a client-side rule; nothing was sent.
+    #[error("invalid argument `{argument}`: {rule}")]
+    InvalidArgument {
+        /// The offending argument (or field) name.
+        argument: &'static str,
+        /// The rule it broke, naming the bad value where useful.
+        rule: String,
+    },
+
+    /// Authentication failed (bad token, bad credentials, disabled account). Not retried.
+    #[error("authentication failed: {reason}")]
+    Auth {
+        /// What the server (or the local token check) said.
+        reason: String,
+        /// The server's error code, when the failure came from an `auth` response.
+        code: Option<ApiErrorCode>,
+    },
+
+    /// The connection was lost while the request was in flight, so its outcome is unknown;
+    /// or the bot is shut down.
+    #[error("disconnected: {0}")]
+    Disconnected(String),
+
+    /// No response arrived within the deadline.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// What timed out (a method name or an operation).
+        what: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+    },
+
+    /// WebSocket or TLS failure.
+    #[error("transport error: {message}")]
+    Transport {
+        /// Human-readable summary.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// HTTP failure (token endpoint, server info, file upload or download).
+    #[error("HTTP error{}: {message}", status.map(|s| format!(" {s}")).unwrap_or_default())]
+    Http {
+        /// HTTP status code, when a response arrived.
+        status: Option<u16>,
+        /// Human-readable summary.
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// Local I/O failure (reading or writing files).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// A frame or payload did not match the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// A state-storage backend failed.
+    #[error("storage error: {message}")]
+    Storage {
+        /// Human-readable summary (names the key where relevant).
+        message: String,
+        /// Underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`].
+    pub fn invalid(argument: &'static str, rule: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            argument,
+            rule: rule.into(),
+        }
+    }
+
+    /// An [`Error::Protocol`].
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Error::Protocol(message.into())
+    }
+
+    /// An [`Error::Transport`] wrapping a source error.
+    pub fn transport(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Transport {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Http`].
+    pub fn http(status: Option<u16>, message: impl Into<String>) -> Self {
+        Error::Http {
+            status,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The server error code, for [`Error::Api`] and [`Error::Auth`] from the server.
+    pub fn api_code(&self) -> Option<ApiErrorCode> {
+        match self {
+            Error::Api { code, .. } => Some(*code),
+            Error::Auth { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed (transport trouble, timeouts,
+    /// a lost connection), as opposed to a definite answer or a programming error.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Disconnected(_) | Error::Timeout { .. } | Error::Transport { .. } | Error::Io(_)
+        ) || matches!(self, Error::Http { status, .. } if status.is_none_or(|s| s >= 500))
+    }
+}
+
+/// A server error code (§7 of the protocol). Unknown codes are kept as they are.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ApiErrorCode(pub u32);
+
+impl ApiErrorCode {
+    /// 200: request sent before a successful `auth`.
+    pub const NOT_AUTHORIZED: Self = Self(200);
+    /// 201: invalid credentials (bad or unknown token).
+    pub const INVALID_CREDENTIALS: Self = Self(201);
+    /// 202: user disabled.
+    pub const USER_DISABLED: Self = Self(202);
+    /// 203: credentials expired.
+    pub const CREDENTIALS_EXPIRED: Self = Self(203);
+    /// 204: unsupported credentials.
+    pub const UNSUPPORTED_CREDENTIALS: Self = Self(204);
+    /// 302: access denied.
+    pub const ACCESS_DENIED: Self = Self(302);
+    /// 303: not enough rights.
+    pub const NOT_ENOUGH_RIGHTS: Self = Self(303);
+    /// 304: chat not found.
+    pub const CHAT_NOT_FOUND: Self = Self(304);
+    /// 305: user is not a chat participant.
+    pub const NOT_A_PARTICIPANT: Self = Self(305);
+    /// 306: message not found.
+    pub const MESSAGE_NOT_FOUND: Self = Self(306);
+    /// 308: file not found.
+    pub const FILE_NOT_FOUND: Self = Self(308);
+    /// 309: user already in chat.
+    pub const ALREADY_IN_CHAT: Self = Self(309);
+    /// 310: file upload failed (also: limits violated).
+    pub const UPLOAD_FAILED: Self = Self(310);
+    /// 311: file not ready.
+    pub const FILE_NOT_READY: Self = Self(311);
+    /// 399: wrong payload format.
+    pub const WRONG_PAYLOAD: Self = Self(399);
+
+    /// The readable meaning of the code.
+    pub fn meaning(self) -> &'static str {
+        match self.0 {
+            100 => "connection error",
+            101 => "connection timeout",
+            102 => "TLS/SSL error",
+            103 => "unsupported protocol",
+            104 => "route not found",
+            200 => "not authorized",
+            201 => "invalid credentials",
+            202 => "user disabled",
+            203 => "credentials expired",
+            204 => "unsupported credentials",
+            300 => "internal server error",
+            301 => "operation timeout",
+            302 => "access denied",
+            303 => "not enough rights",
+            304 => "chat not found",
+            305 => "user is not a chat participant",
+            306 => "message not found",
+            307 => "unknown message",
+            308 => "file not found",
+            309 => "user already in chat",
+            310 => "file upload failed",
+            311 => "file not ready",
+            312 => "role not found",
+            399 => "wrong payload format",
+            400 => "unknown file error",
+            401 => "not enough space",
+            402 => "bad file name",
+            403 => "file upload forbidden",
+            404 => "file not found",
+            405 => "file not ready",
+            406 => "maximum file size exceeded",
+            407 => "upload task not found",
+            408 => "invalid file",
+            _ => "unknown error",
+        }
+    }
+
+    /// Whether this is one of the authentication codes 200–204.
+    pub fn is_auth(self) -> bool {
+        (200..=204).contains(&self.0)
+    }
+}
+
+impl fmt::Debug for ApiErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.0, self.meaning())
+    }
+}
+
+impl fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
