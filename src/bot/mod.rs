@@ -1,1 +1,7 @@
-//! Placeholder: filled in by its issue.
+//! The [`Bot`] handle users call.
+
+/// A cheap-to-clone handle to a running bot. (Filled in by the runtime work.)
+#[derive(Debug, Clone)]
+pub struct Bot {
+    _private: (),
+}
