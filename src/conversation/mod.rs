@@ -1,1 +1,667 @@
-//! Placeholder: filled in by its issue.
+//! Per-chat Conversation actors: strict per-chat ordering, parallelism across chats, bounded
+//! mailboxes and idle eviction.
+//!
+//! Every chat gets its own ractor actor the first time an event for it arrives. The actor
+//! handles that chat's events one at a time, in arrival order; different chats run in
+//! parallel. Events that belong to no chat (upload limits, upload progress) share one extra
+//! lane, [`Lane::Global`].
+//!
+//! ractor mailboxes are unbounded, so the actors here do not carry the events in their
+//! mailbox: each conversation owns a bounded queue, and the actor only ever has at most one
+//! "drain" message pending. What happens when a queue is full is the [`Overflow`] policy.
+//! Memory per conversation is therefore bounded by its capacity under every policy.
+//!
+//! A conversation with nothing to do for the idle timeout stops and is forgotten; the next
+//! event for its chat spawns a fresh one. Anything that must survive that (dialog state)
+//! belongs in [`fsm`](crate::fsm) storage, not in the actor.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::Notify;
+
+/// What a full conversation queue does with one more event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Refuse the new event: it goes to the overflow handler and is counted, never dropped
+    /// silently. Other chats are unaffected.
+    #[default]
+    Reject,
+    /// Make room by discarding the oldest queued event of that chat (reported to the overflow
+    /// handler like a rejection) and queue the new one.
+    DropOldest,
+    /// Wait until the chat has room. This stops the dispatcher from reading further events,
+    /// so it slows *every* chat down (global backpressure): opt in only when losing an event
+    /// is worse than latency.
+    Block,
+}
+
+/// The lane an event runs on: one per chat, plus one for events without a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// The events of one chat, by chat id.
+    Chat(Arc<str>),
+    /// Events that belong to no chat (upload limits, upload progress).
+    Global,
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lane::Chat(id) => write!(f, "chat {id}"),
+            Lane::Global => f.write_str("global lane"),
+        }
+    }
+}
+
+/// Limits of each conversation.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    /// Events queued per conversation (not counting the one being handled). At least 1.
+    pub capacity: usize,
+    /// What a full queue does.
+    pub overflow: Overflow,
+    /// How long a conversation with nothing to do lives before it stops.
+    pub idle_timeout: Duration,
+}
+
+impl Default for LaneConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 64,
+            overflow: Overflow::Reject,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Runs one queued item. Must not panic (the dispatcher's worker catches handler panics).
+pub(crate) type Worker<J> = Arc<dyn Fn(J) -> BoxFuture<()> + Send + Sync>;
+
+/// The outcome of [`ConversationPool::push`].
+#[derive(Debug)]
+pub(crate) enum Pushed<J> {
+    /// Queued; it will run after the chat's earlier events.
+    Queued,
+    /// The queue was full and the policy is [`Overflow::Reject`]: here is the item back.
+    Rejected(J),
+    /// Queued, and this older item was discarded to make room ([`Overflow::DropOldest`]).
+    Displaced(J),
+    /// No conversation could be started for the lane.
+    Failed(J, String),
+}
+
+struct MailboxState<J> {
+    queue: VecDeque<J>,
+    /// A `Drain` message is pending in the actor's (unbounded) ractor mailbox or being
+    /// handled; keeping it to at most one is what keeps that mailbox bounded.
+    scheduled: bool,
+}
+
+struct Mailbox<J> {
+    state: Mutex<MailboxState<J>>,
+    space: Notify,
+}
+
+impl<J> Mailbox<J> {
+    fn lock(&self) -> MutexGuard<'_, MailboxState<J>> {
+        // Poisoning cannot leave the queue inconsistent (every critical section is a plain
+        // VecDeque operation), so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Conv<J> {
+    mailbox: Arc<Mailbox<J>>,
+    actor: ActorRef<ConvMsg>,
+}
+
+struct PoolInner<J> {
+    map: DashMap<Lane, Conv<J>>,
+    config: LaneConfig,
+    worker: Worker<J>,
+    manager: OnceLock<ActorRef<()>>,
+    in_flight: AtomicUsize,
+    all_done: Notify,
+}
+
+impl<J> PoolInner<J> {
+    fn done_one(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_done.notify_waiters();
+        }
+    }
+}
+
+/// The chat-id → conversation map and the supervisor of the conversation actors.
+pub(crate) struct ConversationPool<J> {
+    inner: Arc<PoolInner<J>>,
+}
+
+impl<J> Clone for ConversationPool<J> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<J: Send + 'static> ConversationPool<J> {
+    pub(crate) fn new(config: LaneConfig, worker: Worker<J>) -> Self {
+        let mut config = config;
+        config.capacity = config.capacity.max(1);
+        Self {
+            inner: Arc::new(PoolInner {
+                map: DashMap::new(),
+                config,
+                worker,
+                manager: OnceLock::new(),
+                in_flight: AtomicUsize::new(0),
+                all_done: Notify::new(),
+            }),
+        }
+    }
+
+    /// Starts the manager actor that supervises the conversations. Idempotent.
+    pub(crate) async fn start(&self) -> crate::Result<()> {
+        if self.inner.manager.get().is_some() {
+            return Ok(());
+        }
+        let (manager, _) = Manager::<J>::spawn(
+            None,
+            Manager::<J>(PhantomData),
+            Arc::downgrade(&self.inner),
+        )
+        .await
+        .map_err(|e| {
+            crate::Error::Disconnected(format!("cannot start the conversation manager: {e}"))
+        })?;
+        let _ = self.inner.manager.set(manager);
+        Ok(())
+    }
+
+    /// Live conversations (including the global lane when it is alive).
+    pub(crate) fn live(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Items queued or running across all conversations.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Queues `job` on `lane`, spawning the lane's conversation if needed. Only
+    /// [`Overflow::Block`] ever waits.
+    pub(crate) async fn push(&self, lane: Lane, job: J) -> Pushed<J> {
+        let mut job = job;
+        loop {
+            let mailbox = {
+                let conv = match self.inner.map.entry(lane.clone()) {
+                    Entry::Occupied(o) => o.into_ref(),
+                    Entry::Vacant(v) => match self.spawn(&lane) {
+                        Ok(conv) => v.insert(conv),
+                        Err(e) => return Pushed::Failed(job, e),
+                    },
+                };
+                let mut mb = conv.mailbox.lock();
+                if mb.queue.len() < self.inner.config.capacity {
+                    mb.queue.push_back(job);
+                    self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                    if !mb.scheduled {
+                        mb.scheduled = true;
+                        if conv.actor.send_message(ConvMsg::Drain).is_err() {
+                            // The actor died between lookups; the supervisor removes it.
+                            // Put the lane back into a state the next push can repair.
+                            mb.scheduled = false;
+                            let back = mb.queue.pop_back();
+                            drop(mb);
+                            drop(conv);
+                            self.inner.map.remove(&lane);
+                            match back {
+                                Some(j) => {
+                                    self.inner.done_one();
+                                    job = j;
+                                    continue;
+                                }
+                                None => return Pushed::Queued,
+                            }
+                        }
+                    }
+                    return Pushed::Queued;
+                }
+                match self.inner.config.overflow {
+                    Overflow::Reject => return Pushed::Rejected(job),
+                    Overflow::DropOldest => {
+                        let oldest = mb.queue.pop_front();
+                        mb.queue.push_back(job);
+                        return match oldest {
+                            Some(old) => Pushed::Displaced(old),
+                            None => Pushed::Queued,
+                        };
+                    }
+                    Overflow::Block => conv.mailbox.clone(),
+                }
+            };
+            // notify_one stores a permit when nobody waits yet, so a slot freed between
+            // dropping the lock and this await is not missed.
+            mailbox.space.notified().await;
+        }
+    }
+
+    fn spawn(&self, lane: &Lane) -> Result<Conv<J>, String> {
+        let manager = self
+            .inner
+            .manager
+            .get()
+            .ok_or_else(|| "the conversation manager is not running".to_string())?;
+        let mailbox = Arc::new(Mailbox {
+            state: Mutex::new(MailboxState {
+                queue: VecDeque::with_capacity(4),
+                scheduled: false,
+            }),
+            space: Notify::new(),
+        });
+        let args = ConvArgs {
+            lane: lane.clone(),
+            mailbox: mailbox.clone(),
+            pool: Arc::downgrade(&self.inner),
+        };
+        let (actor, _) = ractor::ActorRuntime::spawn_linked_instant(
+            None,
+            ConversationActor::<J>(PhantomData),
+            args,
+            manager.get_cell(),
+        )
+        .map_err(|e| format!("cannot start a conversation for {lane}: {e}"))?;
+        tracing::trace!(%lane, "conversation started");
+        Ok(Conv { mailbox, actor })
+    }
+
+    /// Waits until every queued item ran, up to `deadline`. Returns whether all finished.
+    pub(crate) async fn drain(&self, deadline: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.all_done.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+
+    /// Stops every conversation and the manager.
+    pub(crate) async fn stop(&self) {
+        if let Some(manager) = self.inner.manager.get() {
+            manager
+                .stop_children_and_wait(Some("dispatcher stopped".into()), None)
+                .await;
+            manager.stop(None);
+        }
+        self.inner.map.clear();
+    }
+}
+
+#[derive(Debug)]
+enum ConvMsg {
+    /// Run the next queued item.
+    Drain,
+    /// Check whether the conversation has been idle long enough to stop.
+    IdleCheck,
+}
+
+struct ConvArgs<J> {
+    lane: Lane,
+    mailbox: Arc<Mailbox<J>>,
+    pool: std::sync::Weak<PoolInner<J>>,
+}
+
+struct ConvState<J> {
+    lane: Lane,
+    mailbox: Arc<Mailbox<J>>,
+    pool: std::sync::Weak<PoolInner<J>>,
+    last_active: Instant,
+    timer_pending: bool,
+}
+
+struct ConversationActor<J>(PhantomData<fn() -> J>);
+
+impl<J: Send + 'static> Actor for ConversationActor<J> {
+    type Msg = ConvMsg;
+    type State = ConvState<J>;
+    type Arguments = ConvArgs<J>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ConvMsg>,
+        args: ConvArgs<J>,
+    ) -> Result<ConvState<J>, ActorProcessingErr> {
+        Ok(ConvState {
+            lane: args.lane,
+            mailbox: args.mailbox,
+            pool: args.pool,
+            last_active: Instant::now(),
+            timer_pending: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConvMsg>,
+        msg: ConvMsg,
+        state: &mut ConvState<J>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(pool) = state.pool.upgrade() else {
+            myself.stop(None);
+            return Ok(());
+        };
+        match msg {
+            ConvMsg::Drain => {
+                let job = state.mailbox.lock().queue.pop_front();
+                if let Some(job) = job {
+                    state.mailbox.space.notify_one();
+                    (pool.worker)(job).await;
+                    pool.done_one();
+                }
+                state.last_active = Instant::now();
+                let mut mb = state.mailbox.lock();
+                if mb.queue.is_empty() {
+                    mb.scheduled = false;
+                    drop(mb);
+                    if !state.timer_pending {
+                        state.timer_pending = true;
+                        myself.send_after(pool.config.idle_timeout, || ConvMsg::IdleCheck);
+                    }
+                } else {
+                    drop(mb);
+                    let _ = myself.send_message(ConvMsg::Drain);
+                }
+            }
+            ConvMsg::IdleCheck => {
+                state.timer_pending = false;
+                let idle_for = state.last_active.elapsed();
+                let timeout = pool.config.idle_timeout;
+                if idle_for < timeout {
+                    state.timer_pending = true;
+                    myself.send_after(timeout - idle_for, || ConvMsg::IdleCheck);
+                    return Ok(());
+                }
+                // Removal happens under the map's shard lock, which `push` also holds while
+                // queueing, so no event can slip into a conversation being evicted.
+                let removed = pool.map.remove_if(&state.lane, |_, conv| {
+                    Arc::ptr_eq(&conv.mailbox, &state.mailbox) && {
+                        let mb = conv.mailbox.lock();
+                        mb.queue.is_empty() && !mb.scheduled
+                    }
+                });
+                if removed.is_some() {
+                    tracing::trace!(lane = %state.lane, "idle conversation stopped");
+                    myself.stop(Some("idle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Supervises the conversations: a conversation that fails is forgotten, so the next event
+/// of its chat starts a fresh one; the other chats never notice.
+struct Manager<J>(PhantomData<fn() -> J>);
+
+impl<J: Send + 'static> Actor for Manager<J> {
+    type Msg = ();
+    type State = std::sync::Weak<PoolInner<J>>;
+    type Arguments = std::sync::Weak<PoolInner<J>>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        pool: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(pool)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<()>,
+        event: SupervisionEvent,
+        pool: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, err) = event {
+            tracing::error!(actor = %cell.get_id(), error = %err, "conversation actor failed");
+            if let Some(pool) = pool.upgrade() {
+                let id = cell.get_id();
+                let mut lost = 0;
+                pool.map.retain(|_, conv| {
+                    if conv.actor.get_id() == id {
+                        lost = conv.mailbox.lock().queue.len();
+                        false
+                    } else {
+                        true
+                    }
+                });
+                for _ in 0..lost {
+                    pool.done_one();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    type Log = Arc<Mutex<Vec<(String, u32)>>>;
+
+    fn pool(config: LaneConfig, log: Log, delay: Duration) -> ConversationPool<(String, u32)> {
+        let worker: Worker<(String, u32)> = Arc::new(move |job| {
+            let log = log.clone();
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                log.lock().unwrap().push(job);
+            })
+        });
+        ConversationPool::new(config, worker)
+    }
+
+    fn chat(id: &str) -> Lane {
+        Lane::Chat(Arc::from(id))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn per_chat_order_and_cross_chat_parallelism() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 100,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(5),
+        );
+        p.start().await.unwrap();
+        let started = Instant::now();
+        for i in 0..10 {
+            for c in 0..20 {
+                assert!(matches!(
+                    p.push(chat(&c.to_string()), (c.to_string(), i)).await,
+                    Pushed::Queued
+                ));
+            }
+        }
+        assert!(p.drain(Duration::from_secs(10)).await);
+        // 20 chats × 10 events × 5 ms = 1 s sequentially; in parallel about 50 ms.
+        assert!(started.elapsed() < Duration::from_millis(600));
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 200);
+        for c in 0..20 {
+            let seq: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| *k == c.to_string())
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(seq, (0..10).collect::<Vec<_>>(), "chat {c} out of order");
+        }
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn reject_returns_the_event_and_keeps_queue_bounded() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 2,
+                overflow: Overflow::Reject,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(50),
+        );
+        p.start().await.unwrap();
+        let mut rejected = vec![];
+        for i in 0..10 {
+            if let Pushed::Rejected((_, i)) = p.push(chat("a"), ("a".into(), i)).await {
+                rejected.push(i);
+            }
+        }
+        // One may already be running, two queued: the rest come back.
+        assert!(rejected.len() >= 7, "rejected {rejected:?}");
+        assert!(p.in_flight() <= 3);
+        assert!(p.drain(Duration::from_secs(5)).await);
+        assert_eq!(log.lock().unwrap().len(), 10 - rejected.len());
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 3,
+                overflow: Overflow::DropOldest,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(30),
+        );
+        p.start().await.unwrap();
+        let mut dropped = vec![];
+        for i in 0..20 {
+            if let Pushed::Displaced((_, i)) = p.push(chat("a"), ("a".into(), i)).await {
+                dropped.push(i);
+            }
+        }
+        assert!(p.drain(Duration::from_secs(5)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled.len() + dropped.len(), 20);
+        assert!(handled.ends_with(&[17, 18, 19]), "handled {handled:?}");
+        let mut sorted = handled.clone();
+        sorted.sort();
+        assert_eq!(sorted, handled, "order kept");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_and_loses_nothing() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 1,
+                overflow: Overflow::Block,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(2),
+        );
+        p.start().await.unwrap();
+        for i in 0..30 {
+            assert!(matches!(
+                p.push(chat("a"), ("a".into(), i)).await,
+                Pushed::Queued
+            ));
+            assert!(p.in_flight() <= 2);
+        }
+        assert!(p.drain(Duration::from_secs(5)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled, (0..30).collect::<Vec<_>>());
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn idle_conversation_stops_and_respawns() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                idle_timeout: Duration::from_millis(50),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::ZERO,
+        );
+        p.start().await.unwrap();
+        p.push(chat("a"), ("a".into(), 1)).await;
+        p.push(Lane::Global, ("g".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.live(), 2);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(p.live(), 0, "idle conversations evicted");
+        p.push(chat("a"), ("a".into(), 2)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.live(), 1);
+        assert_eq!(log.lock().unwrap().len(), 3);
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn busy_chat_does_not_stall_others() {
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let log: Log = Default::default();
+        let flag = slow_done.clone();
+        let log2 = log.clone();
+        let worker: Worker<(String, u32)> = Arc::new(move |job: (String, u32)| {
+            let log = log2.clone();
+            let flag = flag.clone();
+            Box::pin(async move {
+                if job.0 == "slow" {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    flag.store(true, Ordering::SeqCst);
+                }
+                log.lock().unwrap().push(job);
+            })
+        });
+        let p = ConversationPool::new(
+            LaneConfig {
+                capacity: 4,
+                ..Default::default()
+            },
+            worker,
+        );
+        p.start().await.unwrap();
+        for i in 0..20 {
+            p.push(chat("slow"), ("slow".into(), i)).await;
+        }
+        p.push(chat("fast"), ("fast".into(), 0)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            log.lock().unwrap().iter().any(|(k, _)| k == "fast"),
+            "fast chat answered while the slow one is busy"
+        );
+        assert!(!slow_done.load(Ordering::SeqCst));
+        p.stop().await;
+    }
+}
