@@ -84,7 +84,8 @@ impl Default for LaneConfig {
     }
 }
 
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed, `Send` future (what handlers and middleware return once type-erased).
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Runs one queued item. Must not panic (the dispatcher's worker catches handler panics).
 pub(crate) type Worker<J> = Arc<dyn Fn(J) -> BoxFuture<()> + Send + Sync>;

@@ -1,1 +1,59 @@
-//! Placeholder: filled in by its issue.
+//! Routing events to handlers: routers, handlers with extracted parameters, filters,
+//! middleware and the [`Dispatcher`] that runs it all on per-chat
+//! [`conversation`](crate::conversation) actors.
+//!
+//! ```
+//! use trueconf_bot::dispatch::{
+//!     BadArgs, ChatId, CommandArgs, CommandFilter, Dep, Dispatcher, Filter, HandlerResult,
+//!     Router, Text,
+//! };
+//! use std::sync::Arc;
+//!
+//! struct Db;
+//!
+//! async fn add(CommandArgs((a, b)): CommandArgs<(i64, i64)>, chat: ChatId) -> HandlerResult {
+//!     let _ = (a + b, chat);
+//!     Ok(())
+//! }
+//! async fn usage(bad: BadArgs) -> HandlerResult {
+//!     let _reply = format!("{bad}");
+//!     Ok(())
+//! }
+//! async fn echo(Text(text): Text, _db: Dep<Arc<Db>>) {
+//!     let _ = text;
+//! }
+//!
+//! let router = Router::new()
+//!     .command(CommandFilter::new("add").usage("/add <a> <b>").on_bad_args(usage), add)
+//!     .message_when(!Filter::text_starts_with("/"), echo);
+//! let dispatcher = Dispatcher::detached(router)
+//!     .dependency(Arc::new(Db))
+//!     .build()
+//!     .expect("every dependency is registered");
+//! # let _ = dispatcher;
+//! ```
+
+mod command;
+mod dispatcher;
+mod filter;
+mod handler;
+mod middleware;
+mod router;
+mod update;
+
+pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
+pub use command::{
+    ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs,
+};
+pub use dispatcher::{
+    DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot,
+    OverflowReason,
+};
+pub use filter::Filter;
+pub use handler::{
+    ButtonPress, ChatId, Ctx, Dep, Deps, ExtractError, FromEvent, Handler, HandlerError,
+    HandlerResult, IntoHandlerResult, Text,
+};
+pub use middleware::{Middleware, Next};
+pub use router::Router;
+pub use update::{ChatKind, ContentKind, EventKind, Update};

@@ -1,0 +1,374 @@
+//! Handlers are plain async functions; their parameters are *extracted* from the event and
+//! from dependencies registered on the dispatcher, axum style.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::command::{BadArgs, MatchedCommand};
+use super::update::Update;
+use crate::conversation::BoxFuture;
+
+/// The error a handler returns: any error type.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a handler returns.
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// Everything a handler can draw its parameters from: the event, the dependencies and what
+/// filters found out while matching (a parsed command).
+pub struct Ctx {
+    update: Update,
+    deps: Arc<Deps>,
+    self_id: Option<Arc<str>>,
+    pub(crate) command: Mutex<Option<Arc<MatchedCommand>>>,
+    pub(crate) bad_args: OnceLock<BadArgs>,
+    /// The handler the router picked, for error reports.
+    pub(crate) handler: OnceLock<&'static str>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("update", &self.update)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(update: Update, deps: Arc<Deps>, self_id: Option<Arc<str>>) -> Self {
+        Self {
+            update,
+            deps,
+            self_id,
+            command: Mutex::new(None),
+            bad_args: OnceLock::new(),
+            handler: OnceLock::new(),
+        }
+    }
+
+    /// The event.
+    pub fn update(&self) -> &Update {
+        &self.update
+    }
+
+    /// The bot's own TrueConf ID, when known.
+    pub fn self_id(&self) -> Option<&str> {
+        self.self_id.as_deref()
+    }
+
+    /// A registered dependency of type `T`.
+    pub fn dependency<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.deps.get::<T>()
+    }
+
+    pub(crate) fn matched_command(&self) -> Option<Arc<MatchedCommand>> {
+        self.command
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Typed dependencies, looked up by type.
+#[derive(Default, Clone)]
+pub struct Deps {
+    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Deps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Deps({} registered)", self.map.len())
+    }
+}
+
+impl Deps {
+    /// Registers `value`, replacing an earlier value of the same type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.map.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// A clone of the registered `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Whether a `T` is registered.
+    pub fn contains<T: 'static>(&self) -> bool {
+        self.map.contains_key(&TypeId::of::<T>())
+    }
+}
+
+/// Why a handler parameter could not be extracted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// A `Dep<T>` (or the `Bot`) was asked for but never registered on the dispatcher.
+    #[error(
+        "missing dependency `{0}`: register it with `Dispatcher::builder(..).dependency(value)`"
+    )]
+    MissingDependency(&'static str),
+    /// The event does not carry what the parameter needs (e.g. `ChatId` on an upload-limits
+    /// event).
+    #[error("a `{method}` event has no {what}")]
+    Missing {
+        /// The event method.
+        method: String,
+        /// What was missing.
+        what: &'static str,
+    },
+    /// Command arguments did not parse.
+    #[error("{0}")]
+    BadArgs(BadArgs),
+    /// The payload did not decode into the requested type.
+    #[error(transparent)]
+    Decode(crate::Error),
+}
+
+/// A handler parameter: something extracted from the event or the dependencies.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler parameter",
+    label = "not extractable from an event",
+    note = "handler parameters must implement `FromEvent`: `Update`, `ChatId`, `Text`, `Dep<T>`, `CommandArgs<T>`, `BotCommand`, `ButtonPress`, `BadArgs`, `Bot`, or `Option<_>` of one"
+)]
+pub trait FromEvent: Sized + Send + 'static {
+    /// Extracts the value.
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError>;
+
+    /// Checks, when the dispatcher is built, that the dependencies this parameter needs are
+    /// registered.
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        let _ = deps;
+        Ok(())
+    }
+}
+
+impl FromEvent for Update {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        Ok(ctx.update.clone())
+    }
+}
+
+impl<T: FromEvent> FromEvent for Option<T> {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        Ok(T::from_event(ctx).ok())
+    }
+}
+
+impl FromEvent for crate::bot::Bot {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.deps
+            .get::<Self>()
+            .ok_or(ExtractError::MissingDependency("trueconf_bot::bot::Bot"))
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        if deps.contains::<Self>() {
+            Ok(())
+        } else {
+            Err(ExtractError::MissingDependency("trueconf_bot::bot::Bot"))
+        }
+    }
+}
+
+/// The chat the event belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatId(pub Arc<str>);
+
+impl Deref for ChatId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromEvent for ChatId {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.update
+            .chat_id_arc()
+            .map(ChatId)
+            .ok_or_else(|| ExtractError::Missing {
+                method: ctx.update.method().to_string(),
+                what: "chat id",
+            })
+    }
+}
+
+/// The text of a message (or of an edited message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl FromEvent for Text {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.update
+            .text()
+            .map(|t| Text(t.to_string()))
+            .ok_or_else(|| ExtractError::Missing {
+                method: ctx.update.method().to_string(),
+                what: "text",
+            })
+    }
+}
+
+/// A dependency registered with `DispatcherBuilder::dependency`.
+#[derive(Debug, Clone)]
+pub struct Dep<T>(pub T);
+
+impl<T> Deref for Dep<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromEvent for Dep<T> {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.deps
+            .get::<T>()
+            .map(Dep)
+            .ok_or(ExtractError::MissingDependency(std::any::type_name::<T>()))
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        if deps.contains::<T>() {
+            Ok(())
+        } else {
+            Err(ExtractError::MissingDependency(std::any::type_name::<T>()))
+        }
+    }
+}
+
+/// A button press (`command` event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonPress {
+    /// The button's command string.
+    pub command: String,
+    /// The button's custom data.
+    pub custom_data: Option<String>,
+    /// Present when the button waits for an answer (`answerCommand`).
+    pub command_id: Option<String>,
+    /// The pressed button's id.
+    pub button_id: Option<String>,
+    /// The chat of the message that carried the button.
+    pub chat_id: Option<String>,
+}
+
+impl FromEvent for ButtonPress {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        let u = &ctx.update;
+        let command = u.button_command().ok_or_else(|| ExtractError::Missing {
+            method: u.method().to_string(),
+            what: "button command",
+        })?;
+        Ok(ButtonPress {
+            command: command.to_string(),
+            custom_data: u.custom_data().map(str::to_string),
+            command_id: u.command_id().map(str::to_string),
+            button_id: u.button_id().map(str::to_string),
+            chat_id: u.chat_id().map(str::to_string),
+        })
+    }
+}
+
+/// Turns a handler's return value into a [`HandlerResult`].
+pub trait IntoHandlerResult {
+    /// Converts.
+    fn into_handler_result(self) -> HandlerResult;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> HandlerResult {
+        Ok(())
+    }
+}
+
+impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
+    fn into_handler_result(self) -> HandlerResult {
+        self.map_err(Into::into)
+    }
+}
+
+/// An async function usable as a handler: up to six [`FromEvent`] parameters, returning
+/// [`HandlerResult`] (any `Result<(), E>` with `E: Into<HandlerError>`) or `()`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid event handler",
+    label = "not a handler",
+    note = "a handler is an `async fn` (or closure returning a `Send` future) with at most 6 parameters, each implementing `FromEvent`, returning `HandlerResult` or `()`"
+)]
+pub trait Handler<Args>: Clone + Send + Sync + 'static {
+    /// Extracts the parameters and runs the handler.
+    fn call(&self, ctx: Arc<Ctx>) -> BoxFuture<HandlerResult>;
+
+    /// Checks that every dependency the parameters need is registered.
+    fn check(deps: &Deps) -> Result<(), ExtractError>;
+}
+
+macro_rules! impl_handler {
+    ($($t:ident),*) => {
+        impl<F, Fut, R, $($t,)*> Handler<($($t,)*)> for F
+        where
+            F: Fn($($t),*) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoHandlerResult,
+            $($t: FromEvent,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, ctx: Arc<Ctx>) -> BoxFuture<HandlerResult> {
+                $(
+                    let $t = match $t::from_event(&ctx) {
+                        Ok(v) => v,
+                        Err(e) => return Box::pin(async move { Err(HandlerError::from(e)) }),
+                    };
+                )*
+                let fut = (self)($($t),*);
+                Box::pin(async move { fut.await.into_handler_result() })
+            }
+
+            #[allow(unused_variables)]
+            fn check(deps: &Deps) -> Result<(), ExtractError> {
+                $($t::check(deps)?;)*
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_handler!();
+impl_handler!(A);
+impl_handler!(A, B);
+impl_handler!(A, B, C);
+impl_handler!(A, B, C, D);
+impl_handler!(A, B, C, D, E);
+impl_handler!(A, B, C, D, E, G);
+
+/// A type-erased handler.
+#[derive(Clone)]
+pub(crate) struct BoxedHandler {
+    call: Arc<dyn Fn(Arc<Ctx>) -> BoxFuture<HandlerResult> + Send + Sync>,
+    check: fn(&Deps) -> Result<(), ExtractError>,
+    pub(crate) name: &'static str,
+}
+
+impl BoxedHandler {
+    pub(crate) fn new<H: Handler<A>, A>(h: H) -> Self {
+        Self {
+            call: Arc::new(move |ctx| h.call(ctx)),
+            check: H::check,
+            name: std::any::type_name::<H>(),
+        }
+    }
+
+    pub(crate) fn call(&self, ctx: Arc<Ctx>) -> BoxFuture<HandlerResult> {
+        (self.call)(ctx)
+    }
+
+    pub(crate) fn check(&self, deps: &Deps) -> Result<(), ExtractError> {
+        (self.check)(deps)
+    }
+}

@@ -1,0 +1,486 @@
+//! The event as the dispatcher sees it: the raw payload plus cheap, lazily parsed views that
+//! filters read.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+
+use crate::protocol::{RawValue, RequestId};
+
+/// The kind of a server event, from its wire `method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `sendMessage`: a new message (user or system envelope).
+    Message,
+    /// `command`: a command button was pressed.
+    Command,
+    /// `editMessage`: a message was edited.
+    MessageEdited,
+    /// `removeMessage`: a message was deleted.
+    MessageRemoved,
+    /// `createP2PChat`, `createGroupChat`, `createChannel`, `createFavoritesChat`.
+    ChatCreated,
+    /// `removeChat`.
+    ChatRemoved,
+    /// `editChatTitle`.
+    TitleEdited,
+    /// `editChatAvatar`.
+    AvatarEdited,
+    /// `clearHistory`.
+    HistoryCleared,
+    /// `addChatParticipant`.
+    ParticipantAdded,
+    /// `removeChatParticipant`.
+    ParticipantRemoved,
+    /// `changeParticipantRole`.
+    RoleChanged,
+    /// `getFileUploadLimits`: the administrator changed the upload limits.
+    LimitsChanged,
+    /// `uploadFileProgress`.
+    UploadProgress,
+    /// Any method this library does not know.
+    Unknown,
+}
+
+impl EventKind {
+    /// The kind of an event `method`.
+    pub fn from_method(method: &str) -> Self {
+        match method {
+            "sendMessage" => Self::Message,
+            "command" => Self::Command,
+            "editMessage" => Self::MessageEdited,
+            "removeMessage" => Self::MessageRemoved,
+            "createP2PChat" | "createGroupChat" | "createChannel" | "createFavoritesChat" => {
+                Self::ChatCreated
+            }
+            "removeChat" => Self::ChatRemoved,
+            "editChatTitle" => Self::TitleEdited,
+            "editChatAvatar" => Self::AvatarEdited,
+            "clearHistory" => Self::HistoryCleared,
+            "addChatParticipant" => Self::ParticipantAdded,
+            "removeChatParticipant" => Self::ParticipantRemoved,
+            "changeParticipantRole" => Self::RoleChanged,
+            "getFileUploadLimits" => Self::LimitsChanged,
+            "uploadFileProgress" => Self::UploadProgress,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// What a message carries, from its envelope type and MIME type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContentKind {
+    /// Plain or formatted text (envelope type 200).
+    Text,
+    /// A forwarded message (201).
+    Forwarded,
+    /// A file whose MIME type starts with `image/`.
+    Photo,
+    /// A file whose MIME type starts with `video/`.
+    Video,
+    /// A file whose MIME type starts with `sticker/`.
+    Sticker,
+    /// A file whose MIME type starts with `audio/`.
+    Audio,
+    /// Any other file.
+    Document,
+    /// A location (203).
+    Location,
+    /// A survey (204).
+    Survey,
+    /// A voice message (205).
+    Voice,
+    /// A system envelope (types below 200).
+    System,
+    /// An envelope type this library does not know.
+    Other,
+}
+
+/// The kind of chat (`chatType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChatKind {
+    /// A personal (one-to-one) chat.
+    P2p,
+    /// A group chat.
+    Group,
+    /// The system chat.
+    System,
+    /// The Favorites chat.
+    Favorites,
+    /// A channel.
+    Channel,
+    /// A value this library does not know.
+    Other(u32),
+}
+
+impl ChatKind {
+    /// The kind for a wire `chatType`.
+    pub fn from_wire(v: u32) -> Self {
+        match v {
+            1 => Self::P2p,
+            2 => Self::Group,
+            3 => Self::System,
+            5 => Self::Favorites,
+            6 => Self::Channel,
+            other => Self::Other(other),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatRef {
+    chat_id: Option<String>,
+    chat_type: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Author {
+    id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Content {
+    text: Option<String>,
+    mime_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandSource {
+    message: Option<Box<View>>,
+    button_id: Option<String>,
+    wait_reply: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommandPayload {
+    command: Option<String>,
+    custom_data: Option<String>,
+}
+
+/// The fields filters and routing read, from any event payload; everything optional so one
+/// struct fits every event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct View {
+    message_id: Option<String>,
+    chat_id: Option<String>,
+    chat: Option<ChatRef>,
+    chat_type: Option<u32>,
+    #[serde(rename = "type")]
+    envelope_type: Option<serde_json::Value>,
+    author: Option<Author>,
+    content: Option<Content>,
+    reply_message_id: Option<String>,
+    timestamp: Option<u64>,
+    command_id: Option<String>,
+    command_source: Option<CommandSource>,
+    command_payload: Option<CommandPayload>,
+}
+
+impl View {
+    fn chat_id(&self) -> Option<&str> {
+        self.chat
+            .as_ref()
+            .and_then(|c| c.chat_id.as_deref())
+            .or(self.chat_id.as_deref())
+            .or_else(|| {
+                self.command_source
+                    .as_ref()
+                    .and_then(|s| s.message.as_ref())
+                    .and_then(|m| m.chat_id())
+            })
+    }
+
+    fn envelope_type(&self) -> Option<u32> {
+        self.envelope_type
+            .as_ref()
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+    }
+}
+
+struct Inner {
+    id: RequestId,
+    method: String,
+    kind: EventKind,
+    payload: Box<RawValue>,
+    view: View,
+    chat_id: Option<Arc<str>>,
+    typed: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// One server event on its way to a handler: the wire method, the raw payload and quick
+/// accessors for what routing and filters need. Cheap to clone.
+#[derive(Clone)]
+pub struct Update(Arc<Inner>);
+
+impl fmt::Debug for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Update")
+            .field("id", &self.0.id)
+            .field("method", &self.0.method)
+            .field("chat_id", &self.0.chat_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Update {
+    /// Wraps a raw event. A payload that is not a JSON object still makes an `Update` (its
+    /// views are empty), so a malformed event reaches the raw handlers instead of vanishing.
+    pub fn new(id: RequestId, method: impl Into<String>, payload: Box<RawValue>) -> Self {
+        let method = method.into();
+        let view: View = serde_json::from_str(payload.get()).unwrap_or_else(|e| {
+            tracing::debug!(%method, error = %e, "event payload does not fit the routing view");
+            View::default()
+        });
+        let kind = EventKind::from_method(&method);
+        let chat_id = view.chat_id().map(Arc::from);
+        Update(Arc::new(Inner {
+            id,
+            method,
+            kind,
+            payload,
+            view,
+            chat_id,
+            typed: OnceLock::new(),
+        }))
+    }
+
+    /// The server's frame id of this event.
+    pub fn id(&self) -> RequestId {
+        self.0.id
+    }
+
+    /// The wire method, e.g. `"sendMessage"`.
+    pub fn method(&self) -> &str {
+        &self.0.method
+    }
+
+    /// The kind of event.
+    pub fn kind(&self) -> EventKind {
+        self.0.kind
+    }
+
+    /// The untouched payload.
+    pub fn payload(&self) -> &RawValue {
+        &self.0.payload
+    }
+
+    /// The chat the event belongs to, if any (for a button press: the chat of the message that
+    /// carried the button).
+    pub fn chat_id(&self) -> Option<&str> {
+        self.0.chat_id.as_deref()
+    }
+
+    pub(crate) fn chat_id_arc(&self) -> Option<Arc<str>> {
+        self.0.chat_id.clone()
+    }
+
+    /// The message id (`messageId`) of a message, edit or removal event.
+    pub fn message_id(&self) -> Option<&str> {
+        self.0.view.message_id.as_deref()
+    }
+
+    /// The text of a message or of an edited message.
+    pub fn text(&self) -> Option<&str> {
+        self.0.view.content.as_ref()?.text.as_deref()
+    }
+
+    /// The author's TrueConf ID of a message.
+    pub fn author_id(&self) -> Option<&str> {
+        self.0.view.author.as_ref()?.id.as_deref()
+    }
+
+    /// The chat kind, when the payload states it.
+    pub fn chat_kind(&self) -> Option<ChatKind> {
+        let v = &self.0.view;
+        v.chat
+            .as_ref()
+            .and_then(|c| c.chat_type)
+            .or(v.chat_type)
+            .map(ChatKind::from_wire)
+    }
+
+    /// The id of the message this message replies to.
+    pub fn reply_message_id(&self) -> Option<&str> {
+        self.0.view.reply_message_id.as_deref()
+    }
+
+    /// What a message carries (only for [`EventKind::Message`]).
+    pub fn content_kind(&self) -> Option<ContentKind> {
+        if self.0.kind != EventKind::Message {
+            return None;
+        }
+        let mime = self
+            .0
+            .view
+            .content
+            .as_ref()
+            .and_then(|c| c.mime_type.as_deref())
+            .unwrap_or("");
+        Some(match self.0.view.envelope_type()? {
+            t if t < 200 => ContentKind::System,
+            200 => ContentKind::Text,
+            201 => ContentKind::Forwarded,
+            202 if mime.starts_with("image/") => ContentKind::Photo,
+            202 if mime.starts_with("video/") => ContentKind::Video,
+            202 if mime.starts_with("sticker/") => ContentKind::Sticker,
+            202 if mime.starts_with("audio/") => ContentKind::Audio,
+            202 => ContentKind::Document,
+            203 => ContentKind::Location,
+            204 => ContentKind::Survey,
+            205 => ContentKind::Voice,
+            _ => ContentKind::Other,
+        })
+    }
+
+    /// The command string of a button press (`commandPayload.command`).
+    pub fn button_command(&self) -> Option<&str> {
+        self.0.view.command_payload.as_ref()?.command.as_deref()
+    }
+
+    /// The custom data of a button press (`commandPayload.customData`).
+    pub fn custom_data(&self) -> Option<&str> {
+        self.0.view.command_payload.as_ref()?.custom_data.as_deref()
+    }
+
+    /// The `commandId` of a button press that waits for an answer.
+    pub fn command_id(&self) -> Option<&str> {
+        self.0.view.command_id.as_deref()
+    }
+
+    /// The id of the pressed button.
+    pub fn button_id(&self) -> Option<&str> {
+        self.0.view.command_source.as_ref()?.button_id.as_deref()
+    }
+
+    /// Whether the pressed button asked for an answer (`waitReply`).
+    pub fn waits_reply(&self) -> bool {
+        self.0
+            .view
+            .command_source
+            .as_ref()
+            .and_then(|s| s.wait_reply)
+            .unwrap_or(false)
+            || self.command_id().is_some()
+    }
+
+    /// The payload deserialized as `T`, parsed once per event and shared by every handler
+    /// and extractor asking for the same `T` first. Returns a clear error naming the method
+    /// when the payload does not fit.
+    pub fn decode<T>(&self) -> crate::Result<T>
+    where
+        T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if let Some(v) = self.0.typed.get().and_then(|b| b.downcast_ref::<T>()) {
+            return Ok(v.clone());
+        }
+        let v: T = serde_json::from_str(self.0.payload.get()).map_err(|e| {
+            crate::Error::protocol(format!(
+                "`{}` event payload is not a {}: {e}",
+                self.0.method,
+                std::any::type_name::<T>()
+            ))
+        })?;
+        let _ = self.0.typed.set(Box::new(v.clone()));
+        Ok(v)
+    }
+
+    /// A key that identifies a redelivery of an event already seen in this process, for the
+    /// events whose payload makes that unambiguous: messages (by message id) and the events
+    /// carrying a timestamp. Button presses and progress reports can legitimately repeat
+    /// byte for byte, so they have none.
+    pub(crate) fn dedup_key(&self) -> Option<String> {
+        match self.0.kind {
+            EventKind::Message => self.message_id().map(|m| format!("m:{m}")),
+            _ if self.0.view.timestamp.is_some() => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                self.0.payload.get().hash(&mut h);
+                Some(format!("{}:{:x}", self.0.method, h.finish()))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Update {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let payload = RawValue::from_string(v["payload"].to_string()).unwrap();
+        Update::new(
+            RequestId::from(v["id"].as_u64().unwrap()),
+            v["method"].as_str().unwrap(),
+            payload,
+        )
+    }
+
+    #[test]
+    fn message_view() {
+        let u = fixture("event.sendMessage.plain.json");
+        assert_eq!(u.kind(), EventKind::Message);
+        assert_eq!(u.chat_id(), Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477"));
+        assert_eq!(u.text(), Some("Hello, <b>bot</b>!"));
+        assert_eq!(u.author_id(), Some("alice@video.example.com"));
+        assert_eq!(u.chat_kind(), Some(ChatKind::P2p));
+        assert_eq!(u.content_kind(), Some(ContentKind::Text));
+        assert!(u.dedup_key().is_some());
+    }
+
+    #[test]
+    fn button_press_view() {
+        let u = fixture("event.command.waitReply.json");
+        assert_eq!(u.kind(), EventKind::Command);
+        assert_eq!(u.chat_id(), Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477"));
+        assert_eq!(u.button_command(), Some("/confirm"));
+        assert_eq!(u.custom_data(), Some("ticket=4711"));
+        assert!(u.waits_reply());
+        assert_eq!(u.button_id(), Some("btn-yes"));
+        assert_eq!(u.dedup_key(), None);
+    }
+
+    #[test]
+    fn chatless_and_malformed_events() {
+        let u = fixture("event.uploadFileProgress.json");
+        assert_eq!(u.kind(), EventKind::UploadProgress);
+        assert_eq!(u.chat_id(), None);
+        let bad = Update::new(
+            RequestId::from(1u64),
+            "somethingNew",
+            RawValue::from_string("[1,2]".into()).unwrap(),
+        );
+        assert_eq!(bad.kind(), EventKind::Unknown);
+        assert_eq!(bad.chat_id(), None);
+    }
+
+    #[test]
+    fn every_fixture_event_has_a_known_kind() {
+        let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            if name.starts_with("event.") {
+                let u = fixture(&name);
+                assert_ne!(u.kind(), EventKind::Unknown, "{name}");
+                if !matches!(u.kind(), EventKind::UploadProgress | EventKind::LimitsChanged) {
+                    assert!(u.chat_id().is_some(), "{name} has a chat");
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 30);
+    }
+}
