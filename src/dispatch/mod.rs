@@ -39,6 +39,7 @@ mod filter;
 mod handler;
 mod middleware;
 mod router;
+mod typed;
 mod update;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};

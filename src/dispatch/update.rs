@@ -215,6 +215,7 @@ struct Inner {
     view: View,
     chat_id: Option<Arc<str>>,
     typed: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    event: OnceLock<Result<crate::types::Event, String>>,
 }
 
 /// One server event on its way to a handler: the wire method, the raw payload and quick
@@ -251,6 +252,7 @@ impl Update {
             view,
             chat_id,
             typed: OnceLock::new(),
+            event: OnceLock::new(),
         }))
     }
 
@@ -371,6 +373,18 @@ impl Update {
             .and_then(|s| s.wait_reply)
             .unwrap_or(false)
             || self.command_id().is_some()
+    }
+
+    /// The typed event, decoded once per event however many handlers ask.
+    pub fn event(&self) -> crate::Result<crate::types::Event> {
+        self.0
+            .event
+            .get_or_init(|| {
+                crate::types::Event::decode(&self.0.method, &self.0.payload)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(crate::Error::Protocol)
     }
 
     /// The payload deserialized as `T`, parsed once per event and shared by every handler
