@@ -415,10 +415,18 @@ impl Dispatcher {
     pub async fn run_on(mut self, mut events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
         self.pool.start().await?;
         let mut stop = self.handle.shutdown.subscribe();
+        let stopped = async move {
+            let asked = stop.wait_for(|s| *s).await.is_ok();
+            if !asked {
+                // The sender lives in the handle held by `self`; it cannot go away first.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break,
+                _ = &mut stopped => break,
                 ev = events.recv() => match ev {
                     Some(ev) => self.dispatch(ev).await,
                     None => break,
