@@ -638,3 +638,80 @@ async fn shutdown_lets_in_flight_handlers_finish() {
     assert_eq!(done.load(Ordering::SeqCst), 5);
     assert_eq!(handle.metrics().live_conversations, 0);
 }
+
+mod against_the_emulator {
+    use super::*;
+    use trueconf_bot::bot::{Bot, ReconnectPolicy};
+    use trueconf_bot::connection::AckMode;
+    use trueconf_bot::testkit::{Sim, SimConfig};
+
+    fn bot_for(sim: &Sim, ack: AckMode) -> Bot {
+        Bot::builder("127.0.0.1")
+            .https(false)
+            .port(sim.addr().port())
+            .token(sim.bot_token())
+            .ack_mode(ack)
+            .receive_unread(true)
+            .request_timeout(Duration::from_secs(3))
+            .reconnect(
+                ReconnectPolicy::default()
+                    .min_delay(Duration::from_millis(20))
+                    .max_delay(Duration::from_millis(200)),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_handled_delivery_survives_a_dropped_socket() {
+        const N: usize = 60;
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        let bot = bot_for(&sim, AckMode::AfterHandled);
+        let seen: Arc<Mutex<HashMap<String, usize>>> = Default::default();
+        let s = seen.clone();
+        let router = Router::new().message(move |Text(t): Text| {
+            let s = s.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                *s.lock().unwrap().entry(t).or_default() += 1;
+            }
+        });
+        let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
+        let handle = d.handle();
+        let task = tokio::spawn(d.run());
+        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let alice = sim.user("alice");
+        let chat = alice.create_p2p_with_bot().await.unwrap();
+        for i in 0..N {
+            if i == N / 3 {
+                // The socket dies a few frames later, with events in flight and unacked.
+                sim.faults().drop_after_frames(3);
+            }
+            alice.send_text(&chat, &format!("m{i}")).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let done = {
+                let seen = seen.lock().unwrap();
+                (0..N).all(|i| seen.contains_key(&format!("m{i}")))
+            };
+            if done {
+                break;
+            }
+            assert!(Instant::now() < deadline, "lost events: {:?}", seen.lock().unwrap().len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stats = sim.stats();
+        assert!(stats.connections >= 2, "the socket was dropped and re-opened: {stats:?}");
+        handle.shutdown();
+        task.await.unwrap().unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), N);
+        eprintln!(
+            "redelivered {} / duplicates suppressed {} / max handled {}",
+            stats.redelivered,
+            handle.metrics().duplicates,
+            seen.values().max().unwrap()
+        );
+    }
+}

@@ -108,7 +108,8 @@ struct Shared {
     outer: Arc<[Arc<dyn Middleware>]>,
     inner: Arc<[Arc<dyn Middleware>]>,
     on_error: ErrorHook,
-    self_id: Option<Arc<str>>,
+    /// Set by the builder, or from `bot.me()` once the bot is authorised.
+    self_id: std::sync::OnceLock<Arc<str>>,
     metrics: Arc<Metrics>,
 }
 
@@ -287,7 +288,10 @@ impl DispatcherBuilder {
                     })
                 })
             }),
-            self_id: self.self_id.map(Arc::from),
+            self_id: self
+                .self_id
+                .map(|id| std::sync::OnceLock::from(Arc::from(id)))
+                .unwrap_or_default(),
             metrics: metrics.clone(),
         });
         let worker_shared = shared.clone();
@@ -409,6 +413,34 @@ impl Dispatcher {
         self.bot.as_ref()
     }
 
+    /// Takes the bot's event stream, starts the bot and handles its events until the bot shuts
+    /// down or [`DispatcherHandle::shutdown`] is called; then lets in-flight handlers finish
+    /// (they can still use the bot) and shuts the bot down.
+    ///
+    /// With the bot in [`AckMode::AfterHandled`](crate::connection::AckMode::AfterHandled),
+    /// each event is acknowledged only once its handler finished, so events a crash or a
+    /// dropped connection interrupted are delivered again; the duplicate window makes sure a
+    /// redelivered message is not handled twice.
+    pub async fn run(self) -> crate::Result<()> {
+        let Some(bot) = self.bot.clone() else {
+            return Err(crate::Error::invalid(
+                "dispatcher",
+                "run() needs a bot: build with Dispatcher::builder(bot, router), or feed a \
+                 detached dispatcher with run_on",
+            ));
+        };
+        let events = bot.events().ok_or_else(|| {
+            crate::Error::invalid("bot", "its event stream was already taken by someone else")
+        })?;
+        bot.start().await?;
+        if let Some(me) = bot.me() {
+            let _ = self.shared.self_id.set(Arc::from(me));
+        }
+        let result = self.run_on(events.into_inner()).await;
+        bot.shutdown().await?;
+        result
+    }
+
     /// Handles events from `events` until the channel closes or
     /// [`DispatcherHandle::shutdown`] is called, then lets in-flight handlers finish within
     /// the shutdown timeout and stops every conversation.
@@ -456,7 +488,7 @@ impl Dispatcher {
         if self.skip_own
             && update.kind() == EventKind::Message
             && update.author_id().is_some()
-            && update.author_id() == self.shared.self_id.as_deref()
+            && update.author_id() == self.shared.self_id.get().map(|s| &**s)
         {
             metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
             ack.ack();
@@ -530,7 +562,7 @@ async fn process(shared: Arc<Shared>, job: Job) {
     let ctx = Arc::new(Ctx::new(
         update.clone(),
         shared.deps.clone(),
-        shared.self_id.clone(),
+        shared.self_id.get().cloned(),
     ));
     let chain = Next::new(shared.outer.clone(), route_terminal(shared.clone())).run(ctx.clone());
     let outcome = AssertUnwindSafe(chain).catch_unwind().await;
@@ -565,4 +597,82 @@ async fn process(shared: Arc<Shared>, job: Job) {
     // With AckMode::AfterHandled this is the moment the server learns the event is done; in
     // OnReceive mode the acknowledger is a no-op.
     ack.ack();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Frame, RawValue};
+    use std::sync::atomic::AtomicUsize;
+
+    fn message(id: u64, ack: Acknowledger) -> ServerEvent {
+        let payload = serde_json::json!({
+            "messageId": "m-1",
+            "chat": {"chatId": "c", "chatType": 1},
+            "timestamp": 1u64, "type": 200,
+            "author": {"id": "alice@srv", "type": 1},
+            "content": {"text": "hi", "parseMode": "text"}
+        });
+        ServerEvent {
+            id,
+            method: "sendMessage".into(),
+            payload: RawValue::from_string(payload.to_string()).unwrap(),
+            ack,
+        }
+    }
+
+    #[tokio::test]
+    async fn after_handled_acks_once_the_handler_finished_and_reacks_duplicates() {
+        let (frames, mut acks) = mpsc::unbounded_channel();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (g, c) = (gate.clone(), calls.clone());
+        let router = Router::new().message(move || {
+            let (g, c) = (g.clone(), c.clone());
+            async move {
+                g.notified().await;
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let d = Dispatcher::detached(router).build().unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(d.run_on(rx));
+        tx.send(message(7, Acknowledger::new(7, frames.clone())))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(acks.try_recv().is_err(), "acked before the handler finished");
+        gate.notify_one();
+        let ack = tokio::time::timeout(Duration::from_secs(1), acks.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(ack, Frame::Response { id: 7, payload: None }),
+            "{ack:?}"
+        );
+        // The same message redelivered on a new connection: acknowledged, not handled again.
+        tx.send(message(8, Acknowledger::new(8, frames.clone())))
+            .await
+            .unwrap();
+        let ack = tokio::time::timeout(Duration::from_secs(1), acks.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(ack, Frame::Response { id: 8, payload: None }));
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn dedup_window_is_bounded() {
+        let mut d = Dedup::new(2);
+        assert!(d.first_time("a".into()));
+        assert!(!d.first_time("a".into()));
+        assert!(d.first_time("b".into()));
+        assert!(d.first_time("c".into()));
+        assert!(d.first_time("a".into()), "forgotten after the window");
+        assert_eq!(d.set.len(), 2);
+    }
 }
