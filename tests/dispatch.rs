@@ -10,9 +10,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use trueconf_bot::connection::{Acknowledger, ServerEvent};
 use trueconf_bot::dispatch::{
-    BadArgs, BotCommand, ButtonPress, ChatId, CommandArgs, CommandFilter, Ctx, Dep,
-    DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, EventKind, ExtractError,
-    Filter, HandlerResult, Next, Overflow, OverflowReason, Router, Text, Update,
+    BadArgs, BotCommand, ButtonPress, ChatId, CommandArgs, CommandFilter, Ctx, Dep, DispatchError,
+    Dispatcher, DispatcherBuilder, DispatcherHandle, EventKind, ExtractError, Filter,
+    HandlerResult, Next, Overflow, OverflowReason, Router, Text, Update,
 };
 use trueconf_bot::fsm::{Dialogue, MemoryStorage, Storage};
 use trueconf_bot::protocol::RawValue;
@@ -52,7 +52,8 @@ fn msg(id: u64, chat: &str, text: &str) -> ServerEvent {
 
 fn fixture(name: &str) -> ServerEvent {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     event(
         v["id"].as_u64().unwrap(),
         v["method"].as_str().unwrap(),
@@ -100,7 +101,10 @@ async fn first_matching_route_wins_and_nested_routers_keep_their_place() {
         .include_router(admin)
         .message_when(Filter::text_eq("shadowed"), l("top-first", &log))
         .include_router(nested)
-        .message_when(Filter::text_contains("x").or(Filter::text_eq("y")), l("xy", &log))
+        .message_when(
+            Filter::text_contains("x").or(Filter::text_eq("y")),
+            l("xy", &log),
+        )
         .message_when(!Filter::text_eq("z"), l("fallback", &log));
     let events = vec![
         msg(1, "c", "shadowed"),
@@ -135,7 +139,9 @@ async fn every_event_kind_reaches_its_handler() {
         move |u: Update, e: Event| {
             let seen = seen.clone();
             async move {
-                seen.lock().unwrap().push((u.kind(), e.method().to_string()));
+                seen.lock()
+                    .unwrap()
+                    .push((u.kind(), e.method().to_string()));
             }
         }
     };
@@ -169,7 +175,10 @@ async fn every_event_kind_reaches_its_handler() {
         ("event.editChatAvatar.json", EventKind::AvatarEdited),
         ("event.clearHistory.json", EventKind::HistoryCleared),
         ("event.addChatParticipant.json", EventKind::ParticipantAdded),
-        ("event.removeChatParticipant.json", EventKind::ParticipantRemoved),
+        (
+            "event.removeChatParticipant.json",
+            EventKind::ParticipantRemoved,
+        ),
         ("event.changeParticipantRole.json", EventKind::RoleChanged),
         ("event.getFileUploadLimits.json", EventKind::LimitsChanged),
         ("event.uploadFileProgress.json", EventKind::UploadProgress),
@@ -257,13 +266,21 @@ async fn command_arguments_parse_or_reach_the_bad_args_hook() {
     let log = log.lock().unwrap().clone();
     assert_eq!(log[0], "c=5");
     assert_eq!(log[1], "c=9");
-    assert!(log[2].starts_with("usage:/add <a> <b>:argument 2 `x` is not a valid i64"), "{}", log[2]);
+    assert!(
+        log[2].starts_with("usage:/add <a> <b>:argument 2 `x` is not a valid i64"),
+        "{}",
+        log[2]
+    );
     assert!(log[3].contains("expected 2 arguments, got 1"), "{}", log[3]);
     assert_eq!(log[4], "cmd:echo:hi there");
     assert_eq!(log.len(), 5);
     let errors = errors.lock().unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("argument 1 `300` is not a valid u8"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("argument 1 `300` is not a valid u8"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[tokio::test]
@@ -278,7 +295,12 @@ async fn buttons_route_by_command_and_custom_data() {
                 async move {
                     log_push(
                         &l,
-                        format!("{}|{}|{}", p.command, p.custom_data.unwrap(), p.command_id.is_some()),
+                        format!(
+                            "{}|{}|{}",
+                            p.command,
+                            p.custom_data.unwrap(),
+                            p.command_id.is_some()
+                        ),
                     )
                 }
             },
@@ -289,7 +311,10 @@ async fn buttons_route_by_command_and_custom_data() {
         });
     run(
         Dispatcher::detached(router),
-        vec![fixture("event.command.json"), fixture("event.command.waitReply.json")],
+        vec![
+            fixture("event.command.json"),
+            fixture("event.command.waitReply.json"),
+        ],
     )
     .await;
     assert_eq!(
@@ -312,7 +337,11 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
             let delay = rand::random_range(0..2000u64);
             t.fetch_add(delay as usize, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_micros(delay)).await;
-            r.lock().unwrap().entry(chat.0.to_string()).or_default().push(n);
+            r.lock()
+                .unwrap()
+                .entry(chat.0.to_string())
+                .or_default()
+                .push(n);
         }
     });
     let d = Dispatcher::detached(router)
@@ -327,7 +356,9 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
     for i in 0..PER_CHAT {
         for c in 0..CHATS {
             id += 1;
-            tx.send(msg(id, &format!("chat{c}"), &i.to_string())).await.unwrap();
+            tx.send(msg(id, &format!("chat{c}"), &i.to_string()))
+                .await
+                .unwrap();
         }
     }
     drop(tx);
@@ -337,7 +368,11 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
     let replies = replies.lock().unwrap();
     assert_eq!(replies.len(), CHATS);
     for (chat, seq) in replies.iter() {
-        assert_eq!(*seq, (0..PER_CHAT).collect::<Vec<_>>(), "{chat} out of order");
+        assert_eq!(
+            *seq,
+            (0..PER_CHAT).collect::<Vec<_>>(),
+            "{chat} out of order"
+        );
     }
     assert_eq!(handle.metrics().handled, (CHATS * PER_CHAT) as u64);
     assert_eq!(handle.metrics().overflowed, 0);
@@ -364,7 +399,9 @@ async fn a_panicking_handler_leaves_other_chats_and_later_events_alone() {
         let p2 = p2.clone();
         async move {
             if let DispatchError::Panic { message, .. } = e {
-                p2.lock().unwrap().push(format!("{}:{message}", u.chat_id().unwrap()));
+                p2.lock()
+                    .unwrap()
+                    .push(format!("{}:{message}", u.chat_id().unwrap()));
             }
         }
     });
@@ -426,14 +463,22 @@ async fn reject_overflow_reports_every_event_and_spares_other_chats() {
         if log.lock().unwrap().iter().any(|s| s == "calm:hi") {
             break;
         }
-        assert!(sent_fast.elapsed() < Duration::from_millis(80), "calm chat stalled");
+        assert!(
+            sent_fast.elapsed() < Duration::from_millis(80),
+            "calm chat stalled"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let m = handle.metrics();
     assert!(m.in_flight <= 6, "queue bounded, in flight {}", m.in_flight);
     drop(tx);
     task.await.unwrap().unwrap();
-    let handled_flood = log.lock().unwrap().iter().filter(|s| s.starts_with("flood")).count();
+    let handled_flood = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.starts_with("flood"))
+        .count();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let over = overflowed.lock().unwrap();
     assert_eq!(handled_flood + over.len(), 200, "nothing lost silently");
@@ -455,10 +500,17 @@ async fn drop_oldest_keeps_the_latest_events() {
             d2.fetch_add(1, Ordering::SeqCst);
             async {}
         });
-    run(b, (0..30).map(|i| msg(i, "flood", &i.to_string())).collect()).await;
+    run(
+        b,
+        (0..30).map(|i| msg(i, "flood", &i.to_string())).collect(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let log = log.lock().unwrap().clone();
-    assert!(log.ends_with(&["flood:27".into(), "flood:28".into(), "flood:29".into()]), "{log:?}");
+    assert!(
+        log.ends_with(&["flood:27".into(), "flood:28".into(), "flood:29".into()]),
+        "{log:?}"
+    );
     assert_eq!(log.len() + dropped.load(Ordering::SeqCst), 30);
 }
 
@@ -468,7 +520,11 @@ async fn block_overflow_loses_nothing() {
     let b = Dispatcher::detached(slow_and_fast_router(&log))
         .queue_capacity(2)
         .overflow(Overflow::Block);
-    let h = run(b, (0..15).map(|i| msg(i, "flood", &i.to_string())).collect()).await;
+    let h = run(
+        b,
+        (0..15).map(|i| msg(i, "flood", &i.to_string())).collect(),
+    )
+    .await;
     let log = log.lock().unwrap().clone();
     let want: Vec<String> = (0..15).map(|i| format!("flood:{i}")).collect();
     assert_eq!(log, want);
@@ -517,12 +573,23 @@ async fn idle_conversations_stop_and_come_back_with_their_dialog_state() {
 async fn missing_dependency_is_refused_at_build_time() {
     struct Db;
     let router = Router::new().message(|_db: Dep<Arc<Db>>| async {});
-    let err = Dispatcher::detached(router).build().unwrap_err().to_string();
-    assert!(err.contains("missing dependency") && err.contains("Db"), "{err}");
+    let err = Dispatcher::detached(router)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing dependency") && err.contains("Db"),
+        "{err}"
+    );
     let router = Router::new().message(|_d: Dialogue<Count>| async {});
     assert!(Dispatcher::detached(router).build().is_err());
     let router = Router::new().message(|_db: Dep<Arc<Db>>| async {});
-    assert!(Dispatcher::detached(router).dependency(Arc::new(Db)).build().is_ok());
+    assert!(
+        Dispatcher::detached(router)
+            .dependency(Arc::new(Db))
+            .build()
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -565,7 +632,14 @@ async fn middleware_wraps_and_can_stop_events() {
     .await;
     assert_eq!(
         *log.lock().unwrap(),
-        ["outer", "inner-before", "handler:m-c-1", "inner-after", "outer", "denied"]
+        [
+            "outer",
+            "inner-before",
+            "handler:m-c-1",
+            "inner-after",
+            "outer",
+            "denied"
+        ]
     );
     assert_eq!(h.metrics().unhandled, 2);
 }
@@ -605,7 +679,11 @@ async fn mention_filter() {
         Dispatcher::detached(router),
         vec![
             msg(1, "c", "@all"),
-            msg(2, "c", &format!("hey <a href=\"trueconf:{BOT}&do=profile\">Bot</a>")),
+            msg(
+                2,
+                "c",
+                &format!("hey <a href=\"trueconf:{BOT}&do=profile\">Bot</a>"),
+            ),
             msg(3, "c", "hey <a href=\"trueconf:other@srv.example\">x</a>"),
             msg(4, "c", "plain"),
         ],
@@ -698,11 +776,18 @@ mod against_the_emulator {
             if done {
                 break;
             }
-            assert!(Instant::now() < deadline, "lost events: {:?}", seen.lock().unwrap().len());
+            assert!(
+                Instant::now() < deadline,
+                "lost events: {:?}",
+                seen.lock().unwrap().len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let stats = sim.stats();
-        assert!(stats.connections >= 2, "the socket was dropped and re-opened: {stats:?}");
+        assert!(
+            stats.connections >= 2,
+            "the socket was dropped and re-opened: {stats:?}"
+        );
         handle.shutdown();
         task.await.unwrap().unwrap();
         let seen = seen.lock().unwrap();

@@ -179,15 +179,14 @@ impl<J: Send + 'static> ConversationPool<J> {
         if self.inner.manager.get().is_some() {
             return Ok(());
         }
-        let (manager, _) = Manager::<J>::spawn(
-            None,
-            Manager::<J>(PhantomData),
-            Arc::downgrade(&self.inner),
-        )
-        .await
-        .map_err(|e| {
-            crate::Error::Disconnected(format!("cannot start the conversation manager: {e}"))
-        })?;
+        let (manager, _) =
+            Manager::<J>::spawn(None, Manager::<J>(PhantomData), Arc::downgrade(&self.inner))
+                .await
+                .map_err(|e| {
+                    crate::Error::Disconnected(format!(
+                        "cannot start the conversation manager: {e}"
+                    ))
+                })?;
         let _ = self.inner.manager.set(manager);
         Ok(())
     }

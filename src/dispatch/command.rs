@@ -373,13 +373,21 @@ mod tests {
         let e = <(u32, u32)>::parse_args("2 x").unwrap_err();
         assert!(e.message.contains("argument 2 `x`"), "{e}");
         assert!(e.message.contains("u32"), "{e}");
-        assert!(<(u32,)>::parse_args("").unwrap_err().message.contains("expected 1"));
+        assert!(
+            <(u32,)>::parse_args("")
+                .unwrap_err()
+                .message
+                .contains("expected 1")
+        );
         assert!(<(u32, String)>::parse_args("1 a b").is_err());
         assert_eq!(
             <(String, f64)>::parse_args("pi 3.5"),
             Ok(("pi".into(), 3.5))
         );
         assert_eq!(Vec::<i64>::parse_args("1 -2 3"), Ok(vec![1, -2, 3]));
-        assert_eq!(String::parse_args("  hello world "), Ok("hello world".into()));
+        assert_eq!(
+            String::parse_args("  hello world "),
+            Ok("hello world".into())
+        );
     }
 }

@@ -295,7 +295,8 @@ impl DispatcherBuilder {
             metrics: metrics.clone(),
         });
         let worker_shared = shared.clone();
-        let worker: Worker<Job> = Arc::new(move |job| Box::pin(process(worker_shared.clone(), job)));
+        let worker: Worker<Job> =
+            Arc::new(move |job| Box::pin(process(worker_shared.clone(), job)));
         let pool = ConversationPool::new(self.lanes, worker);
         let (tx, _) = watch::channel(false);
         Ok(Dispatcher {
@@ -502,10 +503,7 @@ impl Dispatcher {
             ack.ack();
             return;
         }
-        let lane = update
-            .chat_id_arc()
-            .map(Lane::Chat)
-            .unwrap_or(Lane::Global);
+        let lane = update.chat_id_arc().map(Lane::Chat).unwrap_or(Lane::Global);
         let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
             Pushed::Queued => return,
             Pushed::Rejected(job) => (job, OverflowReason::Rejected),
@@ -551,8 +549,7 @@ fn route_terminal(shared: Arc<Shared>) -> Terminal {
         if shared.inner.is_empty() {
             return Box::pin(call_handler(ctx, handler));
         }
-        let terminal: Terminal =
-            Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
+        let terminal: Terminal = Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
         Next::new(shared.inner.clone(), terminal).run(ctx)
     })
 }
@@ -641,14 +638,23 @@ mod tests {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(acks.try_recv().is_err(), "acked before the handler finished");
+        assert!(
+            acks.try_recv().is_err(),
+            "acked before the handler finished"
+        );
         gate.notify_one();
         let ack = tokio::time::timeout(Duration::from_secs(1), acks.recv())
             .await
             .unwrap()
             .unwrap();
         assert!(
-            matches!(ack, Frame::Response { id: 7, payload: None }),
+            matches!(
+                ack,
+                Frame::Response {
+                    id: 7,
+                    payload: None
+                }
+            ),
             "{ack:?}"
         );
         // The same message redelivered on a new connection: acknowledged, not handled again.
@@ -659,7 +665,13 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(matches!(ack, Frame::Response { id: 8, payload: None }));
+        assert!(matches!(
+            ack,
+            Frame::Response {
+                id: 8,
+                payload: None
+            }
+        ));
         drop(tx);
         task.await.unwrap().unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);

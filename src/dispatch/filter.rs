@@ -187,7 +187,10 @@ mod tests {
     fn mention_forms() {
         let me = "bot@srv.example";
         assert!(mentions(" @all ", me));
-        assert!(mentions(r#"hi <a href="trueconf:bot@srv.example">Bot</a>"#, me));
+        assert!(mentions(
+            r#"hi <a href="trueconf:bot@srv.example">Bot</a>"#,
+            me
+        ));
         assert!(mentions(
             "hi <a href='trueconf:bot@srv.example&do=profile'>Bot</a>",
             me
@@ -195,6 +198,9 @@ mod tests {
         assert!(mentions("hi [Bot](trueconf:bot@srv.example)", me));
         assert!(!mentions(r#"<a href="trueconf:bob@srv.example">x</a>"#, me));
         assert!(!mentions("@all of you", me));
-        assert!(!mentions(r#"<a href="trueconf:bot@srv.example.org">x</a>"#, me));
+        assert!(!mentions(
+            r#"<a href="trueconf:bot@srv.example.org">x</a>"#,
+            me
+        ));
     }
 }

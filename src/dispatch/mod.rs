@@ -43,12 +43,9 @@ mod typed;
 mod update;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
-pub use command::{
-    ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs,
-};
+pub use command::{ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs};
 pub use dispatcher::{
-    DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot,
-    OverflowReason,
+    DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot, OverflowReason,
 };
 pub use filter::Filter;
 pub use handler::{

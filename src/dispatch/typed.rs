@@ -47,11 +47,11 @@ where
     S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
-        let storage = ctx
-            .dependency::<Arc<dyn Storage>>()
-            .ok_or(ExtractError::MissingDependency(
-                "Arc<dyn trueconf_bot::fsm::Storage>",
-            ))?;
+        let storage =
+            ctx.dependency::<Arc<dyn Storage>>()
+                .ok_or(ExtractError::MissingDependency(
+                    "Arc<dyn trueconf_bot::fsm::Storage>",
+                ))?;
         let strategy = ctx.dependency::<KeyStrategy>().unwrap_or_default();
         let u = ctx.update();
         let missing = |what| ExtractError::Missing {

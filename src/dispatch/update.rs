@@ -446,7 +446,10 @@ mod tests {
     fn message_view() {
         let u = fixture("event.sendMessage.plain.json");
         assert_eq!(u.kind(), EventKind::Message);
-        assert_eq!(u.chat_id(), Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477"));
+        assert_eq!(
+            u.chat_id(),
+            Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477")
+        );
         assert_eq!(u.text(), Some("Hello, <b>bot</b>!"));
         assert_eq!(u.author_id(), Some("alice@video.example.com"));
         assert_eq!(u.chat_kind(), Some(ChatKind::P2p));
@@ -458,7 +461,10 @@ mod tests {
     fn button_press_view() {
         let u = fixture("event.command.waitReply.json");
         assert_eq!(u.kind(), EventKind::Command);
-        assert_eq!(u.chat_id(), Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477"));
+        assert_eq!(
+            u.chat_id(),
+            Some("4a1f88f1070d2f43d385cde9ff61964bc6b74477")
+        );
         assert_eq!(u.button_command(), Some("/confirm"));
         assert_eq!(u.custom_data(), Some("ticket=4711"));
         assert!(u.waits_reply());
@@ -489,7 +495,10 @@ mod tests {
             if name.starts_with("event.") {
                 let u = fixture(&name);
                 assert_ne!(u.kind(), EventKind::Unknown, "{name}");
-                if !matches!(u.kind(), EventKind::UploadProgress | EventKind::LimitsChanged) {
+                if !matches!(
+                    u.kind(),
+                    EventKind::UploadProgress | EventKind::LimitsChanged
+                ) {
                     assert!(u.chat_id().is_some(), "{name} has a chat");
                 }
                 n += 1;
