@@ -507,7 +507,7 @@ mod tests {
         assert!(p.drain(Duration::from_secs(10)).await);
         // 20 chats × 10 events × 5 ms = 1 s sequentially; in parallel about 50 ms.
         assert!(started.elapsed() < Duration::from_millis(600));
-        let log = log.lock().unwrap();
+        let log = log.lock().unwrap().clone();
         assert_eq!(log.len(), 200);
         for c in 0..20 {
             let seq: Vec<u32> = log
