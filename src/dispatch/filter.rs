@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::command::CommandFilter;
 use super::handler::Ctx;
-use super::update::{ChatKind, ContentKind};
+use crate::types::{ChatType, MessageKind};
 
 /// A predicate deciding whether a route takes an event.
 #[derive(Clone)]
@@ -61,14 +61,14 @@ impl Filter {
         Filter::text(move |t| t.contains(s.as_str()))
     }
 
-    /// The message carries this kind of content.
-    pub fn content(kind: ContentKind) -> Filter {
-        Filter::new(move |c| c.update().content_kind() == Some(kind))
+    /// The message is of this kind (text, photo, document, …).
+    pub fn content(kind: MessageKind) -> Filter {
+        Filter::new(move |c| c.update().message_kind() == Some(kind))
     }
 
-    /// The chat is of this kind.
-    pub fn chat_kind(kind: ChatKind) -> Filter {
-        Filter::new(move |c| c.update().chat_kind() == Some(kind))
+    /// The chat is of this type.
+    pub fn chat_type(chat_type: ChatType) -> Filter {
+        Filter::new(move |c| c.update().chat_type() == Some(chat_type))
     }
 
     /// The message was written by `id` (a TrueConf ID).

@@ -34,6 +34,7 @@
 //! ```
 
 mod command;
+mod context;
 mod dispatcher;
 mod filter;
 mod handler;
@@ -44,6 +45,7 @@ mod update;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
 pub use command::{ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs};
+pub use context::{ButtonContext, MessageContext};
 pub use dispatcher::{
     DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot, OverflowReason,
 };
@@ -54,4 +56,4 @@ pub use handler::{
 };
 pub use middleware::{Middleware, Next};
 pub use router::Router;
-pub use update::{ChatKind, ContentKind, EventKind, Update};
+pub use update::{EventKind, Update};

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 
 use crate::protocol::{RawValue, RequestId};
+use crate::types::{ChatType, MessageKind};
 
 /// The kind of a server event, from its wire `method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,68 +70,6 @@ impl EventKind {
     }
 }
 
-/// What a message carries, from its envelope type and MIME type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ContentKind {
-    /// Plain or formatted text (envelope type 200).
-    Text,
-    /// A forwarded message (201).
-    Forwarded,
-    /// A file whose MIME type starts with `image/`.
-    Photo,
-    /// A file whose MIME type starts with `video/`.
-    Video,
-    /// A file whose MIME type starts with `sticker/`.
-    Sticker,
-    /// A file whose MIME type starts with `audio/`.
-    Audio,
-    /// Any other file.
-    Document,
-    /// A location (203).
-    Location,
-    /// A survey (204).
-    Survey,
-    /// A voice message (205).
-    Voice,
-    /// A system envelope (types below 200).
-    System,
-    /// An envelope type this library does not know.
-    Other,
-}
-
-/// The kind of chat (`chatType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ChatKind {
-    /// A personal (one-to-one) chat.
-    P2p,
-    /// A group chat.
-    Group,
-    /// The system chat.
-    System,
-    /// The Favorites chat.
-    Favorites,
-    /// A channel.
-    Channel,
-    /// A value this library does not know.
-    Other(u32),
-}
-
-impl ChatKind {
-    /// The kind for a wire `chatType`.
-    pub fn from_wire(v: u32) -> Self {
-        match v {
-            1 => Self::P2p,
-            2 => Self::Group,
-            3 => Self::System,
-            5 => Self::Favorites,
-            6 => Self::Channel,
-            other => Self::Other(other),
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ChatRef {
@@ -147,7 +86,6 @@ struct Author {
 #[serde(rename_all = "camelCase")]
 struct Content {
     text: Option<String>,
-    mime_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,8 +112,6 @@ struct View {
     chat_id: Option<String>,
     chat: Option<ChatRef>,
     chat_type: Option<u32>,
-    #[serde(rename = "type")]
-    envelope_type: Option<serde_json::Value>,
     author: Option<Author>,
     content: Option<Content>,
     reply_message_id: Option<String>,
@@ -197,13 +133,6 @@ impl View {
                     .and_then(|s| s.message.as_ref())
                     .and_then(|m| m.chat_id())
             })
-    }
-
-    fn envelope_type(&self) -> Option<u32> {
-        self.envelope_type
-            .as_ref()
-            .and_then(|v| v.as_u64())
-            .and_then(|v| u32::try_from(v).ok())
     }
 }
 
@@ -301,14 +230,14 @@ impl Update {
         self.0.view.author.as_ref()?.id.as_deref()
     }
 
-    /// The chat kind, when the payload states it.
-    pub fn chat_kind(&self) -> Option<ChatKind> {
+    /// The chat type, when the payload states it.
+    pub fn chat_type(&self) -> Option<ChatType> {
         let v = &self.0.view;
         v.chat
             .as_ref()
             .and_then(|c| c.chat_type)
             .or(v.chat_type)
-            .map(ChatKind::from_wire)
+            .map(ChatType::from)
     }
 
     /// The id of the message this message replies to.
@@ -316,32 +245,12 @@ impl Update {
         self.0.view.reply_message_id.as_deref()
     }
 
-    /// What a message carries (only for [`EventKind::Message`]).
-    pub fn content_kind(&self) -> Option<ContentKind> {
-        if self.0.kind != EventKind::Message {
-            return None;
+    /// What a message is (only for [`EventKind::Message`]; decodes the typed message).
+    pub fn message_kind(&self) -> Option<MessageKind> {
+        match self.event().ok()? {
+            crate::types::Event::Message(m) => Some(m.kind()),
+            _ => None,
         }
-        let mime = self
-            .0
-            .view
-            .content
-            .as_ref()
-            .and_then(|c| c.mime_type.as_deref())
-            .unwrap_or("");
-        Some(match self.0.view.envelope_type()? {
-            t if t < 200 => ContentKind::System,
-            200 => ContentKind::Text,
-            201 => ContentKind::Forwarded,
-            202 if mime.starts_with("image/") => ContentKind::Photo,
-            202 if mime.starts_with("video/") => ContentKind::Video,
-            202 if mime.starts_with("sticker/") => ContentKind::Sticker,
-            202 if mime.starts_with("audio/") => ContentKind::Audio,
-            202 => ContentKind::Document,
-            203 => ContentKind::Location,
-            204 => ContentKind::Survey,
-            205 => ContentKind::Voice,
-            _ => ContentKind::Other,
-        })
     }
 
     /// The command string of a button press (`commandPayload.command`).
@@ -452,8 +361,8 @@ mod tests {
         );
         assert_eq!(u.text(), Some("Hello, <b>bot</b>!"));
         assert_eq!(u.author_id(), Some("alice@video.example.com"));
-        assert_eq!(u.chat_kind(), Some(ChatKind::P2p));
-        assert_eq!(u.content_kind(), Some(ContentKind::Text));
+        assert_eq!(u.chat_type(), Some(ChatType::P2p));
+        assert_eq!(u.message_kind(), Some(MessageKind::Text));
         assert!(u.dedup_key().is_some());
     }
 

@@ -1,0 +1,180 @@
+//! Handler parameters that pair an event with the bot, for the official client's shortcuts
+//! (`message.answer(...)`, `message.reply(...)`, …).
+
+use std::ops::Deref;
+
+use super::handler::{Ctx, Deps, ExtractError, FromEvent};
+use crate::bot::{Bot, Call};
+use crate::methods::{AnswerCommand, EditMessage, ForwardMessage, RemoveMessage, SendMessage};
+use crate::types::{AnswerType, CommandEvent, Content, Message};
+
+fn missing(ctx: &Ctx, what: &'static str) -> ExtractError {
+    ExtractError::Missing {
+        method: ctx.update().method().to_string(),
+        what,
+    }
+}
+
+/// A received message with the bot that received it. Derefs to [`Message`].
+///
+/// ```no_run
+/// use trueconf_bot::dispatch::{HandlerResult, MessageContext};
+///
+/// async fn echo(msg: MessageContext) -> HandlerResult {
+///     if let Some(text) = msg.text() {
+///         msg.reply(format!("you said: {text}")).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    /// The bot.
+    pub bot: Bot,
+    /// The message.
+    pub message: Message,
+    chat_id: String,
+}
+
+impl Deref for MessageContext {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl FromEvent for MessageContext {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        let bot = Bot::from_event(ctx)?;
+        let message = Message::from_event(ctx)?;
+        let chat_id = message
+            .chat_id()
+            .map(str::to_string)
+            .ok_or_else(|| missing(ctx, "chat id"))?;
+        Ok(MessageContext {
+            bot,
+            message,
+            chat_id,
+        })
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        Bot::check(deps)
+    }
+}
+
+impl MessageContext {
+    /// The chat the message is in.
+    pub fn chat(&self) -> &str {
+        &self.chat_id
+    }
+
+    /// Sends `text` to the same chat. Refine with `.map(|r| r.parse_mode(..))`.
+    pub fn answer(&self, text: impl Into<String>) -> Call<SendMessage> {
+        self.bot.execute(SendMessage::new(&self.chat_id, text))
+    }
+
+    /// Sends `text` to the same chat as a reply to this message.
+    pub fn reply(&self, text: impl Into<String>) -> Call<SendMessage> {
+        self.bot
+            .execute(SendMessage::new(&self.chat_id, text).reply_to(&self.message.message_id))
+    }
+
+    /// Forwards this message to `chat_id`.
+    pub fn forward_to(&self, chat_id: impl Into<String>) -> Call<ForwardMessage> {
+        self.bot
+            .execute(ForwardMessage::new(chat_id, &self.message.message_id))
+    }
+
+    /// Sends a copy of this text message (text, parse mode and buttons, without the
+    /// "forwarded" mark) to `chat_id`. Other kinds of message cannot be copied: forward them.
+    pub fn copy_to(&self, chat_id: impl Into<String>) -> crate::Result<Call<SendMessage>> {
+        match &self.message.content {
+            Content::Text(t) => {
+                let mut req =
+                    SendMessage::new(chat_id, t.text.clone()).parse_mode(t.parse_mode.clone());
+                req.content.buttons = t.buttons.clone();
+                Ok(self.bot.execute(req))
+            }
+            _ => Err(crate::Error::invalid(
+                "message",
+                format!(
+                    "message {} is a {:?}, only text messages can be copied; forward it instead",
+                    self.message.message_id,
+                    self.message.kind()
+                ),
+            )),
+        }
+    }
+
+    /// Replaces the text of this message (the bot's own messages only).
+    pub fn edit(&self, text: impl Into<String>) -> Call<EditMessage> {
+        self.bot
+            .execute(EditMessage::new(&self.message.message_id, text))
+    }
+
+    /// Deletes this message, for everyone when `for_all`.
+    pub fn delete(&self, for_all: bool) -> Call<RemoveMessage> {
+        self.bot
+            .execute(RemoveMessage::new(&self.message.message_id).for_all(for_all))
+    }
+}
+
+/// A button press with the bot, for answering it. Derefs to [`CommandEvent`].
+#[derive(Debug, Clone)]
+pub struct ButtonContext {
+    /// The bot.
+    pub bot: Bot,
+    /// The press.
+    pub press: CommandEvent,
+}
+
+impl Deref for ButtonContext {
+    type Target = CommandEvent;
+    fn deref(&self) -> &CommandEvent {
+        &self.press
+    }
+}
+
+impl FromEvent for ButtonContext {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        Ok(ButtonContext {
+            bot: Bot::from_event(ctx)?,
+            press: CommandEvent::from_event(ctx)?,
+        })
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        Bot::check(deps)
+    }
+}
+
+impl ButtonContext {
+    /// Answers a press that waits for a reply (`answerCommand`); an error naming the command
+    /// when the press carries no `commandId` (the button did not set `waitReply`).
+    pub fn answer(
+        &self,
+        answer_type: AnswerType,
+        text: impl Into<String>,
+    ) -> crate::Result<Call<AnswerCommand>> {
+        let id = self.press.command_id.clone().ok_or_else(|| {
+            crate::Error::invalid(
+                "commandId",
+                format!(
+                    "the press of `{}` carries no commandId (the button has no waitReply), so it cannot be answered",
+                    self.press.command()
+                ),
+            )
+        })?;
+        Ok(self.bot.execute(AnswerCommand::new(id, answer_type, text)))
+    }
+
+    /// Sends `text` to the chat of the message that carried the button.
+    pub fn send(&self, text: impl Into<String>) -> crate::Result<Call<SendMessage>> {
+        let chat = self
+            .press
+            .chat_id()
+            .ok_or_else(|| crate::Error::invalid("chatId", "the button press names no chat"))?;
+        Ok(self.bot.execute(SendMessage::new(chat, text)))
+    }
+}
