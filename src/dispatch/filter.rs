@@ -98,7 +98,7 @@ impl Filter {
     /// bot's profile (`trueconf:<bot id>`). Never matches while the bot id is unknown.
     pub fn mentioned() -> Filter {
         Filter::new(|c| match (c.update().text(), c.self_id()) {
-            (Some(text), Some(me)) => mentions(text, me),
+            (Some(text), Some(me)) => crate::format::mentions(text, me),
             (Some(text), None) => text.trim() == "@all",
             _ => false,
         })
@@ -155,52 +155,5 @@ impl std::ops::Not for Filter {
     type Output = Filter;
     fn not(self) -> Filter {
         Filter::new(move |c| !self.matches(c))
-    }
-}
-
-/// Whether `text` mentions `bot_id` the way the official client decides it: the trimmed text
-/// is exactly `@all`, or a `trueconf:<id>` link (HTML `href` with either quote, or a Markdown
-/// link target, optionally followed by `&do=profile`) names the bot.
-pub(crate) fn mentions(text: &str, bot_id: &str) -> bool {
-    if text.trim() == "@all" {
-        return true;
-    }
-    let mut rest = text;
-    while let Some(i) = rest.find("trueconf:") {
-        let after = &rest[i + "trueconf:".len()..];
-        let end = after
-            .find(|c: char| matches!(c, '"' | '\'' | ')' | '&' | '>') || c.is_whitespace())
-            .unwrap_or(after.len());
-        if after[..end].eq_ignore_ascii_case(bot_id) {
-            return true;
-        }
-        rest = after;
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mention_forms() {
-        let me = "bot@srv.example";
-        assert!(mentions(" @all ", me));
-        assert!(mentions(
-            r#"hi <a href="trueconf:bot@srv.example">Bot</a>"#,
-            me
-        ));
-        assert!(mentions(
-            "hi <a href='trueconf:bot@srv.example&do=profile'>Bot</a>",
-            me
-        ));
-        assert!(mentions("hi [Bot](trueconf:bot@srv.example)", me));
-        assert!(!mentions(r#"<a href="trueconf:bob@srv.example">x</a>"#, me));
-        assert!(!mentions("@all of you", me));
-        assert!(!mentions(
-            r#"<a href="trueconf:bot@srv.example.org">x</a>"#,
-            me
-        ));
     }
 }

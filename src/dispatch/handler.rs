@@ -65,6 +65,10 @@ impl Ctx {
         self.deps.get::<T>()
     }
 
+    pub(crate) fn clear_command(&self) {
+        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     pub(crate) fn matched_command(&self) -> Option<Arc<MatchedCommand>> {
         self.command
             .lock()

@@ -152,10 +152,20 @@ impl Router {
         for node in &self.nodes {
             match node {
                 Node::Route(r) => {
-                    if r.kind.is_none_or(|k| k == kind)
-                        && r.filter.as_ref().is_none_or(|f| f.matches(ctx))
-                    {
+                    if r.kind.is_some_and(|k| k != kind) {
+                        continue;
+                    }
+                    let Some(filter) = &r.filter else {
                         return Some(&r.handler);
+                    };
+                    let had_command = ctx.matched_command().is_some();
+                    if filter.matches(ctx) {
+                        return Some(&r.handler);
+                    }
+                    // A command filter that matched inside a failed `and` must not leak its
+                    // parse (and bad-arguments hook) to a later route.
+                    if !had_command {
+                        ctx.clear_command();
                     }
                 }
                 Node::Router(nested) => {
