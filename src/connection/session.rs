@@ -210,11 +210,19 @@ fn classify_tls(e: ConnectError, what: &str) -> ConnectError {
     };
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(c) = cur {
-        let rustls_err = c.downcast_ref::<rustls::Error>().or_else(|| {
-            c.downcast_ref::<std::io::Error>()
+        // io::Error hides its payload from `source()`; look inside nested ones.
+        let mut inner = Some(c);
+        let mut rustls_err = None;
+        while let Some(i) = inner {
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                rustls_err = Some(r);
+                break;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
         if let Some(rustls::Error::InvalidCertificate(cert)) = rustls_err {
             return ConnectError::Fatal(Failure::new(
                 FailureKind::Tls,
