@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
-use trueconf_bot::bot::{Bot, BotBuilder, ReconnectPolicy};
+use trueconf_bot::bot::{Bot, BotBuilder, Call, ReconnectPolicy};
 use trueconf_bot::connection::{AckMode, ConnectionState, FailureKind};
 use trueconf_bot::methods::Request;
 use trueconf_bot::{Error, Result};
@@ -78,7 +78,7 @@ impl Srv {
 }
 
 async fn server_info() -> impl IntoResponse {
-    axum::Json(json!({"product": {"display_name": "test.local", "version": "5.5.3.1"}}))
+    axum::Json(json!({"product": {"display_name": "video.example.com", "version": "5.5.3.1"}}))
 }
 
 async fn token(State(srv): State<Arc<Srv>>, body: axum::Json<Value>) -> impl IntoResponse {
@@ -142,7 +142,7 @@ async fn session(srv: Arc<Srv>, socket: WebSocket) {
                         json!({"errorCode": 203})
                     } else if srv.valid.lock().unwrap().contains(&t) {
                         authed = true;
-                        json!({"userId": "bot@test.local/res1", "connectionId": "c1"})
+                        json!({"userId": "bot@video.example.com/res1", "connectionId": "c1"})
                     } else {
                         json!({"errorCode": 201})
                     };
@@ -163,7 +163,8 @@ async fn session(srv: Arc<Srv>, socket: WebSocket) {
                             payload
                         }
                         "never" => return,
-                        _ => json!({"errorCode": 304}),
+                        "sendChatActivity" => json!({"chatId": payload["chatId"], "activityType": "typing", "retryAfter": 50}),
+                        m => fixture(&format!("resp.{m}.json")).unwrap_or(json!({"errorCode": 304})),
                     };
                     let _ = out.send(json!({"type": 2, "id": id, "payload": answer}).to_string());
                 });
@@ -171,6 +172,14 @@ async fn session(srv: Arc<Srv>, socket: WebSocket) {
         }
     }
     writer.abort();
+}
+
+/// The payload of a fixture frame.
+fn fixture(name: &str) -> Option<Value> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(v["payload"].clone())
 }
 
 fn app(srv: Arc<Srv>) -> Router {
@@ -308,9 +317,9 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
     bot.start().await?;
     bot.start().await?; // idempotent
     assert_eq!(srv.connections.load(Ordering::SeqCst), 1);
-    assert_eq!(bot.me().as_deref(), Some("bot@test.local"));
-    assert_eq!(bot.server_name().as_deref(), Some("test.local"));
-    assert_eq!(bot.complete_user_id("alice"), "alice@test.local");
+    assert_eq!(bot.me().as_deref(), Some("bot@video.example.com"));
+    assert_eq!(bot.server_name().as_deref(), Some("video.example.com"));
+    assert_eq!(bot.complete_user_id("alice"), "alice@video.example.com");
     assert_eq!(bot.complete_user_id("bob@x"), "bob@x");
     let auth = &srv.requests("auth")[0];
     assert_eq!(auth["token"], token.as_str());
@@ -326,7 +335,11 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert_eq!(bot.in_flight(), 0, "a timed-out request leaves no pending entry");
+    assert_eq!(
+        bot.in_flight(),
+        0,
+        "a timed-out request leaves no pending entry"
+    );
     bot.shutdown().await?;
     assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
@@ -353,7 +366,9 @@ async fn bad_credentials_and_bad_tokens_fail_fast_with_auth_errors() -> Result<(
     let bot = builder(addr).credentials("bot", "wrong").build()?;
     let err = bot.start().await.unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err}");
-    assert!(matches!(&*bot.state().borrow(), ConnectionState::Failed(f) if f.kind == FailureKind::Auth));
+    assert!(
+        matches!(&*bot.state().borrow(), ConnectionState::Failed(f) if f.kind == FailureKind::Auth)
+    );
 
     let bot = builder(addr).credentials("sso", "pw").build()?;
     let err = bot.start().await.unwrap_err();
@@ -362,7 +377,10 @@ async fn bad_credentials_and_bad_tokens_fail_fast_with_auth_errors() -> Result<(
     let bot = builder(addr).token(jwt(999)).build()?;
     let err = bot.start().await.unwrap_err();
     assert_eq!(err.api_code().map(|c| c.0), Some(201), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "no retries on auth errors");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no retries on auth errors"
+    );
     Ok(())
 }
 
@@ -404,7 +422,9 @@ async fn server_drop_under_load_reconnects_and_nothing_hangs() -> Result<()> {
             if i % 2 == 0 {
                 bot.execute(Slow { ms: 300 }).await.map(|_| ())
             } else {
-                bot.execute(SlowRead { ms: 300 + i }).await.map(|r| assert_eq!(r["ms"], 300 + i))
+                bot.execute(SlowRead { ms: 300 + i })
+                    .await
+                    .map(|r| assert_eq!(r["ms"], 300 + i))
             }
         }));
     }
@@ -475,7 +495,10 @@ async fn restart_limit_fails_the_bot() -> Result<()> {
         .build()?;
     bot.start().await?;
     for _ in 0..3 {
-        wait_state(&bot, |s| matches!(s, ConnectionState::Ready) || s.is_terminal()).await;
+        wait_state(&bot, |s| {
+            matches!(s, ConnectionState::Ready) || s.is_terminal()
+        })
+        .await;
         if let Some(c) = bot.connection_actor() {
             c.kill();
         }
@@ -506,7 +529,11 @@ async fn shutdown_settles_100_in_flight_requests_within_its_deadline() -> Result
     tokio::time::sleep(Duration::from_millis(20)).await;
     let began = std::time::Instant::now();
     bot.shutdown().await?;
-    assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
     let (mut ok, mut gone) = (0, 0);
     for t in tasks {
         match tokio::time::timeout(Duration::from_secs(1), t).await {
@@ -621,5 +648,275 @@ async fn wss_verification_modes() -> Result<()> {
         .build()?;
     bot.start().await?;
     assert_eq!(bot.execute(Echo { n: 2 }).await?.n, 2);
+    bot.shutdown().await
+}
+
+/// Sends `call`, then checks the payload the server received against the `req.<fixture>.json`
+/// fixture and the typed response against `resp.<method>.json` (top-level scalars).
+async fn check<R>(srv: &Srv, call: Call<R>, req_fixture: &str, ignore: &[&str]) -> R::Response
+where
+    R: Request,
+    R::Response: Serialize,
+{
+    let resp = call.await.unwrap_or_else(|e| panic!("{req_fixture}: {e}"));
+    let mut want = fixture(&format!("req.{req_fixture}.json")).expect("request fixture");
+    let mut got = srv.requests(R::METHOD).pop().expect("request logged");
+    for path in ignore {
+        let (a, b) = path.split_once('.').expect("a.b path");
+        want[a].as_object_mut().unwrap().remove(b);
+        got[a].as_object_mut().unwrap().remove(b);
+    }
+    assert_eq!(got, want, "request payload of {req_fixture}");
+    let expected = fixture(&format!("resp.{}.json", R::METHOD)).expect("response fixture");
+    let typed = serde_json::to_value(&resp).unwrap();
+    for (k, v) in expected.as_object().unwrap() {
+        if !v.is_object() && !v.is_array() && !v.is_null() {
+            assert_eq!(typed.get(k), Some(v), "response field {k} of {}", R::METHOD);
+        }
+    }
+    resp
+}
+
+#[tokio::test]
+async fn every_method_sends_the_official_payload_and_decodes_the_response() -> Result<()> {
+    use trueconf_bot::types::{
+        ActivityType, AnswerType, CommandLevel, CommandStatus, CommandVisibility, ParseMode, Role,
+    };
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    bot.start().await?;
+    let (p2p, group, msg, fwd, file) = (
+        "4a1f88f1070d2f43d385cde9ff61964bc6b74477",
+        "9b2e6c1d3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c",
+        "8fe61d87-6db0-4792-8f5e-e5960c7d5a06",
+        "267d61f2-2ba1-4e88-83ab-bb84415f31b6",
+        "f3c2a9e4b1d07a6e5c8b9d0e1f2a3b4c5d6e7f80",
+    );
+    let sent = check(
+        &srv,
+        bot.send_message(p2p, "Hello, world!"),
+        "sendMessage",
+        &[],
+    )
+    .await;
+    assert_eq!(sent.message_id, msg);
+    check(
+        &srv,
+        bot.reply_message(p2p, fwd, "Got it, **thanks**")
+            .parse_mode(ParseMode::Markdown),
+        "sendMessage.reply",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.edit_message(msg, "Hello again!"),
+        "editMessage",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.remove_message(msg).for_all(true),
+        "removeMessage",
+        &[],
+    )
+    .await;
+    check(&srv, bot.forward_message(group, fwd), "forwardMessage", &[]).await;
+    check(&srv, bot.get_message_by_id(fwd), "getMessageById", &[]).await;
+    let h = check(&srv, bot.get_chat_history(p2p, 2), "getChatHistory", &[]).await;
+    assert_eq!(h.messages.len(), 2);
+    check(
+        &srv,
+        bot.get_chat_history(p2p, 2).from_message(msg),
+        "getChatHistory.from",
+        &[],
+    )
+    .await;
+    let chats = check(&srv, bot.get_chats(10, 1), "getChats", &[]).await;
+    assert!(!chats.chats.is_empty());
+    check(&srv, bot.get_chat_by_id(group), "getChatByID", &[]).await;
+    // Bare logins are completed with the server's domain.
+    let c = check(
+        &srv,
+        bot.create_personal_chat("alice"),
+        "createP2PChat",
+        &[],
+    )
+    .await;
+    assert_eq!(c.chat_id, p2p);
+    check(
+        &srv,
+        bot.create_group_chat("Support team"),
+        "createGroupChat",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.create_channel("Release announcements"),
+        "createChannel",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.create_favorites_chat(),
+        "createFavoritesChat",
+        &[],
+    )
+    .await;
+    check(&srv, bot.delete_chat(group), "removeChat", &[]).await;
+    check(
+        &srv,
+        bot.edit_chat_title(group, "Support team (EU)"),
+        "editChatTitle",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.edit_chat_avatar(group, "c0ffee00-1234-4abc-9def-0123456789ab"),
+        "editChatAvatar",
+        &[],
+    )
+    .await;
+    check(&srv, bot.clear_history(group), "clearHistory", &[]).await;
+    check(
+        &srv,
+        bot.add_participant_to_chat(group, "carol")
+            .display_history(true),
+        "addChatParticipant",
+        &[],
+    )
+    .await;
+    check(
+        &srv,
+        bot.remove_participant_from_chat(group, "carol@video.example.com"),
+        "removeChatParticipant",
+        &[],
+    )
+    .await;
+    let ps = check(
+        &srv,
+        bot.get_chat_participants(group, 50, 1),
+        "getChatParticipants",
+        &[],
+    )
+    .await;
+    assert!(ps.participants.len() >= 2);
+    check(
+        &srv,
+        bot.get_chat_participant(group, "alice"),
+        "getChatParticipant",
+        &[],
+    )
+    .await;
+    let has = check(
+        &srv,
+        bot.has_chat_participant(group, "alice"),
+        "hasChatParticipant",
+        &[],
+    )
+    .await;
+    assert!(has.result);
+    check(
+        &srv,
+        bot.change_participant_role(group, "alice", Role::Admin),
+        "changeParticipantRole",
+        &[],
+    )
+    .await;
+    let name = check(
+        &srv,
+        bot.get_user_display_name("alice"),
+        "getUserDisplayName",
+        &[],
+    )
+    .await;
+    assert_eq!(name.display_name, "Alice Smith");
+    check(
+        &srv,
+        bot.send_survey(group, "Employee survey", "employee_testing"),
+        "sendSurvey",
+        &["content.secret"],
+    )
+    .await;
+    check(
+        &srv,
+        bot.edit_survey(
+            "9c8b7a6f-5e4d-4c3b-8a29-1f0e9d8c7b6a",
+            "Employee survey 2026",
+            "employee_testing",
+        )
+        .anonymous(true),
+        "editSurvey",
+        &[],
+    )
+    .await;
+    check(&srv, bot.get_file_info(file), "getFileInfo", &[]).await;
+    let sub = check(
+        &srv,
+        bot.subscribe_file_progress(file),
+        "subscribeFileProgress",
+        &[],
+    )
+    .await;
+    assert!(sub.result);
+    check(
+        &srv,
+        bot.unsubscribe_file_progress(file),
+        "unsubscribeFileProgress",
+        &[],
+    )
+    .await;
+    let limits = bot.get_file_upload_limits().await?;
+    assert_eq!(limits.max_size, Some(104_857_600));
+    assert_eq!(srv.requests("getFileUploadLimits"), vec![json!({})]);
+    let activity = bot.send_chat_activity(p2p, ActivityType::Typing).await?;
+    assert_eq!(activity.retry_after, 50);
+    assert_eq!(
+        srv.requests("sendChatActivity").pop().unwrap(),
+        fixture("req.sendChatActivity.json").unwrap()
+    );
+    check(
+        &srv,
+        bot.answer_command(
+            "a7b8c9d0-e1f2-4a3b-8c4d-5e6f7a8b9c0d",
+            AnswerType::Complete,
+            "Ticket 4711 closed",
+        )
+        .status(CommandStatus::Ok)
+        .visibility(CommandVisibility::Toast)
+        .level(CommandLevel::Info),
+        "answerCommand",
+        &[],
+    )
+    .await;
+    // Client-side validation: nothing is sent.
+    let before = srv.requests("getChats").len();
+    let err = bot.get_chats(10, 0).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert_eq!(srv.requests("getChats").len(), before);
+    bot.shutdown().await
+}
+
+#[tokio::test]
+async fn typing_guard_repeats_after_retry_after_and_stops_on_drop() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    bot.start().await?;
+    let guard = bot.typing("chat-1");
+    tokio::time::sleep(Duration::from_millis(230)).await;
+    drop(guard);
+    let sent = srv.requests("sendChatActivity").len();
+    // retryAfter is 50 ms: about five activities in 230 ms.
+    assert!((3..=6).contains(&sent), "{sent}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        srv.requests("sendChatActivity").len(),
+        sent,
+        "stopped on drop"
+    );
     bot.shutdown().await
 }
