@@ -994,3 +994,20 @@ async fn load_mode_reports_every_echo() {
     sim.faults().restart(Duration::ZERO);
     let _ = echo.await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn assertions_run_on_tokio_paused_time() {
+    let sim = sim().await;
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    alice.send_text(&chat, "anyone?").await.unwrap();
+    let t = std::time::Instant::now();
+    // Ten virtual minutes of silence cost no real time.
+    sim.expect_no_message(&chat, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let err = sim.expect_message(&chat).await.unwrap_err();
+    assert!(matches!(err, trueconf_bot::Error::Timeout { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(sim.history(&chat).len(), 1);
+}
