@@ -920,3 +920,503 @@ async fn typing_guard_repeats_after_retry_after_and_stops_on_drop() -> Result<()
     );
     bot.shutdown().await
 }
+
+// ---------------------------------------------------------------- against the emulator
+
+mod sim {
+    use super::*;
+    use trueconf_bot::methods::UploadFile;
+    use trueconf_bot::testkit::{Sim, SimConfig};
+    use trueconf_bot::types::{
+        ActivityType, AnswerType, Button, CommandStatus, InlineKeyboard, ParseMode, Role,
+    };
+
+    fn bot_for(sim: &Sim) -> BotBuilder {
+        builder(sim.addr())
+    }
+
+    /// The payload of the bot's latest `method` request as the emulator recorded it.
+    fn last(sim: &Sim, method: &str) -> Value {
+        sim.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == method)
+            .map(|r| r.payload)
+            .unwrap_or_else(|| panic!("no {method} request recorded"))
+    }
+
+    async fn upload(sim: &Sim, bot: &Bot, name: &str, data: &'static [u8]) -> String {
+        let task = bot
+            .execute(UploadFile::new(name, data.len() as u64))
+            .await
+            .expect("uploadFile");
+        let part = reqwest::multipart::Part::bytes(data)
+            .file_name(name.to_owned())
+            .mime_str("image/png")
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )
+            .build()
+            .unwrap();
+        let resp: Value = http
+            .post(format!("{}/bridge/api/client/v1/files", sim.url()))
+            .header("Upload-Task-Id", task.upload_task_id)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        resp["temporalFileId"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn every_seed_method_against_the_emulator() -> Result<()> {
+        let sim = Sim::start(SimConfig::default()).await?;
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        bot.start().await?;
+        let domain = sim.domain().to_owned();
+        assert_eq!(bot.server_name().as_deref(), Some(domain.as_str()));
+        assert_eq!(bot.me(), Some(sim.bot_id()));
+        let alice = sim.user("alice");
+        let carol = sim.user("carol");
+
+        // Personal chat; the bare login is completed with the server's domain.
+        let p2p = bot.create_personal_chat("alice").await?.chat_id;
+        assert_eq!(last(&sim, "createP2PChat")["userId"], alice.id());
+
+        let sent = bot
+            .send_message(&p2p, "Hello, <b>Alice</b>")
+            .parse_mode(ParseMode::Html)
+            .await?;
+        assert_eq!(
+            last(&sim, "sendMessage")["content"],
+            json!({"text": "Hello, <b>Alice</b>", "parseMode": "html"})
+        );
+        assert_eq!(sent.chat_id, p2p);
+        assert!(sim.message(&sent.message_id).is_some());
+
+        let incoming = alice.send_text(&p2p, "question").await?;
+        let reply = bot.reply_message(&p2p, &incoming, "answer").await?;
+        assert_eq!(
+            last(&sim, "sendMessage")["replyMessageId"],
+            incoming.as_str()
+        );
+        assert_eq!(
+            sim.message(&reply.message_id).unwrap()["replyMessageId"],
+            incoming.as_str()
+        );
+
+        let edited = bot.edit_message(&sent.message_id, "Hello again").await?;
+        assert_eq!(edited.message_id, sent.message_id);
+        assert_eq!(last(&sim, "editMessage")["content"]["text"], "Hello again");
+        assert_eq!(
+            sim.message(&sent.message_id).unwrap()["content"]["text"],
+            "Hello again"
+        );
+
+        let got = bot.get_message_by_id(&sent.message_id).await?;
+        assert_eq!(
+            last(&sim, "getMessageById"),
+            json!({"messageId": sent.message_id})
+        );
+        assert_eq!(got.message_id, sent.message_id);
+
+        let history = bot.get_chat_history(&p2p, 10).await?;
+        assert_eq!(
+            last(&sim, "getChatHistory"),
+            json!({"chatId": p2p, "count": 10})
+        );
+        assert!(history.messages.len() >= 3, "{}", history.messages.len());
+        let older = bot
+            .get_chat_history(&p2p, 1)
+            .from_message(&reply.message_id)
+            .await?;
+        assert_eq!(
+            last(&sim, "getChatHistory")["fromMessageId"],
+            reply.message_id.as_str()
+        );
+        assert_eq!(older.messages.len(), 1);
+
+        // Group chats and participants.
+        let group = bot.create_group_chat("Support team").await?.chat_id;
+        assert_eq!(
+            last(&sim, "createGroupChat"),
+            json!({"title": "Support team"})
+        );
+        assert_eq!(sim.chat_title(&group).as_deref(), Some("Support team"));
+        let channel = bot.create_channel("Announcements").await?.chat_id;
+        assert_eq!(
+            last(&sim, "createChannel"),
+            json!({"title": "Announcements"})
+        );
+        assert!(sim.chat_exists(&channel));
+        let fav = bot.create_favorites_chat().await?.chat_id;
+        assert_eq!(last(&sim, "createFavoritesChat"), json!({}));
+        assert!(sim.chat_exists(&fav));
+
+        let chats = bot.get_chats(50, 1).await?;
+        assert_eq!(last(&sim, "getChats"), json!({"count": 50, "page": 1}));
+        assert!(chats.chats.iter().any(|c| c.chat_id == group));
+        let chat = bot.get_chat_by_id(&group).await?;
+        assert_eq!(last(&sim, "getChatByID"), json!({"chatId": group}));
+        assert_eq!(chat.title.as_deref(), Some("Support team"));
+
+        bot.add_participant_to_chat(&group, "alice")
+            .display_history(true)
+            .await?;
+        assert_eq!(
+            last(&sim, "addChatParticipant"),
+            json!({"chatId": group, "userId": alice.id(), "displayHistory": true})
+        );
+        bot.add_participant_to_chat(&group, carol.id()).await?;
+        assert!(
+            sim.participants(&group)
+                .iter()
+                .any(|(u, _)| *u == alice.id())
+        );
+        let list = bot.get_chat_participants(&group, 10, 1).await?;
+        assert_eq!(
+            last(&sim, "getChatParticipants"),
+            json!({"chatId": group, "pageSize": 10, "pageNumber": 1})
+        );
+        assert_eq!(list.participants.len(), 3);
+        let p = bot.get_chat_participant(&group, "alice").await?;
+        assert_eq!(
+            last(&sim, "getChatParticipant"),
+            json!({"chatId": group, "userId": alice.id()})
+        );
+        assert_eq!(p.user_id, alice.id());
+        assert!(bot.has_chat_participant(&group, "alice").await?.result);
+        assert_eq!(last(&sim, "hasChatParticipant")["userId"], alice.id());
+        bot.change_participant_role(&group, "alice", Role::Admin)
+            .await?;
+        assert_eq!(last(&sim, "changeParticipantRole")["role"], "admin");
+        assert!(
+            sim.participants(&group)
+                .contains(&(alice.id(), "admin".to_owned()))
+        );
+        bot.remove_participant_from_chat(&group, "carol").await?;
+        assert_eq!(
+            last(&sim, "removeChatParticipant"),
+            json!({"chatId": group, "userId": carol.id(), "clearHistory": false})
+        );
+        assert!(!bot.has_chat_participant(&group, "carol").await?.result);
+
+        let title = bot.edit_chat_title(&group, "Support (EU)").await?;
+        assert_eq!(title.chat_id, group);
+        assert_eq!(sim.chat_title(&group).as_deref(), Some("Support (EU)"));
+        let tmp = upload(&sim, &bot, "avatar.png", b"\x89PNG fake").await;
+        bot.edit_chat_avatar(&group, &tmp).await?;
+        assert_eq!(
+            last(&sim, "editChatAvatar"),
+            json!({"chatId": group, "temporalFileId": tmp})
+        );
+
+        let fwd = bot.forward_message(&group, &incoming).await?;
+        assert_eq!(
+            last(&sim, "forwardMessage"),
+            json!({"messageId": incoming, "chatId": group})
+        );
+        assert_eq!(fwd.chat_id, group);
+
+        let survey = bot
+            .send_survey(&group, "Employee survey", "employee_testing")
+            .await?;
+        let req = last(&sim, "sendSurvey");
+        assert_eq!(
+            req["content"]["url"],
+            format!("https://{domain}/webtools/survey")
+        );
+        assert_eq!(req["content"]["path"], "employee_testing");
+        let es = bot
+            .edit_survey(
+                &survey.message_id,
+                "Employee survey 2026",
+                "employee_testing",
+            )
+            .anonymous(true)
+            .await?;
+        assert_eq!(es.message_id, survey.message_id);
+        assert_eq!(
+            last(&sim, "editSurvey")["content"]["description"],
+            "{{Anonymous survey}}"
+        );
+
+        let name = bot.get_user_display_name("alice").await?;
+        assert_eq!(
+            last(&sim, "getUserDisplayName"),
+            json!({"userId": alice.id()})
+        );
+        assert!(!name.display_name.is_empty());
+
+        // Files.
+        let file = alice
+            .upload_file(&p2p, "notes.txt", &b"hello file"[..])
+            .await?;
+        let info = bot.get_file_info(&file.file_id).await?;
+        assert_eq!(last(&sim, "getFileInfo"), json!({"fileId": file.file_id}));
+        assert_eq!(info.size, 10);
+        assert!(bot.subscribe_file_progress(&file.file_id).await?.result);
+        assert_eq!(
+            last(&sim, "subscribeFileProgress"),
+            json!({"fileId": file.file_id})
+        );
+        assert!(bot.unsubscribe_file_progress(&file.file_id).await?.result);
+        assert_eq!(
+            last(&sim, "unsubscribeFileProgress"),
+            json!({"fileId": file.file_id})
+        );
+        let limits = bot.get_file_upload_limits().await?;
+        assert_eq!(last(&sim, "getFileUploadLimits"), json!({}));
+        assert_eq!(limits.max_size, None);
+
+        // Activity and commands.
+        let act = bot.send_chat_activity(&p2p, ActivityType::Typing).await?;
+        assert_eq!(
+            last(&sim, "sendChatActivity"),
+            json!({"chatId": p2p, "activityType": "typing"})
+        );
+        assert_eq!(act.retry_after, 5000);
+        let keyboard = InlineKeyboard::builder()
+            .button(Button::command("Close", "/close").wait_reply(true))
+            .build()?;
+        let card = bot.send_message(&p2p, "Close?").buttons(keyboard).await?;
+        let command_id = alice
+            .press_button(&p2p, &card.message_id, "/close")
+            .await?
+            .expect("waitReply gives a command id");
+        bot.answer_command(&command_id, AnswerType::Complete, "Closed")
+            .status(CommandStatus::Ok)
+            .await?;
+        assert_eq!(
+            last(&sim, "answerCommand"),
+            json!({"commandId": command_id, "answerType": "complete", "message": {"text": "Closed", "status": "ok"}})
+        );
+
+        // Removal.
+        bot.remove_message(&sent.message_id).for_all(true).await?;
+        assert_eq!(
+            last(&sim, "removeMessage"),
+            json!({"messageId": sent.message_id, "forAll": true})
+        );
+        assert!(sim.message(&sent.message_id).is_none());
+        bot.clear_history(&group).for_all(true).await?;
+        assert_eq!(
+            last(&sim, "clearHistory"),
+            json!({"chatId": group, "forAll": true})
+        );
+        bot.delete_chat(&channel).await?;
+        assert_eq!(last(&sim, "removeChat"), json!({"chatId": channel}));
+        assert!(!sim.chat_exists(&channel));
+
+        // A server error is typed.
+        let err = bot.get_chat_by_id("no-such-chat").await.unwrap_err();
+        assert_eq!(err.api_code().map(|c| c.0), Some(304), "{err}");
+        bot.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn auth_flows_against_the_emulator() -> Result<()> {
+        let sim = Sim::start(SimConfig::default()).await?;
+        let bot = bot_for(&sim).credentials("bot", "bot-password").build()?;
+        bot.start().await?;
+        assert_eq!(bot.me(), Some(sim.bot_id()));
+        bot.shutdown().await?;
+
+        let bot = bot_for(&sim)
+            .oauth_app("sim-app", "bot", "bot-password")
+            .build()?;
+        bot.start().await?;
+        assert_eq!(bot.me(), Some(sim.bot_id()));
+        bot.shutdown().await?;
+
+        let began = std::time::Instant::now();
+        let bot = bot_for(&sim).credentials("bot", "wrong").build()?;
+        assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
+        let bot = bot_for(&sim).token(sim.expired_token_for("bot")).build();
+        assert!(
+            matches!(bot, Err(Error::Auth { .. })),
+            "expired tokens are refused locally"
+        );
+        sim.set_user_disabled("bot", true);
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        let err = bot.start().await.unwrap_err();
+        assert_eq!(err.api_code().map(|c| c.0), Some(202), "{err}");
+        sim.set_user_disabled("bot", false);
+        sim.set_password_login(false);
+        let bot = bot_for(&sim).credentials("bot", "bot-password").build()?;
+        let err = bot.start().await.unwrap_err();
+        assert!(err.to_string().contains("auth_method_disabled"), "{err}");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "auth errors are not retried"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn expired_token_is_renewed_with_credentials_on_reconnect() -> Result<()> {
+        let sim = Sim::start(SimConfig {
+            token_ttl: Duration::from_secs(1),
+            ..SimConfig::default()
+        })
+        .await?;
+        let bot = bot_for(&sim).credentials("bot", "bot-password").build()?;
+        bot.start().await?;
+        let first = bot.token().unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        sim.faults().drop_connections();
+        wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
+        wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
+        assert_ne!(bot.token().unwrap(), first, "a new token was fetched");
+        bot.get_chats(10, 1).await?;
+        bot.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn wss_with_the_emulators_self_signed_certificate() -> Result<()> {
+        let sim = Sim::start(SimConfig {
+            tls: true,
+            ..SimConfig::default()
+        })
+        .await?;
+        let b = || {
+            Bot::builder("localhost")
+                .port(sim.addr().port())
+                .token(sim.bot_token())
+        };
+        let err = b().build()?.start().await.unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{err}");
+
+        let bot = b().verify_ssl(false).build()?;
+        bot.start().await?;
+        bot.get_chats(10, 1).await?;
+        bot.shutdown().await?;
+
+        let pem = sim.cert_pem().expect("tls on").as_bytes().to_vec();
+        let bot = b().ca_certificate_pem(pem).build()?;
+        bot.start().await?;
+        bot.get_chats(10, 1).await?;
+        bot.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn server_restart_under_load_loses_nothing_silently() -> Result<()> {
+        let sim = Sim::start(SimConfig::default()).await?;
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        bot.start().await?;
+        sim.user("alice");
+        let chat = bot.create_personal_chat("alice").await?.chat_id;
+        // The emulator delays responses one after another: 100 requests take a second.
+        sim.faults().delay_responses(Duration::from_millis(10));
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let bot = bot.clone();
+            let chat = chat.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    bot.send_message(chat, format!("m{i}")).await.map(|_| ())
+                } else {
+                    bot.get_chat_history(chat, 5).await.map(|_| ())
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        sim.faults().restart(Duration::from_millis(200));
+        let mut lost = 0;
+        for t in tasks {
+            match tokio::time::timeout(Duration::from_secs(5), t).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(Error::Disconnected(_)))) => lost += 1,
+                other => panic!("unexpected outcome: {other:?}"),
+            }
+        }
+        assert!(
+            lost <= 50,
+            "only writes may fail, reads are re-sent: {lost}"
+        );
+        sim.faults().clear();
+        for i in 0..10 {
+            bot.send_message(&chat, format!("after {i}")).await?;
+        }
+        assert!(sim.stats().connections >= 2);
+        assert_eq!(bot.in_flight(), 0);
+        bot.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn killed_connection_is_restarted_and_keeps_answering() -> Result<()> {
+        let sim = Sim::start(SimConfig::default()).await?;
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        let mut events = bot.events().unwrap();
+        bot.start().await?;
+        bot.connection_actor().unwrap().kill();
+        wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
+        wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
+        assert_eq!(bot.restarts(), 1);
+        let alice = sim.user("alice");
+        let chat = alice.create_p2p_with_bot().await?;
+        alice.send_text(&chat, "still there?").await?;
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let ev = tokio::time::timeout(Duration::from_secs(3), events.recv())
+                .await
+                .expect("event in time")
+                .expect("stream open");
+            seen.push(ev.method);
+        }
+        assert_eq!(seen, ["createP2PChat", "sendMessage"]);
+        bot.send_message(&chat, "yes").await?;
+        assert_eq!(sim.expect_message(&chat).await?["content"]["text"], "yes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            sim.stats().acked,
+            sim.stats().pushed,
+            "every event acknowledged"
+        );
+        bot.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn shutdown_with_100_requests_in_flight() -> Result<()> {
+        let sim = Sim::start(SimConfig::default()).await?;
+        let bot = bot_for(&sim)
+            .token(sim.bot_token())
+            .shutdown_timeout(Duration::from_millis(200))
+            .build()?;
+        bot.start().await?;
+        sim.faults().delay_responses(Duration::from_secs(30));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let bot = bot.clone();
+                tokio::spawn(async move { bot.get_chats(10, 1).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let began = std::time::Instant::now();
+        bot.shutdown().await?;
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+        for t in tasks {
+            let r = tokio::time::timeout(Duration::from_secs(1), t)
+                .await
+                .expect("resolved")
+                .unwrap();
+            assert!(matches!(r, Err(Error::Disconnected(_))), "{r:?}");
+        }
+        Ok(())
+    }
+}

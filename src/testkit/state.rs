@@ -502,7 +502,11 @@ impl State {
         if user.disabled {
             return Err(E_USER_DISABLED);
         }
-        Ok((login, b(p, "receiveUnread")?, b(p, "receiveSystemMessageEnvelopes")?))
+        Ok((
+            login,
+            b(p, "receiveUnread")?,
+            b(p, "receiveSystemMessageEnvelopes")?,
+        ))
     }
 
     // ---------------------------------------------------------------- objects on the wire
@@ -989,7 +993,13 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Bytes, ready: bool) -> String {
+    pub(crate) fn store_file(
+        &mut self,
+        name: &str,
+        mime: &str,
+        data: Bytes,
+        ready: bool,
+    ) -> String {
         let id = hex40();
         let size = data.len() as u64;
         self.files.insert(
@@ -1406,7 +1416,9 @@ impl State {
                 Ok(json!({ "chatId": id }))
             }
             "createGroupChat" | "createChannel" => {
-                let title = opt_s(p, "title")?.or(opt_s(p, "name")?).ok_or(E_BAD_PAYLOAD)?;
+                let title = opt_s(p, "title")?
+                    .or(opt_s(p, "name")?)
+                    .ok_or(E_BAD_PAYLOAD)?;
                 if title.is_empty() || title.chars().count() > 256 {
                     return Err(E_BAD_PAYLOAD);
                 }
