@@ -837,7 +837,9 @@ impl SimUser {
     /// Opens (or finds) the personal chat with the bot; the bot gets `createP2PChat`.
     pub async fn create_p2p_with_bot(&self) -> Result<String> {
         let bot = self.inner.cfg.bot.login.clone();
-        self.run("createP2PChat", |st| Ok(st.create_p2p(&self.login, &bot, None)))
+        self.run("createP2PChat", |st| {
+            Ok(st.create_p2p(&self.login, &bot, None))
+        })
     }
 
     /// Sends a plain-text message; returns its id.
@@ -893,17 +895,29 @@ impl SimUser {
 
     /// Removes a message for everyone.
     pub async fn remove(&self, message: &str) -> Result<()> {
-        self.run("removeMessage", |st| st.remove(&self.login, message, true, None))
+        self.run("removeMessage", |st| {
+            st.remove(&self.login, message, true, None)
+        })
     }
 
     /// Uploads a file and posts it in `chat`, READY at once.
-    pub async fn upload_file(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<SentFile> {
+    pub async fn upload_file(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<SentFile> {
         self.upload(chat, name, data.into(), true)
     }
 
     /// Posts a file that is still UPLOADING; drive it with [`Upload::progress`] and
     /// [`Upload::finish`].
-    pub async fn start_upload(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<Upload> {
+    pub async fn start_upload(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Upload> {
         let file = self.upload(chat, name, data.into(), false)?;
         Ok(Upload {
             inner: self.inner.clone(),
@@ -927,8 +941,15 @@ impl SimUser {
     /// Presses the `command` button `command` of the bot message `message`; the bot gets a
     /// `command` event. Returns the `commandId` for `waitReply` buttons. Error 306 when the
     /// message has no such button.
-    pub async fn press_button(&self, chat: &str, message: &str, command: &str) -> Result<Option<String>> {
-        self.run("command", |st| st.press(&self.login, chat, message, command))
+    pub async fn press_button(
+        &self,
+        chat: &str,
+        message: &str,
+        command: &str,
+    ) -> Result<Option<String>> {
+        self.run("command", |st| {
+            st.press(&self.login, chat, message, command)
+        })
     }
 
     /// Adds `login` to a group or channel this user manages.
@@ -1007,4 +1028,3 @@ mod ms {
         Ok(Duration::from_secs_f64((v / 1000.0).max(0.0)))
     }
 }
-

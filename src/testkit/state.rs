@@ -502,7 +502,11 @@ impl State {
         if user.disabled {
             return Err(E_USER_DISABLED);
         }
-        Ok((login, b(p, "receiveUnread")?, b(p, "receiveSystemMessageEnvelopes")?))
+        Ok((
+            login,
+            b(p, "receiveUnread")?,
+            b(p, "receiveSystemMessageEnvelopes")?,
+        ))
     }
 
     // ---------------------------------------------------------------- objects on the wire
@@ -602,10 +606,9 @@ impl State {
             // Load chats keep no history: only the echo bookkeeping matters.
             if let (Some(run), false) = (self.load.as_mut(), system)
                 && self.users.get(actor).is_some_and(|u| u.bot)
+                && let Some(text) = content.get("text").and_then(Value::as_str)
             {
-                if let Some(text) = content.get("text").and_then(Value::as_str) {
-                    run.on_reply(idx, text);
-                }
+                run.on_reply(idx, text);
             }
             return Ok((id, ts));
         }
@@ -792,7 +795,7 @@ impl State {
             return Ok(());
         }
         let is_p2p = self.chat(&chat)?.chat_type == P2P;
-        if m.author != actor && !(manager(role) && !is_p2p) {
+        if m.author != actor && (is_p2p || !manager(role)) {
             return Err(E_NO_RIGHTS);
         }
         self.messages.remove(msg_id);
@@ -989,7 +992,13 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Bytes, ready: bool) -> String {
+    pub(crate) fn store_file(
+        &mut self,
+        name: &str,
+        mime: &str,
+        data: Bytes,
+        ready: bool,
+    ) -> String {
         let id = hex40();
         let size = data.len() as u64;
         self.files.insert(
@@ -1406,7 +1415,9 @@ impl State {
                 Ok(json!({ "chatId": id }))
             }
             "createGroupChat" | "createChannel" => {
-                let title = opt_s(p, "title")?.or(opt_s(p, "name")?).ok_or(E_BAD_PAYLOAD)?;
+                let title = opt_s(p, "title")?
+                    .or(opt_s(p, "name")?)
+                    .ok_or(E_BAD_PAYLOAD)?;
                 if title.is_empty() || title.chars().count() > 256 {
                     return Err(E_BAD_PAYLOAD);
                 }
