@@ -347,6 +347,12 @@ async fn auth_errors() {
     assert_eq!(c.err("noSuchMethod", json!({})).await, 104);
     assert_eq!(c.err("sendMessage", json!({ "chatId": 5 })).await, 399);
     assert_eq!(sim.requests()[0].method, "getChats");
+    // Keepalive is WebSocket-level: a Ping is answered with a Pong right away.
+    c.ws.send(Message::Ping(b"hb"[..].into())).await.unwrap();
+    match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+        Some(Ok(Message::Pong(p))) => assert_eq!(p.as_ref(), b"hb"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -669,6 +675,26 @@ async fn chats_participants_and_roles() {
     alice.clear_history(&group).await.unwrap();
     let ev = bot.event("clearHistory").await;
     assert_shape(&fixture("event.clearHistory"), &ev, "clear");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.clearHistory"),
+        &sys,
+        "sys23",
+    );
+    let url = alice
+        .set_chat_avatar(&group, "logo.png", &b"\x89PNG"[..])
+        .await
+        .unwrap();
+    let ev = bot.event("editChatAvatar").await;
+    assert_shape(&fixture("event.editChatAvatar"), &ev, "avatar");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.editChatAvatar"),
+        &sys,
+        "sys22",
+    );
+    let png = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(png.as_ref(), b"\x89PNG");
 
     // getChats paging and getChatByID.
     let own = bot.ok("createChannel", json!({ "title": "News" })).await;
