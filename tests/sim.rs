@@ -739,6 +739,43 @@ async fn chats_participants_and_roles() {
     )
     .await;
 
+    // Personal chats: one per pair, created by either side.
+    let p2p = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
+        .await;
+    assert_shape(&fixture("resp.createP2PChat")["payload"], &p2p, "p2p");
+    let again = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
+        .await;
+    assert_eq!(p2p, again);
+    assert_eq!(
+        bot.err("createP2PChat", json!({ "userId": "nobody@sim.example" }))
+            .await,
+        302
+    );
+    let p2p = p2p["chatId"].as_str().unwrap().to_owned();
+    let carol = sim.user("carol");
+    carol.send_text(&p2p, "c1").await.unwrap();
+    // clearHistory for the bot only hides; for all it empties the chat.
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": false }))
+        .await;
+    let h = bot
+        .ok("getChatHistory", json!({ "chatId": p2p, "count": 10 }))
+        .await;
+    assert_eq!(h["count"], 0);
+    assert_eq!(sim.history(&p2p).len(), 1);
+    carol.send_text(&p2p, "c2").await.unwrap();
+    let c2 = bot.event("sendMessage").await["payload"]["messageId"].clone();
+    bot.ok("removeMessage", json!({ "messageId": c2, "forAll": false }))
+        .await;
+    assert_eq!(sim.history(&p2p).len(), 2);
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": true }))
+        .await;
+    assert!(sim.history(&p2p).iter().all(|m| m["type"] == 23));
+    bot.ok("removeChat", json!({ "chatId": own["chatId"] }))
+        .await;
+    assert!(!sim.chat_exists(own["chatId"].as_str().unwrap()));
+
     // Not a participant: 305. Removal of the chat: only the owner, then 304.
     let private = sim.create_group(&alice, "Private", &[]).await;
     assert_eq!(
