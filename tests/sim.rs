@@ -347,6 +347,12 @@ async fn auth_errors() {
     assert_eq!(c.err("noSuchMethod", json!({})).await, 104);
     assert_eq!(c.err("sendMessage", json!({ "chatId": 5 })).await, 399);
     assert_eq!(sim.requests()[0].method, "getChats");
+    // Keepalive is WebSocket-level: a Ping is answered with a Pong right away.
+    c.ws.send(Message::Ping(b"hb"[..].into())).await.unwrap();
+    match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+        Some(Ok(Message::Pong(p))) => assert_eq!(p.as_ref(), b"hb"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -669,6 +675,26 @@ async fn chats_participants_and_roles() {
     alice.clear_history(&group).await.unwrap();
     let ev = bot.event("clearHistory").await;
     assert_shape(&fixture("event.clearHistory"), &ev, "clear");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.clearHistory"),
+        &sys,
+        "sys23",
+    );
+    let url = alice
+        .set_chat_avatar(&group, "logo.png", &b"\x89PNG"[..])
+        .await
+        .unwrap();
+    let ev = bot.event("editChatAvatar").await;
+    assert_shape(&fixture("event.editChatAvatar"), &ev, "avatar");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.editChatAvatar"),
+        &sys,
+        "sys22",
+    );
+    let png = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(png.as_ref(), b"\x89PNG");
 
     // getChats paging and getChatByID.
     let own = bot.ok("createChannel", json!({ "title": "News" })).await;
@@ -712,6 +738,43 @@ async fn chats_participants_and_roles() {
         json!({ "chatId": channel, "content": text("hi") }),
     )
     .await;
+
+    // Personal chats: one per pair, created by either side.
+    let p2p = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
+        .await;
+    assert_shape(&fixture("resp.createP2PChat")["payload"], &p2p, "p2p");
+    let again = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
+        .await;
+    assert_eq!(p2p, again);
+    assert_eq!(
+        bot.err("createP2PChat", json!({ "userId": "nobody@sim.example" }))
+            .await,
+        302
+    );
+    let p2p = p2p["chatId"].as_str().unwrap().to_owned();
+    let carol = sim.user("carol");
+    carol.send_text(&p2p, "c1").await.unwrap();
+    // clearHistory for the bot only hides; for all it empties the chat.
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": false }))
+        .await;
+    let h = bot
+        .ok("getChatHistory", json!({ "chatId": p2p, "count": 10 }))
+        .await;
+    assert_eq!(h["count"], 0);
+    assert_eq!(sim.history(&p2p).len(), 1);
+    carol.send_text(&p2p, "c2").await.unwrap();
+    let c2 = bot.event("sendMessage").await["payload"]["messageId"].clone();
+    bot.ok("removeMessage", json!({ "messageId": c2, "forAll": false }))
+        .await;
+    assert_eq!(sim.history(&p2p).len(), 2);
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": true }))
+        .await;
+    assert!(sim.history(&p2p).iter().all(|m| m["type"] == 23));
+    bot.ok("removeChat", json!({ "chatId": own["chatId"] }))
+        .await;
+    assert!(!sim.chat_exists(own["chatId"].as_str().unwrap()));
 
     // Not a participant: 305. Removal of the chat: only the owner, then 304.
     let private = sim.create_group(&alice, "Private", &[]).await;
