@@ -69,10 +69,17 @@ async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
                 let frame: Frame<'_> = serde_json::from_str(text.as_str())?;
                 match (frame.kind, frame.payload) {
                     (2, Some(p)) if frame.id == 1 => {
-                        me = p.user_id.unwrap_or_default().split('/').next().unwrap_or("").to_owned();
+                        me = p
+                            .user_id
+                            .unwrap_or_default()
+                            .split('/')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
                     }
                     (1, payload) => {
-                        sink.feed(Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id))).await?;
+                        sink.feed(Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id)))
+                            .await?;
                         if frame.method.as_deref() == Some("sendMessage")
                             && let Some(p) = payload
                             && p.author.as_ref().is_some_and(|a| a.id != me)
@@ -105,7 +112,11 @@ async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [url, token] = args.as_slice() {
-        return echo_bot(url.clone(), token.clone()).await;
+        // The server ending the connection (e.g. the load run finished) ends the bot.
+        if let Err(e) = echo_bot(url.clone(), token.clone()).await {
+            eprintln!("raw_echo: connection ended: {e}");
+        }
+        return Ok(());
     }
     let sim = Sim::start(SimConfig::default()).await?;
     tokio::spawn(echo_bot(sim.ws_url(), sim.bot_token()));

@@ -16,7 +16,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
 use super::http::{self, ConnectError};
-use super::{Acknowledger, AckMode, ConnectionState, Failure, FailureKind, ServerEvent};
+use super::{AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent};
 use crate::bot::Secret;
 use crate::bot::config::AuthSource;
 use crate::bot::core::{Core, read, write};
@@ -143,8 +143,8 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
             .await
             .map_err(|e| classify_tls(e, "server info"))?;
         if let Some(info) = info {
-            tracing::debug!(domain = %info.domain, version = ?info.version, "server info");
-            let _ = core.domain.set(info.domain);
+            tracing::debug!(domain = %info.domain(), version = %info.product.version, "server info");
+            let _ = core.domain.set(info.product.display_name);
         }
     }
     let current = read(&core.token).clone();
@@ -173,7 +173,12 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
         Some(connector),
     )
     .await
-    .map_err(|e| classify_tls(Error::transport("WebSocket connect failed", e).into(), "socket"))?;
+    .map_err(|e| {
+        classify_tls(
+            Error::transport("WebSocket connect failed", e).into(),
+            "socket",
+        )
+    })?;
     core.set_state(ConnectionState::Authenticating);
     match authorise(core, &mut ws, &token).await {
         Ok(user_id) => {
@@ -210,11 +215,19 @@ fn classify_tls(e: ConnectError, what: &str) -> ConnectError {
     };
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(c) = cur {
-        let rustls_err = c.downcast_ref::<rustls::Error>().or_else(|| {
-            c.downcast_ref::<std::io::Error>()
+        // io::Error hides its payload from `source()`; look inside nested ones.
+        let mut inner = Some(c);
+        let mut rustls_err = None;
+        while let Some(i) = inner {
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                rustls_err = Some(r);
+                break;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
         if let Some(rustls::Error::InvalidCertificate(cert)) = rustls_err {
             return ConnectError::Fatal(Failure::new(
                 FailureKind::Tls,

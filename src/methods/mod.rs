@@ -102,8 +102,9 @@ pub fn decode_response<R: Request>(payload: Option<&RawValue>) -> Result<R::Resp
         if let Ok(Probe {
             error_code: Some(code),
         }) = serde_json::from_str::<Probe>(text)
+            && code != 0
         {
-            if code != 0 {
+            {
                 let code = ApiErrorCode(code);
                 if R::METHOD == Auth::METHOD && code.is_auth() {
                     return Err(Error::Auth {

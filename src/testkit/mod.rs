@@ -316,7 +316,7 @@ impl std::fmt::Debug for Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        self.handle.shutdown();
+        self.shutdown();
     }
 }
 
@@ -527,8 +527,6 @@ impl Sim {
 
     /// Waits until the bot has made a request with this method and returns its payload.
     pub async fn expect_request(&self, method: &str) -> Result<Value> {
-        let seen = self.inner.lock().requests.len();
-        let _ = seen;
         self.inner
             .wait_for(
                 &format!("a {method} request"),
@@ -678,9 +676,12 @@ impl Sim {
         Ok(run.report(seq, started))
     }
 
-    /// Stops the server and closes every socket.
+    /// Stops the server and closes every socket (close code 1001).
     pub fn shutdown(&self) {
         self.handle.shutdown();
+        // Upgraded WebSocket connections outlive the HTTP server; close them explicitly.
+        self.inner
+            .send_all(|| state::Out::Close(1001, "server shutting down"));
     }
 }
 
@@ -837,7 +838,9 @@ impl SimUser {
     /// Opens (or finds) the personal chat with the bot; the bot gets `createP2PChat`.
     pub async fn create_p2p_with_bot(&self) -> Result<String> {
         let bot = self.inner.cfg.bot.login.clone();
-        self.run("createP2PChat", |st| Ok(st.create_p2p(&self.login, &bot, None)))
+        self.run("createP2PChat", |st| {
+            Ok(st.create_p2p(&self.login, &bot, None))
+        })
     }
 
     /// Sends a plain-text message; returns its id.
@@ -893,17 +896,29 @@ impl SimUser {
 
     /// Removes a message for everyone.
     pub async fn remove(&self, message: &str) -> Result<()> {
-        self.run("removeMessage", |st| st.remove(&self.login, message, true, None))
+        self.run("removeMessage", |st| {
+            st.remove(&self.login, message, true, None)
+        })
     }
 
     /// Uploads a file and posts it in `chat`, READY at once.
-    pub async fn upload_file(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<SentFile> {
+    pub async fn upload_file(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<SentFile> {
         self.upload(chat, name, data.into(), true)
     }
 
     /// Posts a file that is still UPLOADING; drive it with [`Upload::progress`] and
     /// [`Upload::finish`].
-    pub async fn start_upload(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<Upload> {
+    pub async fn start_upload(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Upload> {
         let file = self.upload(chat, name, data.into(), false)?;
         Ok(Upload {
             inner: self.inner.clone(),
@@ -927,8 +942,15 @@ impl SimUser {
     /// Presses the `command` button `command` of the bot message `message`; the bot gets a
     /// `command` event. Returns the `commandId` for `waitReply` buttons. Error 306 when the
     /// message has no such button.
-    pub async fn press_button(&self, chat: &str, message: &str, command: &str) -> Result<Option<String>> {
-        self.run("command", |st| st.press(&self.login, chat, message, command))
+    pub async fn press_button(
+        &self,
+        chat: &str,
+        message: &str,
+        command: &str,
+    ) -> Result<Option<String>> {
+        self.run("command", |st| {
+            st.press(&self.login, chat, message, command)
+        })
     }
 
     /// Adds `login` to a group or channel this user manages.
@@ -961,6 +983,19 @@ impl SimUser {
     pub async fn rename_chat(&self, chat: &str, title: &str) -> Result<()> {
         self.run("editChatTitle", |st| {
             st.edit_title(&self.login, chat, title, None).map(drop)
+        })
+    }
+
+    /// Sets a chat's avatar from image bytes; members get `editChatAvatar`.
+    pub async fn set_chat_avatar(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<String> {
+        let data = data.into();
+        self.run("editChatAvatar", |st| {
+            st.set_avatar(&self.login, chat, name, data, None)
         })
     }
 
@@ -1007,4 +1042,3 @@ mod ms {
         Ok(Duration::from_secs_f64((v / 1000.0).max(0.0)))
     }
 }
-

@@ -127,8 +127,7 @@ async fn oauth2_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response 
             "unknown client_id",
         );
     };
-    let Some(login) = inner.check_password(field(&req, "username"), field(&req, "password"))
-    else {
+    let Some(login) = inner.check_password(field(&req, "username"), field(&req, "password")) else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_grant",
@@ -197,7 +196,8 @@ async fn upload(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Response {
-    let bad = |msg: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response();
+    let bad =
+        |msg: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response();
     let Some(task) = headers.get("Upload-Task-Id").and_then(|v| v.to_str().ok()) else {
         return bad("missing Upload-Task-Id header");
     };
@@ -269,9 +269,7 @@ async fn download(
         .header(header::CONTENT_TYPE, mime)
         .header(header::ACCEPT_RANGES, "bytes");
     let resp = match range {
-        None => builder
-            .status(StatusCode::OK)
-            .body(Body::from(data)),
+        None => builder.status(StatusCode::OK).body(Body::from(data)),
         Some(Some((start, end))) => builder
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
@@ -294,7 +292,10 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
             (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
         }
         (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len.checked_sub(1)?)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?),
+        ),
     };
     (start <= end && start < len).then_some((start, end))
 }
@@ -359,6 +360,12 @@ async fn connection(inner: Arc<Inner>, socket: WebSocket) {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => handle_frame(&inner, id, t.as_str()).await,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                // The library queued the Pong; send it now, not with the next frame.
+                Some(Ok(Message::Ping(_))) => {
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                }
                 Some(Ok(_)) => {}
             },
         }
@@ -411,4 +418,3 @@ fn respond(st: &super::state::State, conn: u64, id: u64, result: Result<Value, u
         let _ = c.tx.send(Out::Text(text));
     }
 }
-

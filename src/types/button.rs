@@ -172,11 +172,12 @@ impl Button {
 
     /// Completes a bare login in `to` with `@domain`, as the official client does.
     pub fn complete_recipient(&mut self, domain: &str) {
-        if let Some(to) = &mut self.to {
-            if !to.contains('@') && !to.is_empty() {
-                to.push('@');
-                to.push_str(domain);
-            }
+        if let Some(to) = &mut self.to
+            && !to.contains('@')
+            && !to.is_empty()
+        {
+            to.push('@');
+            to.push_str(domain);
         }
     }
 

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::macros::{int_enum, string_enum};
 
 /// How the server renders a text (`parseMode`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+///
+/// Decoding is lenient: a mode this crate does not know is read as [`ParseMode::Text`]
+/// (shown verbatim), so a newer server never makes a whole message undecodable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ParseMode {
     /// Plain text, shown verbatim.
@@ -18,6 +21,17 @@ pub enum ParseMode {
     Markdown,
     /// `<b> <i> <s> <u> <a href>`.
     Html,
+}
+
+impl<'de> Deserialize<'de> for ParseMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "markdown" => ParseMode::Markdown,
+            "html" => ParseMode::Html,
+            _ => ParseMode::Text,
+        })
+    }
 }
 
 int_enum! {
@@ -332,5 +346,38 @@ string_enum! {
         UnsupportedGrantType => "unsupported_grant_type",
         /// `"auth_method_disabled"`: password login is switched off on the server.
         AuthMethodDisabled => "auth_method_disabled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_enums_keep_unknown_values() {
+        let t: ChatType = serde_json::from_str("4").unwrap();
+        assert_eq!(t, ChatType::Unknown(4));
+        assert_eq!(serde_json::to_string(&t).unwrap(), "4");
+        let a: ActivityType = serde_json::from_str("\"recording\"").unwrap();
+        assert_eq!(a, ActivityType::Unknown("recording".into()));
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"recording\"");
+        assert_eq!(
+            serde_json::from_str::<ButtonStyle>("\"danger\"").unwrap(),
+            ButtonStyle::Danger
+        );
+        assert!(EnvelopeType::from(110).is_system());
+        assert!(!EnvelopeType::from(205).is_system());
+    }
+
+    #[test]
+    fn parse_mode_is_lenient() {
+        let p: ParseMode = serde_json::from_str("\"HTML\"").unwrap();
+        assert_eq!(p, ParseMode::Html);
+        let p: ParseMode = serde_json::from_str("\"bbcode\"").unwrap();
+        assert_eq!(p, ParseMode::Text);
+        assert_eq!(
+            serde_json::to_string(&ParseMode::Markdown).unwrap(),
+            "\"markdown\""
+        );
     }
 }

@@ -222,6 +222,8 @@ pub struct UploadProgress {
 }
 
 /// One server → client event, decoded by its method.
+// Most events are messages, so boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {

@@ -107,8 +107,10 @@ impl UploadLimits {
     /// size against `max_size`, extension (after the last dot, case-insensitive) against
     /// the filter.
     pub fn check(&self, file_name: &str, size: u64) -> Result<()> {
-        if let Some(max) = self.max_size {
-            if size > max {
+        if let Some(max) = self.max_size
+            && size > max
+        {
+            {
                 return Err(Error::invalid(
                     "file",
                     format!("{file_name:?} is {size} bytes; the server allows at most {max}"),
