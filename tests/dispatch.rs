@@ -914,4 +914,67 @@ mod against_the_emulator {
         handle.shutdown();
         task.await.unwrap().unwrap();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn button_presses_are_routed_and_answered() {
+        use trueconf_bot::dispatch::ButtonContext;
+        use trueconf_bot::types::{AnswerType, Button, InlineKeyboard};
+
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        let bot = bot_for(&sim, AckMode::OnReceive);
+        let router = Router::new()
+            .command("menu", |msg: MessageContext| async move {
+                let kb = InlineKeyboard::builder()
+                    .row([
+                        Button::command("Close", "/close")
+                            .custom_data("ticket=7")
+                            .wait_reply(true),
+                        Button::command("Other", "/other"),
+                    ])
+                    .build()?;
+                msg.answer("pick one").buttons(kb).await?;
+                HandlerResult::Ok(())
+            })
+            .button_when(
+                Filter::button("/close").and(Filter::custom_data_starts_with("ticket=")),
+                |press: ButtonContext| async move {
+                    press.answer(AnswerType::Complete, "closed")?.await?;
+                    let data = press.custom_data().unwrap_or_default().to_string();
+                    press.send(format!("closed {data}"))?.await?;
+                    HandlerResult::Ok(())
+                },
+            )
+            .button(|press: ButtonContext| async move {
+                // No waitReply on this button: answering it is a clear error, not a panic.
+                let err = press.answer(AnswerType::Complete, "x").unwrap_err();
+                press.send(format!("other: {err}"))?.await?;
+                HandlerResult::Ok(())
+            });
+        let d = Dispatcher::builder(bot, router).build().unwrap();
+        let handle = d.handle();
+        let task = tokio::spawn(d.run());
+        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let alice = sim.user("alice");
+        let chat = alice.create_p2p_with_bot().await.unwrap();
+        alice.send_text(&chat, "/menu").await.unwrap();
+        let menu = sim.expect_message(&chat).await.unwrap();
+        let menu_id = menu["messageId"].as_str().unwrap().to_string();
+        let command_id = alice.press_button(&chat, &menu_id, "/close").await.unwrap();
+        assert!(command_id.is_some());
+        let m = sim.expect_message(&chat).await.unwrap();
+        assert_eq!(m["content"]["text"], "closed ticket=7");
+        let answer = sim.expect_request("answerCommand").await.unwrap();
+        assert_eq!(answer["commandId"].as_str(), command_id.as_deref());
+        assert_eq!(answer["answerType"], "complete");
+        alice.press_button(&chat, &menu_id, "/other").await.unwrap();
+        let m = sim.expect_message(&chat).await.unwrap();
+        let text = m["content"]["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("other: ") && text.contains("commandId"),
+            "{text}"
+        );
+        assert_eq!(handle.metrics().errors, 0);
+        handle.shutdown();
+        task.await.unwrap().unwrap();
+    }
 }

@@ -69,21 +69,20 @@ impl MessageContext {
         &self.chat_id
     }
 
-    /// Sends `text` to the same chat. Refine with `.map(|r| r.parse_mode(..))`.
+    /// Sends `text` to the same chat (refine with `.parse_mode(..)`, `.buttons(..)`).
     pub fn answer(&self, text: impl Into<String>) -> Call<SendMessage> {
-        self.bot.execute(SendMessage::new(&self.chat_id, text))
+        self.bot.send_message(&self.chat_id, text)
     }
 
     /// Sends `text` to the same chat as a reply to this message.
     pub fn reply(&self, text: impl Into<String>) -> Call<SendMessage> {
         self.bot
-            .execute(SendMessage::new(&self.chat_id, text).reply_to(&self.message.message_id))
+            .reply_message(&self.chat_id, &self.message.message_id, text)
     }
 
     /// Forwards this message to `chat_id`.
     pub fn forward_to(&self, chat_id: impl Into<String>) -> Call<ForwardMessage> {
-        self.bot
-            .execute(ForwardMessage::new(chat_id, &self.message.message_id))
+        self.bot.forward_message(chat_id, &self.message.message_id)
     }
 
     /// Sends a copy of this text message (text, parse mode and buttons, without the
@@ -91,10 +90,14 @@ impl MessageContext {
     pub fn copy_to(&self, chat_id: impl Into<String>) -> crate::Result<Call<SendMessage>> {
         match &self.message.content {
             Content::Text(t) => {
-                let mut req =
-                    SendMessage::new(chat_id, t.text.clone()).parse_mode(t.parse_mode.clone());
-                req.content.buttons = t.buttons.clone();
-                Ok(self.bot.execute(req))
+                let call = self
+                    .bot
+                    .send_message(chat_id, t.text.clone())
+                    .parse_mode(t.parse_mode.clone());
+                Ok(match &t.buttons {
+                    Some(kb) => call.buttons(kb.clone()),
+                    None => call,
+                })
             }
             _ => Err(crate::Error::invalid(
                 "message",
@@ -109,14 +112,14 @@ impl MessageContext {
 
     /// Replaces the text of this message (the bot's own messages only).
     pub fn edit(&self, text: impl Into<String>) -> Call<EditMessage> {
-        self.bot
-            .execute(EditMessage::new(&self.message.message_id, text))
+        self.bot.edit_message(&self.message.message_id, text)
     }
 
     /// Deletes this message, for everyone when `for_all`.
     pub fn delete(&self, for_all: bool) -> Call<RemoveMessage> {
         self.bot
-            .execute(RemoveMessage::new(&self.message.message_id).for_all(for_all))
+            .remove_message(&self.message.message_id)
+            .for_all(for_all)
     }
 }
 
@@ -166,7 +169,7 @@ impl ButtonContext {
                 ),
             )
         })?;
-        Ok(self.bot.execute(AnswerCommand::new(id, answer_type, text)))
+        Ok(self.bot.answer_command(id, answer_type, text))
     }
 
     /// Sends `text` to the chat of the message that carried the button.
@@ -175,6 +178,6 @@ impl ButtonContext {
             .press
             .chat_id()
             .ok_or_else(|| crate::Error::invalid("chatId", "the button press names no chat"))?;
-        Ok(self.bot.execute(SendMessage::new(chat, text)))
+        Ok(self.bot.send_message(chat, text))
     }
 }
