@@ -447,6 +447,9 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 pool.map.retain(|_, conv| {
                     if conv.actor.get_id() == id {
                         lost = conv.mailbox.lock().queue.len();
+                        // A pusher blocked on this queue retries and gets a fresh
+                        // conversation.
+                        conv.mailbox.space.notify_waiters();
                         false
                     } else {
                         true

@@ -56,6 +56,9 @@ pub enum OverflowReason {
     NoConversation(String),
 }
 
+/// Overflow handlers running at once, at most.
+const MAX_OVERFLOW_TASKS: usize = 256;
+
 type ErrorHook = Arc<dyn Fn(Update, DispatchError) -> BoxFuture<()> + Send + Sync>;
 type OverflowHook = Arc<dyn Fn(Update, OverflowReason) -> BoxFuture<()> + Send + Sync>;
 
@@ -314,6 +317,7 @@ impl DispatcherBuilder {
                     })
                 })
             }),
+            overflow_slots: Arc::new(tokio::sync::Semaphore::new(MAX_OVERFLOW_TASKS)),
             dedup: Dedup::new(self.dedup_window),
             skip_own: self.skip_own,
             shutdown_timeout: self.shutdown_timeout,
@@ -363,6 +367,7 @@ pub struct Dispatcher {
     handle: DispatcherHandle,
     pool: ConversationPool<Job>,
     on_overflow: OverflowHook,
+    overflow_slots: Arc<tokio::sync::Semaphore>,
     dedup: Dedup,
     skip_own: bool,
     shutdown_timeout: Duration,
@@ -431,7 +436,11 @@ impl Dispatcher {
             ));
         };
         let events = bot.events().ok_or_else(|| {
-            crate::Error::invalid("bot", "its event stream was already taken by someone else")
+            crate::Error::invalid(
+                "bot",
+                "its event stream is gone: it was taken already, or the bot was started \
+                 before the dispatcher (let Dispatcher::run start the bot)",
+            )
         })?;
         bot.start().await?;
         if let Some(me) = bot.me() {
@@ -511,12 +520,17 @@ impl Dispatcher {
             Pushed::Failed(job, e) => (job, OverflowReason::NoConversation(e)),
         };
         metrics.overflowed.fetch_add(1, Ordering::Relaxed);
-        // Off the dispatch loop: a slow overflow handler must not become the new bottleneck.
+        // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
+        // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
+        let Ok(permit) = self.overflow_slots.clone().acquire_owned().await else {
+            return;
+        };
         let hook = self.on_overflow.clone();
         tokio::spawn(async move {
             let Job { update, ack } = job;
             let _ = AssertUnwindSafe(hook(update, reason)).catch_unwind().await;
             ack.ack();
+            drop(permit);
         });
     }
 }

@@ -32,6 +32,29 @@
 //!     .expect("every dependency is registered");
 //! # let _ = dispatcher;
 //! ```
+//!
+//! A whole bot: the dispatcher takes the bot's event stream, starts the bot, and runs until
+//! the bot stops or [`DispatcherHandle::shutdown`] is called.
+//!
+//! ```no_run
+//! use trueconf_bot::bot::Bot;
+//! use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
+//!
+//! async fn echo(msg: MessageContext) -> HandlerResult {
+//!     msg.reply(msg.text().unwrap_or("(not a text)")).await?;
+//!     Ok(())
+//! }
+//!
+//! # async fn demo() -> trueconf_bot::Result<()> {
+//! let bot = Bot::builder("video.example.com").token("…").build()?;
+//! let router = Router::new().command("start", echo).message(echo);
+//! Dispatcher::builder(bot, router).build()?.run().await
+//! # }
+//! ```
+//!
+//! Ordering and isolation: each chat's events are handled one at a time in arrival order by
+//! that chat's conversation actor; chats run in parallel; a slow or panicking handler only
+//! delays or affects its own chat. See [`Overflow`] for what a flooded chat does.
 
 mod command;
 mod context;
