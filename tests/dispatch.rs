@@ -575,6 +575,81 @@ async fn idle_conversations_stop_and_come_back_with_their_dialog_state() {
     assert_eq!(*log.lock().unwrap(), ["1", "2", "3"]);
 }
 
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Signup {
+    Name,
+    Age { name: String },
+}
+
+#[tokio::test]
+async fn dialog_state_routes_a_multi_step_conversation() {
+    use trueconf_bot::fsm::StateFilter;
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let log: Log = Default::default();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let router = Router::new()
+        .command("signup", |d: Dialogue<Signup>| async move {
+            d.update(Signup::Name).await?;
+            HandlerResult::Ok(())
+        })
+        .message_in(
+            StateFilter::equals(Signup::Name),
+            move |d: Dialogue<Signup>, Text(name): Text| {
+                let l = l1.clone();
+                async move {
+                    log_push(&l, format!("name={name}"));
+                    d.update(Signup::Age { name }).await?;
+                    HandlerResult::Ok(())
+                }
+            },
+        )
+        .on_state(
+            Some(EventKind::Message),
+            Some(Filter::text(|t| t.parse::<u8>().is_ok())),
+            StateFilter::new(|s: &Signup| matches!(s, Signup::Age { .. })),
+            move |d: Dialogue<Signup>, Text(age): Text| {
+                let l = l2.clone();
+                async move {
+                    if let Some(Signup::Age { name }) = d.get().await? {
+                        log_push(&l, format!("{name} is {age}"));
+                    }
+                    d.exit().await?;
+                    HandlerResult::Ok(())
+                }
+            },
+        )
+        .message(move |Text(t): Text| {
+            let l = l3.clone();
+            async move { log_push(&l, format!("no dialog: {t}")) }
+        });
+    let b = Dispatcher::detached(router).dependency(storage);
+    run(
+        b,
+        vec![
+            msg(1, "c", "hello"),
+            msg(2, "c", "/signup"),
+            msg(3, "c", "Ann"),
+            msg(4, "c", "old"),
+            msg(5, "c", "33"),
+            msg(6, "c", "bye"),
+            // Another user in the same chat has a dialog of their own.
+            msg_from(7, "c", "bob@srv.example", "Bob"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "no dialog: hello",
+            "name=Ann",
+            "no dialog: old",
+            "Ann is 33",
+            "no dialog: bye",
+            "no dialog: Bob"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn missing_dependency_is_refused_at_build_time() {
     struct Db;
@@ -589,6 +664,13 @@ async fn missing_dependency_is_refused_at_build_time() {
     );
     let router = Router::new().message(|_d: Dialogue<Count>| async {});
     assert!(Dispatcher::detached(router).build().is_err());
+    let state = trueconf_bot::fsm::StateFilter::<Count>::any();
+    let router = Router::new().message_in(state, || async {});
+    let err = Dispatcher::detached(router)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Storage"), "{err}");
     let router = Router::new().message(|_db: Dep<Arc<Db>>| async {});
     assert!(
         Dispatcher::detached(router)

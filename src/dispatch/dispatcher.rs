@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::handler::{Ctx, Deps, ExtractError, HandlerError, HandlerResult};
 use super::middleware::{Middleware, Next, Terminal};
-use super::router::Router;
+use super::router::{FlatRoute, Router};
 use super::update::{EventKind, Update};
 use crate::bot::Bot;
 use crate::connection::{Acknowledger, ServerEvent};
@@ -27,7 +27,7 @@ use crate::conversation::{
 pub enum DispatchError {
     /// A handler or middleware returned an error (including a parameter that could not be
     /// extracted: downcast to [`ExtractError`]).
-    #[error("handler {} failed: {error}", handler.unwrap_or("(middleware)"))]
+    #[error("handler {} failed: {error}", handler.unwrap_or("(routing or middleware)"))]
     Handler {
         /// The handler's type name, when the error came from a handler.
         handler: Option<&'static str>,
@@ -35,7 +35,7 @@ pub enum DispatchError {
         error: HandlerError,
     },
     /// A handler or middleware panicked; the conversation goes on with its next event.
-    #[error("handler {} panicked: {message}", handler.unwrap_or("(middleware)"))]
+    #[error("handler {} panicked: {message}", handler.unwrap_or("(routing or middleware)"))]
     Panic {
         /// The handler's type name, when the panic came from a handler.
         handler: Option<&'static str>,
@@ -106,7 +106,7 @@ struct Job {
 }
 
 struct Shared {
-    router: Router,
+    routes: Vec<FlatRoute>,
     deps: Arc<Deps>,
     outer: Arc<[Arc<dyn Middleware>]>,
     inner: Arc<[Arc<dyn Middleware>]>,
@@ -272,7 +272,8 @@ impl DispatcherBuilder {
         if let Some(bot) = self.bot.clone() {
             deps.insert(bot);
         }
-        if let Err((handler, e)) = self.router.check(&deps) {
+        let routes = self.router.flatten();
+        if let Err((handler, e)) = super::router::check(&routes, &deps) {
             return Err(crate::Error::invalid(
                 "router",
                 format!("handler `{handler}` cannot run: {e}"),
@@ -280,7 +281,7 @@ impl DispatcherBuilder {
         }
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
-            router: self.router,
+            routes,
             deps: Arc::new(deps),
             outer: self.outer.into(),
             inner: self.inner.into(),
@@ -556,15 +557,21 @@ async fn call_handler(ctx: Arc<Ctx>, handler: super::handler::BoxedHandler) -> H
 
 fn route_terminal(shared: Arc<Shared>) -> Terminal {
     Arc::new(move |ctx: Arc<Ctx>| {
-        let Some(handler) = shared.router.route(&ctx).cloned() else {
-            return Box::pin(async { Ok(()) });
-        };
-        let _ = ctx.handler.set(handler.name);
-        if shared.inner.is_empty() {
-            return Box::pin(call_handler(ctx, handler));
-        }
-        let terminal: Terminal = Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
-        Next::new(shared.inner.clone(), terminal).run(ctx)
+        let shared = shared.clone();
+        Box::pin(async move {
+            let handler = match super::router::route(&shared.routes, &ctx).await {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(HandlerError::from(e)),
+            };
+            let _ = ctx.handler.set(handler.name);
+            if shared.inner.is_empty() {
+                return call_handler(ctx, handler).await;
+            }
+            let terminal: Terminal =
+                Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
+            Next::new(shared.inner.clone(), terminal).run(ctx).await
+        })
     })
 }
 

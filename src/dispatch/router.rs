@@ -1,14 +1,63 @@
 //! The routing tree.
 
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::command::CommandFilter;
 use super::filter::Filter;
-use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, Handler};
+use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, FromEvent, Handler};
 use super::update::EventKind;
+use crate::conversation::BoxFuture;
+use crate::fsm::{Dialogue, StateFilter};
 
+type StateCheck = Arc<dyn Fn(&Ctx) -> BoxFuture<crate::Result<bool>> + Send + Sync>;
+
+/// An asynchronous guard: the dialog-state check of a state route.
+#[derive(Clone)]
+struct StateGuard {
+    check: StateCheck,
+    deps: fn(&Deps) -> Result<(), ExtractError>,
+}
+
+impl StateGuard {
+    fn new<S>(filter: StateFilter<S>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        StateGuard {
+            check: Arc::new(move |ctx: &Ctx| {
+                let filter = filter.clone();
+                let dialogue = Dialogue::<S>::from_event(ctx);
+                Box::pin(async move {
+                    match dialogue {
+                        Ok(d) => filter.check(&d).await,
+                        // No dialog for this event (no chat or no author): only a filter
+                        // accepting "no state" matches.
+                        Err(ExtractError::Missing { .. }) => Ok(filter.matches(None)),
+                        Err(e) => Err(crate::Error::invalid("dialogue", e.to_string())),
+                    }
+                })
+            }),
+            deps: <Dialogue<S> as FromEvent>::check,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Route {
     kind: Option<EventKind>,
     filter: Option<Filter>,
+    state: Option<StateGuard>,
     handler: BoxedHandler,
+}
+
+/// One route of the flattened tree, with the filters of the routers it sits in.
+#[derive(Clone)]
+pub(crate) struct FlatRoute {
+    guards: Vec<Filter>,
+    route: Route,
 }
 
 enum Node {
@@ -74,9 +123,43 @@ impl Router {
         self.nodes.push(Node::Route(Route {
             kind,
             filter,
+            state: None,
             handler: BoxedHandler::new(handler),
         }));
         self
+    }
+
+    /// Events of `kind` (any kind when `None`) passing `filter` whose dialog (see the
+    /// [`Dialogue`] parameter: the `Arc<dyn Storage>` dependency and the key strategy) is in a
+    /// state `state` accepts. A storage failure while checking goes to the error handler and
+    /// the route does not match.
+    pub fn on_state<S, H, A>(
+        mut self,
+        kind: Option<EventKind>,
+        filter: Option<Filter>,
+        state: StateFilter<S>,
+        handler: H,
+    ) -> Self
+    where
+        S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        H: Handler<A>,
+    {
+        self.nodes.push(Node::Route(Route {
+            kind,
+            filter,
+            state: Some(StateGuard::new(state)),
+            handler: BoxedHandler::new(handler),
+        }));
+        self
+    }
+
+    /// Messages whose dialog is in a state `state` accepts (see [`Router::on_state`]).
+    pub fn message_in<S, H, A>(self, state: StateFilter<S>, handler: H) -> Self
+    where
+        S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        H: Handler<A>,
+    {
+        self.on_state(Some(EventKind::Message), None, state, handler)
     }
 
     /// Events of `kind`.
@@ -143,49 +226,70 @@ impl Router {
         self
     }
 
-    /// The first matching handler.
-    pub(crate) fn route(&self, ctx: &Ctx) -> Option<&BoxedHandler> {
-        if self.filter.as_ref().is_some_and(|f| !f.matches(ctx)) {
-            return None;
-        }
-        let kind = ctx.update().kind();
-        for node in &self.nodes {
-            match node {
-                Node::Route(r) => {
-                    if r.kind.is_some_and(|k| k != kind) {
-                        continue;
-                    }
-                    let Some(filter) = &r.filter else {
-                        return Some(&r.handler);
-                    };
-                    let had_command = ctx.matched_command().is_some();
-                    if filter.matches(ctx) {
-                        return Some(&r.handler);
-                    }
-                    // A command filter that matched inside a failed `and` must not leak its
-                    // parse (and bad-arguments hook) to a later route.
-                    if !had_command {
-                        ctx.clear_command();
-                    }
-                }
-                Node::Router(nested) => {
-                    if let Some(h) = nested.route(ctx) {
-                        return Some(h);
-                    }
-                }
-            }
-        }
-        None
+    /// The routes in matching order, each with the filters of the routers around it.
+    pub(crate) fn flatten(self) -> Vec<FlatRoute> {
+        let mut out = Vec::new();
+        self.flatten_into(&mut Vec::new(), &mut out);
+        out
     }
 
-    /// Checks every handler's dependencies; names the first handler that lacks one.
-    pub(crate) fn check(&self, deps: &Deps) -> Result<(), (&'static str, ExtractError)> {
-        for node in &self.nodes {
+    fn flatten_into(self, guards: &mut Vec<Filter>, out: &mut Vec<FlatRoute>) {
+        let pushed = self.filter.is_some();
+        if let Some(f) = self.filter {
+            guards.push(f);
+        }
+        for node in self.nodes {
             match node {
-                Node::Route(r) => r.handler.check(deps).map_err(|e| (r.handler.name, e))?,
-                Node::Router(nested) => nested.check(deps)?,
+                Node::Route(route) => out.push(FlatRoute {
+                    guards: guards.clone(),
+                    route,
+                }),
+                Node::Router(nested) => nested.flatten_into(guards, out),
             }
         }
-        Ok(())
+        if pushed {
+            guards.pop();
+        }
     }
+}
+
+/// The first route taking the event, in registration order.
+pub(crate) async fn route(
+    routes: &[FlatRoute],
+    ctx: &Ctx,
+) -> Result<Option<BoxedHandler>, crate::Error> {
+    let kind = ctx.update().kind();
+    for FlatRoute { guards, route } in routes {
+        if route.kind.is_some_and(|k| k != kind) {
+            continue;
+        }
+        let had_command = ctx.matched_command().is_some();
+        let passes = guards.iter().all(|g| g.matches(ctx))
+            && route.filter.as_ref().is_none_or(|f| f.matches(ctx));
+        let passes = match (&route.state, passes) {
+            (Some(state), true) => (state.check)(ctx).await?,
+            (_, p) => p,
+        };
+        if passes {
+            return Ok(Some(route.handler.clone()));
+        }
+        // A command filter that matched inside a failed `and` must not leak its parse (and
+        // bad-arguments hook) to a later route.
+        if !had_command {
+            ctx.clear_command();
+        }
+    }
+    Ok(None)
+}
+
+/// Checks every handler's dependencies; names the first handler that lacks one.
+pub(crate) fn check(routes: &[FlatRoute], deps: &Deps) -> Result<(), (&'static str, ExtractError)> {
+    for FlatRoute { route, .. } in routes {
+        let name = route.handler.name;
+        route.handler.check(deps).map_err(|e| (name, e))?;
+        if let Some(state) = &route.state {
+            (state.deps)(deps).map_err(|e| (name, e))?;
+        }
+    }
+    Ok(())
 }
