@@ -68,15 +68,15 @@ fn bench(c: &mut Criterion) {
         n: AtomicU64::new(0),
         done: Notify::new(),
     });
-    let tx = rt.block_on(async {
+    let (tx, task) = rt.block_on(async {
         let d = Dispatcher::detached(router(counter.clone()))
             .queue_capacity(100_000)
             .dedup_window(0)
             .build()
             .expect("dispatcher");
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(d.run_on(rx));
-        tx
+        let task = tokio::spawn(d.run_on(rx));
+        (tx, task)
     });
 
     let mut group = c.benchmark_group("dispatch");
@@ -107,6 +107,9 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    // Stop the conversations before the runtime goes away.
+    drop(tx);
+    let _ = rt.block_on(task);
 }
 
 criterion_group!(benches, bench);

@@ -42,6 +42,11 @@ pub enum Overflow {
     /// Wait until the chat has room. This stops the dispatcher from reading further events,
     /// so it slows *every* chat down (global backpressure): opt in only when losing an event
     /// is worse than latency.
+    ///
+    /// Once the bot's event buffer is full as well, its connection stops reading, responses
+    /// included: handlers waiting for a bot call then finish only by timing out. Pair `Block`
+    /// with a large [`event_buffer`](crate::bot::BotBuilder::event_buffer) and handlers that
+    /// are quick to give their slot back.
     Block,
 }
 
