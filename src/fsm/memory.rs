@@ -5,9 +5,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use super::StorageKey;
 use super::record::{Clock, StateRecord, SystemClock, Versioned, fresh_revision};
 use super::storage::{Storage, StorageFuture};
-use super::StorageKey;
 
 /// Dialog records in a concurrent hash map. The default storage; everything is lost when the
 /// process exits. Expired records read as absent and are dropped when next touched, or all at
@@ -60,8 +60,7 @@ impl MemoryStorage {
         let now = self.clock.now_ms();
         let found = self.map.get(key).map(|v| v.clone())?;
         if found.record.is_expired(now) {
-            self.map
-                .remove_if(key, |_, v| v.revision == found.revision);
+            self.map.remove_if(key, |_, v| v.revision == found.revision);
             return None;
         }
         Some(found)

@@ -200,7 +200,10 @@ mod tests {
 
         let future = raw.replacen("tcfsm 1", "tcfsm 2", 1);
         let err = decode(&key, &future).unwrap_err().to_string();
-        assert!(err.contains("version") && err.contains("bot:chat:u@s"), "{err}");
+        assert!(
+            err.contains("version") && err.contains("bot:chat:u@s"),
+            "{err}"
+        );
         assert!(decode(&key, "garbage").is_err());
     }
 }

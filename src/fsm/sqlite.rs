@@ -74,9 +74,8 @@ impl SqliteStorage {
                 }
             })
             .map_err(Error::Io)?;
-        let storage_error = |message: String, source: Option<crate::error::BoxError>| Error::Storage {
-            message,
-            source,
+        let storage_error = |message: String, source: Option<crate::error::BoxError>| {
+            Error::Storage { message, source }
         };
         match opened.await {
             Ok(Ok(())) => Ok(Self { jobs, clock, path }),
@@ -219,13 +218,7 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             let now = self.clock.now_ms() as i64;
             let k = key.encode();
-            let new = new.map(|v| {
-                (
-                    v.revision as i64,
-                    row_expiry(&v.record),
-                    record::encode(&v),
-                )
-            });
+            let new = new.map(|v| (v.revision as i64, row_expiry(&v.record), record::encode(&v)));
             self.call("compare-and-swap", key, move |c| {
                 // IMMEDIATE takes the write lock up front, so no other process can slip a
                 // write between the check and the replace.

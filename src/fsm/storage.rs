@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use super::record::{StateRecord, Versioned, fresh_revision};
 use super::StorageKey;
+use super::record::{StateRecord, Versioned, fresh_revision};
 use crate::error::BoxError;
 use crate::{Error, Result};
 
