@@ -107,8 +107,7 @@ impl SqliteStorage {
     /// Deletes every expired row; returns how many.
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = self.clock.now_ms() as i64;
-        let key = StorageKey::new("*", None, None);
-        self.call("purge", &key, move |c| {
+        self.call("purge", &"expired rows", move |c| {
             c.execute(
                 "DELETE FROM fsm_state WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 [now],
@@ -117,13 +116,18 @@ impl SqliteStorage {
         .await
     }
 
-    async fn call<T, F>(&self, what: &'static str, key: &StorageKey, f: F) -> Result<T>
+    async fn call<T, F>(
+        &self,
+        what: &'static str,
+        target: &(dyn std::fmt::Display + Sync),
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        with_retry("sqlite", what, key, || {
+        with_retry("sqlite", what, target, || {
             let f = f.clone();
             let jobs = self.jobs.clone();
             async move {
