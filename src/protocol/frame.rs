@@ -55,8 +55,19 @@ struct Wire<'a> {
     id: RequestId,
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     method: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // A present `null` payload stays `Some("null")` so that re-encoding is exact.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_raw"
+    )]
     payload: Option<Box<RawValue>>,
+}
+
+fn present_raw<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 impl Frame {

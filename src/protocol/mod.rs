@@ -9,6 +9,7 @@
 //! frame never parses its body twice.
 
 mod frame;
+pub mod token;
 
 pub use frame::{Frame, FrameType, RequestId};
 pub use serde_json::value::RawValue;
