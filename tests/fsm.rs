@@ -171,7 +171,7 @@ async fn set_get_remove(b: Backend) {
 async fn ttl_expiry(b: Backend) {
     let k = key("c-ttl", "ann@srv");
     let d = Dialogue::<Form>::new(b.storage.clone(), k.clone());
-    d.update_with_ttl(Form::Name, Duration::from_millis(800))
+    d.update_with_ttl(Form::Name, Duration::from_millis(1500))
         .await
         .unwrap();
     d.set_data("name", "Ann").await.unwrap();
@@ -179,7 +179,7 @@ async fn ttl_expiry(b: Backend) {
     let rec = b.storage.get(&k).await.unwrap().unwrap().record;
     assert!(rec.expires_at.is_some(), "data writes keep the expiry");
 
-    b.pass(Duration::from_millis(1100)).await;
+    b.pass(Duration::from_millis(2000)).await;
     assert_eq!(d.get().await.unwrap(), None, "state outlived its TTL");
     assert_eq!(d.get_data::<String>("name").await.unwrap(), None);
     assert_eq!(b.storage.get(&k).await.unwrap(), None);
@@ -197,11 +197,11 @@ async fn ttl_expiry(b: Backend) {
     assert_eq!(d.get().await.unwrap(), Some(Form::Done));
 
     // A plain update clears a previous TTL.
-    d.update_with_ttl(Form::Name, Duration::from_millis(800))
+    d.update_with_ttl(Form::Name, Duration::from_millis(1500))
         .await
         .unwrap();
     d.update(Form::Age { name: "Ann".into() }).await.unwrap();
-    b.pass(Duration::from_millis(1100)).await;
+    b.pass(Duration::from_millis(2000)).await;
     assert_eq!(
         d.get().await.unwrap(),
         Some(Form::Age { name: "Ann".into() })
@@ -600,6 +600,32 @@ mod sqlite_only {
         let d = Dialogue::<Form>::new(storage, key("c-lock", "ann@srv"));
         d.update(Form::Done).await.unwrap();
         release.join().unwrap();
+        assert_eq!(d.get().await.unwrap(), Some(Form::Done));
+    }
+
+    #[tokio::test]
+    async fn a_database_locked_for_long_is_a_storage_error_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.db");
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        storage
+            .set_busy_timeout(Duration::from_millis(20))
+            .await
+            .unwrap();
+        let k = key("c-locked", "ann@srv");
+        let d = Dialogue::<Form>::new(Arc::new(storage), k.clone());
+        d.update(Form::Name).await.unwrap();
+        let locker = rusqlite::Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = d.update(Form::Done).await.unwrap_err();
+        assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&k.to_string()) && text.contains("locked"),
+            "{text}"
+        );
+        locker.execute_batch("COMMIT").unwrap();
+        d.update(Form::Done).await.unwrap();
         assert_eq!(d.get().await.unwrap(), Some(Form::Done));
     }
 

@@ -99,6 +99,16 @@ impl SqliteStorage {
         Ok(conn)
     }
 
+    /// How long one statement waits for another process's lock before failing (default 2 s);
+    /// a failed attempt is then retried a few times with backoff.
+    pub async fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        let path = self.path.display().to_string();
+        self.call("set busy timeout on", &path, move |c| {
+            c.busy_timeout(timeout)
+        })
+        .await
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
