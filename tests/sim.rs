@@ -903,6 +903,20 @@ async fn files_upload_download_progress_and_limits() {
         308
     );
 
+    // Bigger than axum's default body limit.
+    let big = vec![1u8; 3 << 20];
+    let tmp = upload(&sim, &mut bot, "big.bin", &big, "application/octet-stream").await;
+    let r = bot
+        .ok(
+            "sendFile",
+            json!({ "chatId": chat, "content": { "temporalFileId": tmp } }),
+        )
+        .await;
+    assert_eq!(
+        sim.file_bytes(r["fileId"].as_str().unwrap()).unwrap().len(),
+        big.len()
+    );
+
     // Sticker: the sticker/webp part needs a preview.
     let tmp = upload(&sim, &mut bot, "s.webp", b"RIFFxxxxWEBP", "sticker/webp").await;
     let s = bot
