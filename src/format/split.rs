@@ -27,9 +27,8 @@ pub(crate) fn split(text: &str, mode: Mode, limit: usize) -> Vec<String> {
     emit(text, &toks, &cuts, mode)
 }
 
-fn splittable(t: &Tok, limit: usize) -> bool {
+fn splittable(t: &Tok) -> bool {
     matches!(t.kind, Kind::Word | Kind::Space { .. } | Kind::Lit)
-        || (t.kind == Kind::Link && t.vis > limit)
 }
 
 /// Index into the candidate table: paragraph break, line break, word break.
@@ -70,6 +69,15 @@ fn plan(toks: &[Tok], limit: usize) -> Vec<Pos> {
                 q = next;
                 continue;
             }
+            if t.kind == Kind::Link && t.vis > limit {
+                // Written out as text, which may show differently next to Markdown markers, so
+                // its pieces get parts of their own.
+                if used > 0 {
+                    break Some(q);
+                }
+                let take = rem.min(limit);
+                break Some(if take == rem { next } else { Pos { tok: q.tok, off: q.off + take } });
+            }
             if used + rem <= limit {
                 used += rem;
                 q = next;
@@ -96,7 +104,7 @@ fn plan(toks: &[Tok], limit: usize) -> Vec<Pos> {
                 .find(|(_, u)| *u >= half)
                 .or_else(|| cands.iter().flatten().max_by_key(|(_, u)| *u))
                 .map(|(pos, _)| *pos);
-            break Some(pick.unwrap_or(if splittable(t, limit) && room > 0 {
+            break Some(pick.unwrap_or(if splittable(t) && room > 0 {
                 inside
             } else if used > 0 {
                 q
