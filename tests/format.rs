@@ -240,11 +240,13 @@ fn fragment(mode: u8) -> impl Strategy<Value = String> {
         "<b>", "</b>", "<i>", "</i>", "<u>", "</u>", "<s>", "</s>", "<br>", "<br/>", "&amp;", "&lt;",
         "&#x1F600;", "&bogus;", "&", "<", ">", "<a href=\"https://ex.com/path\">", "</a>",
         "<a href=\"trueconf:bob@srv\">Bob</a>", "<quote class=\"reply\">", "</quote>", "<p>",
-        "<b x", "<a ", "<B>", "</B>", "<b/>",
+        "<b x", "<a ", "<B>", "</B>", "<b/>", "<b\n>", "<br >", "</br>", "<a href='q'>", "&#60;",
+        "<s x/>", "<quote\tclass=\"reply\">", "\t", "\r\n",
     ];
     let md = [
         "*", "**", "_", "__", "~", "~~", "[", "]", "(", ")", "](", "[t](https://u.io)",
         "[Bob](trueconf:bob@srv)", "\\", "\\*", "\\.", ">", "\n>", "a_b", "snake__case", "2*3",
+        "[x](u\n>)", "\t", "\r\n", "a~b", "_*", "*_", "__*", ">>", "\\>", "\\\\", "[**b**](u)",
     ];
     let pool: Vec<&'static str> = common
         .iter()
