@@ -68,7 +68,7 @@ fn targets(text: &str) -> impl Iterator<Item = Target<'_>> {
     let md = scan::Tokens::new(text, scan::Mode::Markdown)
         .filter(|t| t.kind == scan::Kind::Link)
         .filter_map(|t| {
-            let (_, inner, _) = scan::md_link_parts(text, t.start)?;
+            let (_, inner, _) = scan::md_link_parts(text, t.start, &mut scan::Memo::default())?;
             let at = t.start + inner.len() + 3;
             let (id, end) = target_at(text, at, &[')'])?;
             (end == t.end).then_some(Target { start: at, end, id })

@@ -68,6 +68,44 @@ pub(crate) struct Tokens<'a> {
     text: &'a str,
     pos: usize,
     mode: Mode,
+    memo: Memo,
+}
+
+/// Where a forward search already came up empty: from there on it always will. Keeps texts
+/// like `<b <b <b …` or `[[[[…` linear instead of quadratic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memo {
+    gt: usize,
+    close_a: usize,
+    rbracket: usize,
+    rparen: usize,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            gt: usize::MAX,
+            close_a: usize::MAX,
+            rbracket: usize::MAX,
+            rparen: usize::MAX,
+        }
+    }
+}
+
+fn memo_find(
+    slot: &mut usize,
+    text: &str,
+    from: usize,
+    find: impl FnOnce(&str) -> Option<usize>,
+) -> Option<usize> {
+    if from >= *slot {
+        return None;
+    }
+    let found = find(&text[from..]).map(|k| from + k);
+    if found.is_none() {
+        *slot = from;
+    }
+    found
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,7 +127,12 @@ impl From<&ParseMode> for Mode {
 
 impl<'a> Tokens<'a> {
     pub(crate) fn new(text: &'a str, mode: Mode) -> Self {
-        Tokens { text, pos: 0, mode }
+        Tokens {
+            text,
+            pos: 0,
+            mode,
+            memo: Memo::default(),
+        }
     }
 }
 
@@ -104,8 +147,8 @@ impl Iterator for Tokens<'_> {
         } else {
             match self.mode {
                 Mode::Text => word(self.text, i, |c| c.is_whitespace()),
-                Mode::Html => html(self.text, i, c),
-                Mode::Markdown => markdown(self.text, i, c),
+                Mode::Html => html(self.text, i, c, &mut self.memo),
+                Mode::Markdown => markdown(self.text, i, c, &mut self.memo),
             }
         };
         self.pos = i + len;
@@ -155,13 +198,13 @@ fn word(text: &str, i: usize, stop: impl Fn(char) -> bool) -> (usize, usize, Kin
     (len, n, Kind::Word)
 }
 
-fn html(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
+fn html(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     match c {
         '<' => {
-            if let Some((len, vis)) = html_anchor(text, i) {
+            if let Some((len, vis)) = html_anchor(text, i, memo) {
                 return (len, vis, Kind::Link);
             }
-            if let Some((len, kind)) = html_tag(text, i) {
+            if let Some((len, kind)) = html_tag(text, i, memo) {
                 return (len, 0, kind);
             }
             (1, 1, Kind::Lit)
@@ -177,7 +220,7 @@ fn html(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
 const HTML_TAGS: [&str; 7] = ["quote", "br", "b", "i", "u", "s", "a"];
 
 /// `<(/)?(quote|br|[biusa])(\s+[^>]*)?(\s*/)?>`, case-insensitive, as the Python client.
-pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
+fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
     let b = text.as_bytes();
     let mut j = i + 1;
     let closing = b.get(j) == Some(&b'/');
@@ -195,8 +238,8 @@ pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
     } else if rest.starts_with("/>") {
         (j + 2, true)
     } else if next.is_whitespace() {
-        let gt = rest.find('>')?;
-        (j + gt + 1, text[..j + gt].trim_end().ends_with('/'))
+        let gt = memo_find(&mut memo.gt, text, j, |s| s.find('>'))?;
+        (gt + 1, text[..gt].trim_end().ends_with('/'))
     } else {
         return None;
     };
@@ -211,29 +254,32 @@ pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
 }
 
 /// `<a\s+attrs>inner</a>` (first `</a>`, case-insensitive). Returns (byte length, visible).
-fn html_anchor(text: &str, i: usize) -> Option<(usize, usize)> {
-    let (len, href, inner) = html_anchor_parts(text, i)?;
+fn html_anchor(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, usize)> {
+    let (len, href, inner) = html_anchor_parts(text, i, memo)?;
     let inner_vis = count(inner, Mode::Html);
     let href_vis = href.map_or(0, |h| unescape_len(h));
     Some((len, link_vis(inner_vis, href_vis)))
 }
 
 /// Byte length, href (raw, still escaped) and inner markup of an anchor at `i`.
-pub(crate) fn html_anchor_parts(text: &str, i: usize) -> Option<(usize, Option<&str>, &str)> {
+pub(crate) fn html_anchor_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, Option<&'a str>, &'a str)> {
     let b = text.as_bytes();
     if !(b.get(i) == Some(&b'<') && matches!(b.get(i + 1), Some(b'a' | b'A'))) {
         return None;
     }
-    let after = &text[i + 2..];
-    if !after.chars().next()?.is_whitespace() {
+    if !text[i + 2..].chars().next()?.is_whitespace() {
         return None;
     }
-    let gt = after.find('>')?;
-    let attrs = &after[..gt];
-    let inner_start = i + 2 + gt + 1;
-    let close = find_ci(&text[inner_start..], "</a>")?;
-    let inner = &text[inner_start..inner_start + close];
-    let end = inner_start + close + 4;
+    let gt = memo_find(&mut memo.gt, text, i + 2, |s| s.find('>'))?;
+    let attrs = &text[i + 2..gt];
+    let inner_start = gt + 1;
+    let close = memo_find(&mut memo.close_a, text, inner_start, |s| find_ci(s, "</a>"))?;
+    let inner = &text[inner_start..close];
+    let end = close + 4;
     Some((end - i, href(attrs), inner))
 }
 
@@ -319,13 +365,13 @@ fn unescape_len(s: &str) -> usize {
     n
 }
 
-fn markdown(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
+fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     let b = text.as_bytes();
     let prev = text[..i].chars().next_back();
     match c {
         '>' if i == 0 || b[i - 1] == b'\n' => (1, 0, Kind::QuoteStart),
         '>' => (1, 1, Kind::Lit),
-        '[' => match md_link_parts(text, i) {
+        '[' => match md_link_parts(text, i, memo) {
             Some((len, inner, url)) => {
                 (len, link_vis(count(inner, Mode::Markdown), url.chars().count()), Kind::Link)
             }
@@ -371,28 +417,32 @@ fn md_stop(c: char) -> bool {
 
 /// `[inner](url)` at `i`: (byte length, inner, url). Backslash escapes inside `inner` are
 /// honoured so an escaped `]` does not end the text.
-pub(crate) fn md_link_parts(text: &str, i: usize) -> Option<(usize, &str, &str)> {
-    let rest = text.get(i + 1..)?;
-    let mut chars = rest.char_indices();
-    let close = loop {
-        let (k, ch) = chars.next()?;
-        if ch == ']' {
-            break k;
+pub(crate) fn md_link_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, &'a str, &'a str)> {
+    let close = memo_find(&mut memo.rbracket, text, i + 1, |rest| {
+        let mut chars = rest.char_indices();
+        loop {
+            let (k, ch) = chars.next()?;
+            if ch == ']' {
+                break Some(k);
+            }
+            if ch == '\\' && chars.clone().next().is_some_and(|(_, n)| is_md_special(n)) {
+                chars.next();
+            }
         }
-        if ch == '\\' && chars.clone().next().is_some_and(|(_, n)| is_md_special(n)) {
-            chars.next();
-        }
-    };
-    if close == 0 {
+    })?;
+    if close == i + 1 || !text[close + 1..].starts_with('(') {
         return None;
     }
-    let after = rest[close + 1..].strip_prefix('(')?;
-    let end = after.find(')')?;
-    if end == 0 {
+    let url_start = close + 2;
+    let end = memo_find(&mut memo.rparen, text, url_start, |s| s.find(')'))?;
+    if end == url_start {
         return None;
     }
-    let len = 1 + close + 2 + end + 1;
-    Some((len, &rest[..close], &after[..end]))
+    Some((end + 1 - i, &text[i + 1..close], &text[url_start..end]))
 }
 
 /// Visible characters of `text` in `mode`.
@@ -419,13 +469,13 @@ pub(crate) fn push_visible(out: &mut String, text: &str, t: &Tok, mode: Mode) {
 
 fn push_link_visible(out: &mut String, text: &str, i: usize, mode: Mode) {
     let (inner, url) = match mode {
-        Mode::Html => match html_anchor_parts(text, i) {
+        Mode::Html => match html_anchor_parts(text, i, &mut Memo::default()) {
             Some((_, href, inner)) => {
                 (visible(inner, mode), href.map(crate::format::html::unescape).unwrap_or_default())
             }
             None => return,
         },
-        _ => match md_link_parts(text, i) {
+        _ => match md_link_parts(text, i, &mut Memo::default()) {
             Some((_, inner, url)) => (visible(inner, mode), url.into()),
             None => return,
         },
