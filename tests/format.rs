@@ -49,10 +49,16 @@ fn visible_len_differs_from_python_where_the_reader_sees_less() {
 #[test]
 fn visible_text_renders_links_and_tags() {
     assert_eq!(
-        visible_text("<b>Hi</b> <a href=\"https://a.io/?x=1&amp;y=2\">site</a>", &HTML),
+        visible_text(
+            "<b>Hi</b> <a href=\"https://a.io/?x=1&amp;y=2\">site</a>",
+            &HTML
+        ),
         "Hi site https://a.io/?x=1&y=2"
     );
-    assert_eq!(visible_text(">quoted **bold** [t](u)", &MD), "quoted bold t u");
+    assert_eq!(
+        visible_text(">quoted **bold** [t](u)", &MD),
+        "quoted bold t u"
+    );
     assert_eq!(visible_text("snake_case *it*", &MD), "snake_case it");
     // Unknown tags are text, as in the Python client.
     assert_eq!(visible_len("<p>x</p>", &HTML), 8);
@@ -74,7 +80,10 @@ fn html_builders_escape_user_text() {
         "<a href=\"trueconf:bob@srv.example\">Bob &lt;3</a>"
     );
     assert_eq!(html::escape("plain"), "plain");
-    assert_eq!(html::unescape("a &lt;b&gt; &amp;amp; &#39;&#x27; &nope;"), "a <b> &amp; '' &nope;");
+    assert_eq!(
+        html::unescape("a &lt;b&gt; &amp;amp; &#39;&#x27; &nope;"),
+        "a <b> &amp; '' &nope;"
+    );
 }
 
 #[test]
@@ -82,8 +91,14 @@ fn markdown_builders_escape_user_text() {
     assert_eq!(markdown::bold("a*b"), r"**a\*b**");
     assert_eq!(markdown::italic("x_y"), r"*x\_y*");
     assert_eq!(markdown::strike("~"), r"~~\~~~");
-    assert_eq!(markdown::link("a]b", "https://x.io/(1) 2"), r"[a\]b](https://x.io/%281%29%202)");
-    assert_eq!(markdown::mention("bob@srv", "Bob"), "[Bob](trueconf:bob@srv)");
+    assert_eq!(
+        markdown::link("a]b", "https://x.io/(1) 2"),
+        r"[a\]b](https://x.io/%281%29%202)"
+    );
+    assert_eq!(
+        markdown::mention("bob@srv", "Bob"),
+        "[Bob](trueconf:bob@srv)"
+    );
     assert_eq!(markdown::escape("1.5!"), r"1\.5\!");
     assert_eq!(markdown::unescape(r"1\.5\! \q"), r"1.5! \q");
 }
@@ -102,7 +117,12 @@ const HOSTILE: [&str; 8] = [
 #[test]
 fn hostile_text_renders_literally_through_builders() {
     for evil in HOSTILE {
-        for built in [html::bold(evil), html::italic(evil), html::strike(evil), html::link(evil, "https://a")] {
+        for built in [
+            html::bold(evil),
+            html::italic(evil),
+            html::strike(evil),
+            html::link(evil, "https://a"),
+        ] {
             let shown = visible_text(&built, &HTML);
             assert!(shown.starts_with(evil), "{built:?} shows {shown:?}");
             assert!(mentioned_ids(&built).is_empty() || built.contains("href=\"trueconf:admin"));
@@ -113,14 +133,24 @@ fn hostile_text_renders_literally_through_builders() {
         // The mention text cannot inject another mention.
         assert_eq!(mentioned_ids(&html::mention("bob@srv", evil)), ["bob@srv"]);
 
-        for built in [markdown::bold(evil), markdown::italic(evil), markdown::strike(evil)] {
+        for built in [
+            markdown::bold(evil),
+            markdown::italic(evil),
+            markdown::strike(evil),
+        ] {
             assert_eq!(visible_text(&built, &MD), evil, "{built:?}");
         }
         assert_eq!(visible_text(&markdown::escape(evil), &MD), evil);
-        assert_eq!(visible_text(&markdown::link(evil, "https://a"), &MD), format!("{evil} https://a"));
+        assert_eq!(
+            visible_text(&markdown::link(evil, "https://a"), &MD),
+            format!("{evil} https://a")
+        );
         if !evil.contains("<a ") {
             // Mention detection does not know the parse mode, so a raw `<a href>` counts.
-            assert_eq!(mentioned_ids(&markdown::mention("bob@srv", evil)), ["bob@srv"]);
+            assert_eq!(
+                mentioned_ids(&markdown::mention("bob@srv", evil)),
+                ["bob@srv"]
+            );
         }
     }
     // A url cannot break out of the attribute or the parentheses.
@@ -144,12 +174,16 @@ fn quote_reply_bodies() {
     assert_eq!(markdown::quote_reply("a*\nb", "r"), ">a\\*\n>b\n\nr");
     // What we send is what we read back.
     let body = html::quote_reply("</quote><b>x", "reply");
-    assert_eq!(strip_reply_quote(&body), (Some("</quote><b>x".to_owned()), "reply".to_owned()));
+    assert_eq!(
+        strip_reply_quote(&body),
+        (Some("</quote><b>x".to_owned()), "reply".to_owned())
+    );
 }
 
 #[test]
 fn strip_reply_quote_matches_python_message_text() {
-    let (q, rest) = strip_reply_quote("<quote class=\"reply\">it&#x27;s &amp; it</quote><br><br>Answer");
+    let (q, rest) =
+        strip_reply_quote("<quote class=\"reply\">it&#x27;s &amp; it</quote><br><br>Answer");
     assert_eq!(q.as_deref(), Some("it's & it"));
     assert_eq!(rest, "Answer");
     // Python requires at least one <br> after the block before stripping.
@@ -170,15 +204,32 @@ fn mention_detection() {
     assert!(is_all_mention("@all"));
     assert!(!is_all_mention("@all hi"));
     assert!(!mentions("hi @all", bot));
-    assert!(mentions("hey <a href=\"trueconf:bot@srv.example\">Bot</a>", bot));
-    assert!(mentions("hey <a href='trueconf:BOT@srv.example&do=profile'>Bot</a>", bot));
-    assert!(mentions("hey <a href=\"trueconf:bot@srv.example&amp;do=profile\">Bot</a>", bot));
+    assert!(mentions(
+        "hey <a href=\"trueconf:bot@srv.example\">Bot</a>",
+        bot
+    ));
+    assert!(mentions(
+        "hey <a href='trueconf:BOT@srv.example&do=profile'>Bot</a>",
+        bot
+    ));
+    assert!(mentions(
+        "hey <a href=\"trueconf:bot@srv.example&amp;do=profile\">Bot</a>",
+        bot
+    ));
     assert!(mentions("hey [Bot](trueconf:bot@srv.example)", bot));
-    assert!(!mentions("hey <a href=\"trueconf:bot@srv.example.evil\">Bot</a>", bot));
+    assert!(!mentions(
+        "hey <a href=\"trueconf:bot@srv.example.evil\">Bot</a>",
+        bot
+    ));
     assert!(!mentions("trueconf:bot@srv.example", bot));
-    assert!(!mentions("<a href=\"trueconf:bot@srv.example&x=1\">Bot</a>", bot));
+    assert!(!mentions(
+        "<a href=\"trueconf:bot@srv.example&x=1\">Bot</a>",
+        bot
+    ));
     assert_eq!(
-        mentioned_ids("<a href=\"trueconf:a@s\">A</a> [B](trueconf:b@s&do=profile) <a href=\"trueconf:a@s\">A</a>"),
+        mentioned_ids(
+            "<a href=\"trueconf:a@s\">A</a> [B](trueconf:b@s&do=profile) <a href=\"trueconf:a@s\">A</a>"
+        ),
         ["a@s", "b@s"]
     );
 }
@@ -187,10 +238,16 @@ fn mention_detection() {
 fn contact_card_detection() {
     assert_eq!(
         contact_link(" <a href=\"trueconf:ann@srv&do=profile\">Ann &amp; Co</a>\n"),
-        Some(ContactLink { user_id: "ann@srv".into(), name: "Ann & Co".into() })
+        Some(ContactLink {
+            user_id: "ann@srv".into(),
+            name: "Ann & Co".into()
+        })
     );
     assert!(contact_link("<a href=\"trueconf:ann@srv\">Ann</a>").is_some());
-    assert_eq!(contact_link("see <a href=\"trueconf:ann@srv\">Ann</a>"), None);
+    assert_eq!(
+        contact_link("see <a href=\"trueconf:ann@srv\">Ann</a>"),
+        None
+    );
     assert_eq!(contact_link("<a href=\"https://x\">Ann</a>"), None);
     assert_eq!(
         contact_link("<a href=\"trueconf:a@s\">A</a> and <a href=\"trueconf:b@s\">B</a>"),
@@ -202,7 +259,14 @@ fn contact_card_detection() {
 fn split_prefers_paragraphs_then_lines_then_words() {
     let text = "first paragraph here\n\nsecond one\nwith lines and words";
     let parts = split_text(text, &TEXT, 30);
-    assert_eq!(parts, ["first paragraph here\n\n", "second one\nwith lines and ", "words"]);
+    assert_eq!(
+        parts,
+        [
+            "first paragraph here\n\n",
+            "second one\nwith lines and ",
+            "words"
+        ]
+    );
     assert_eq!(parts.concat(), text);
     assert_eq!(split_text("", &TEXT, 10), Vec::<String>::new());
     assert_eq!(split_text("short", &HTML, MAX_TEXT_LEN), ["short"]);
@@ -211,7 +275,14 @@ fn split_prefers_paragraphs_then_lines_then_words() {
 #[test]
 fn split_closes_and_reopens_markup() {
     let parts = split_text("<b>bold <i>and italic</i> text</b><br><br>next", &HTML, 12);
-    assert_eq!(parts, ["<b>bold <i>and </i></b>", "<b><i>italic</i> text</b>", "next"]);
+    assert_eq!(
+        parts,
+        [
+            "<b>bold <i>and </i></b>",
+            "<b><i>italic</i> text</b>",
+            "next"
+        ]
+    );
     let parts = split_text("**bold words here** tail", &MD, 11);
     assert_eq!(parts, ["**bold words **", "**here** tail"]);
     let parts = split_text(">quoted line that is long\nafter", &MD, 12);
@@ -228,25 +299,102 @@ fn split_never_cuts_entities_or_tags_and_cuts_long_words() {
     assert_eq!(parts, ["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
     // A link longer than the limit is written out as text.
     let parts = split_text("<a href=\"https://e.io\">site</a>", &HTML, 6);
-    assert_eq!(parts.iter().map(|p| visible_text(p, &HTML)).collect::<String>(), "site https://e.io");
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| visible_text(p, &HTML))
+            .collect::<String>(),
+        "site https://e.io"
+    );
 }
 
 fn fragment(mode: u8) -> impl Strategy<Value = String> {
     let common = [
-        "word", " ", "  ", "\n", "\n\n", "😀", "é", "Привет", "averyveryverylongwordwithoutanyspaces",
-        ".", ",", "x",
+        "word",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "😀",
+        "é",
+        "Привет",
+        "averyveryverylongwordwithoutanyspaces",
+        ".",
+        ",",
+        "x",
     ];
     let html = [
-        "<b>", "</b>", "<i>", "</i>", "<u>", "</u>", "<s>", "</s>", "<br>", "<br/>", "&amp;", "&lt;",
-        "&#x1F600;", "&bogus;", "&", "<", ">", "<a href=\"https://ex.com/path\">", "</a>",
-        "<a href=\"trueconf:bob@srv\">Bob</a>", "<quote class=\"reply\">", "</quote>", "<p>",
-        "<b x", "<a ", "<B>", "</B>", "<b/>", "<b\n>", "<br >", "</br>", "<a href='q'>", "&#60;",
-        "<s x/>", "<quote\tclass=\"reply\">", "\t", "\r\n",
+        "<b>",
+        "</b>",
+        "<i>",
+        "</i>",
+        "<u>",
+        "</u>",
+        "<s>",
+        "</s>",
+        "<br>",
+        "<br/>",
+        "&amp;",
+        "&lt;",
+        "&#x1F600;",
+        "&bogus;",
+        "&",
+        "<",
+        ">",
+        "<a href=\"https://ex.com/path\">",
+        "</a>",
+        "<a href=\"trueconf:bob@srv\">Bob</a>",
+        "<quote class=\"reply\">",
+        "</quote>",
+        "<p>",
+        "<b x",
+        "<a ",
+        "<B>",
+        "</B>",
+        "<b/>",
+        "<b\n>",
+        "<br >",
+        "</br>",
+        "<a href='q'>",
+        "&#60;",
+        "<s x/>",
+        "<quote\tclass=\"reply\">",
+        "\t",
+        "\r\n",
     ];
     let md = [
-        "*", "**", "_", "__", "~", "~~", "[", "]", "(", ")", "](", "[t](https://u.io)",
-        "[Bob](trueconf:bob@srv)", "\\", "\\*", "\\.", ">", "\n>", "a_b", "snake__case", "2*3",
-        "[x](u\n>)", "\t", "\r\n", "a~b", "_*", "*_", "__*", ">>", "\\>", "\\\\", "[**b**](u)",
+        "*",
+        "**",
+        "_",
+        "__",
+        "~",
+        "~~",
+        "[",
+        "]",
+        "(",
+        ")",
+        "](",
+        "[t](https://u.io)",
+        "[Bob](trueconf:bob@srv)",
+        "\\",
+        "\\*",
+        "\\.",
+        ">",
+        "\n>",
+        "a_b",
+        "snake__case",
+        "2*3",
+        "[x](u\n>)",
+        "\t",
+        "\r\n",
+        "a~b",
+        "_*",
+        "*_",
+        "__*",
+        ">>",
+        "\\>",
+        "\\\\",
+        "[**b**](u)",
     ];
     let pool: Vec<&'static str> = common
         .iter()
@@ -267,7 +415,13 @@ fn check_split(text: &str, mode: &ParseMode, limit: usize) -> Result<(), TestCas
     for p in &parts {
         prop_assert!(!p.is_empty());
         let n = visible_len(p, mode);
-        prop_assert!(n <= limit.max(1) || parts.len() == 1, "part {:?} has {} > {}", p, n, limit);
+        prop_assert!(
+            n <= limit.max(1) || parts.len() == 1,
+            "part {:?} has {} > {}",
+            p,
+            n,
+            limit
+        );
     }
     if parts.len() > 1 {
         for p in &parts {

@@ -61,7 +61,11 @@ fn targets(text: &str) -> impl Iterator<Item = Target<'_>> {
             });
             if let Some((id, end)) = target_at(text, k, &['"', '\'']).filter(|_| in_a_tag) {
                 from = end;
-                return Some(Target { start: b.len(), end, id });
+                return Some(Target {
+                    start: b.len(),
+                    end,
+                    id,
+                });
             }
         }
     });
@@ -162,7 +166,10 @@ pub fn strip_reply_quote(text: &str) -> (Option<String>, String) {
         let close = open + text[open..].find(QUOTE_CLOSE)?;
         let mut rest = &text[close + QUOTE_CLOSE.len()..];
         let mut brs = 0;
-        while let Some(r) = ["<br>", "<br/>", "<br />"].iter().find_map(|b| rest.strip_prefix(b)) {
+        while let Some(r) = ["<br>", "<br/>", "<br />"]
+            .iter()
+            .find_map(|b| rest.strip_prefix(b))
+        {
             rest = r;
             brs += 1;
         }

@@ -21,7 +21,10 @@ pub(crate) enum Kind {
     /// Visible characters without whitespace or markup; may be cut between any two chars.
     Word,
     /// A whitespace run. `ends_quote`: Markdown quote ends here (a newline not followed by `>`).
-    Space { newlines: usize, ends_quote: bool },
+    Space {
+        newlines: usize,
+        ends_quote: bool,
+    },
     /// One visible character written with several bytes (entity, Markdown escape).
     Atom,
     /// Markdown punctuation that shows literally only thanks to its neighbours (`a_b`, `a\b`,
@@ -170,8 +173,7 @@ fn space(text: &str, i: usize, mode: Mode) -> (usize, usize, Kind) {
         len += c.len_utf8();
         newlines += usize::from(c == '\n');
     }
-    let ends_quote =
-        mode == Mode::Markdown && newlines > 0 && !text[i + len..].starts_with('>');
+    let ends_quote = mode == Mode::Markdown && newlines > 0 && !text[i + len..].starts_with('>');
     (
         len,
         n,
@@ -257,7 +259,7 @@ fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
 fn html_anchor(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, usize)> {
     let (len, href, inner) = html_anchor_parts(text, i, memo)?;
     let inner_vis = count(inner, Mode::Html);
-    let href_vis = href.map_or(0, |h| unescape_len(h));
+    let href_vis = href.map_or(0, unescape_len);
     Some((len, link_vis(inner_vis, href_vis)))
 }
 
@@ -341,7 +343,9 @@ pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
             Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 u32::from_str_radix(hex, 16).ok()?
             }
-            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => num.parse().ok()?,
+            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
+                num.parse().ok()?
+            }
             _ => return None,
         };
         char::from_u32(code).unwrap_or('\u{fffd}')
@@ -372,9 +376,11 @@ fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Ki
         '>' if i == 0 || b[i - 1] == b'\n' => (1, 0, Kind::QuoteStart),
         '>' => (1, 1, Kind::Lit),
         '[' => match md_link_parts(text, i, memo) {
-            Some((len, inner, url)) => {
-                (len, link_vis(count(inner, Mode::Markdown), url.chars().count()), Kind::Link)
-            }
+            Some((len, inner, url)) => (
+                len,
+                link_vis(count(inner, Mode::Markdown), url.chars().count()),
+                Kind::Link,
+            ),
             None => word(text, i, md_stop),
         },
         '\\' => match text[i + 1..].chars().next() {
@@ -470,9 +476,10 @@ pub(crate) fn push_visible(out: &mut String, text: &str, t: &Tok, mode: Mode) {
 fn push_link_visible(out: &mut String, text: &str, i: usize, mode: Mode) {
     let (inner, url) = match mode {
         Mode::Html => match html_anchor_parts(text, i, &mut Memo::default()) {
-            Some((_, href, inner)) => {
-                (visible(inner, mode), href.map(crate::format::html::unescape).unwrap_or_default())
-            }
+            Some((_, href, inner)) => (
+                visible(inner, mode),
+                href.map(crate::format::html::unescape).unwrap_or_default(),
+            ),
             None => return,
         },
         _ => match md_link_parts(text, i, &mut Memo::default()) {
@@ -497,4 +504,71 @@ pub(crate) fn visible(text: &str, mode: Mode) -> String {
         push_visible(&mut out, text, &t, mode);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str, mode: Mode) -> Vec<(&str, Kind)> {
+        Tokens::new(text, mode)
+            .map(|t| (&text[t.start..t.end], t.kind))
+            .collect()
+    }
+
+    #[test]
+    fn markdown_markers_inside_words_are_text() {
+        let toks = kinds("snake_case *it* a__b", Mode::Markdown);
+        assert!(toks.contains(&("_", Kind::Lit)));
+        assert!(toks.contains(&("__", Kind::Lit)));
+        assert_eq!(
+            toks.iter()
+                .filter(|(_, k)| *k == Kind::Toggle(Mark::Md("*")))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn html_tags_follow_the_python_pattern() {
+        let tag = |s: &str| html_tag(s, 0, &mut Memo::default()).map(|(_, k)| k);
+        assert_eq!(tag("<b>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("<B class=x>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("</quote>"), Some(Kind::Close(Mark::Tag("quote"))));
+        assert_eq!(tag("<br/>"), Some(Kind::Br));
+        assert_eq!(tag("<b/>"), Some(Kind::Other));
+        assert_eq!(tag("<bold>"), None);
+        assert_eq!(tag("<b"), None);
+    }
+
+    #[test]
+    fn entities_and_escapes_are_one_char() {
+        assert_eq!(entity("&amp;", 0), Some((5, '&')));
+        assert_eq!(entity("&#x1F600;", 0), Some((9, '😀')));
+        assert_eq!(entity("&#39;", 0), Some((5, '\'')));
+        assert_eq!(entity("&amp", 0), None);
+        assert_eq!(entity("&#;", 0), None);
+        assert_eq!(count(r"\*\\\q", Mode::Markdown), 4);
+    }
+
+    #[test]
+    fn memo_gives_the_same_answer_as_a_fresh_search() {
+        for text in [
+            "<b <i x> y",
+            "<a <a href=x>t</a>",
+            "[a [b](c) [d](e",
+            "[\\](x) [y](z)",
+        ] {
+            for mode in [Mode::Html, Mode::Markdown] {
+                let all: Vec<_> = Tokens::new(text, mode).map(|t| (t.start, t.kind)).collect();
+                // Re-tokenising from every token start with a fresh memo agrees.
+                for (start, kind) in &all {
+                    let again = Tokens::new(&text[*start..], mode).next().map(|t| t.kind);
+                    if !matches!(kind, Kind::Lit | Kind::QuoteStart | Kind::Toggle(_)) {
+                        assert_eq!(again, Some(*kind), "{text:?} at {start}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -76,7 +76,14 @@ fn plan(toks: &[Tok], limit: usize) -> Vec<Pos> {
                     break Some(q);
                 }
                 let take = rem.min(limit);
-                break Some(if take == rem { next } else { Pos { tok: q.tok, off: q.off + take } });
+                break Some(if take == rem {
+                    next
+                } else {
+                    Pos {
+                        tok: q.tok,
+                        off: q.off + take,
+                    }
+                });
             }
             if used + rem <= limit {
                 used += rem;
@@ -148,15 +155,10 @@ fn apply(stack: &mut Vec<(Mark, usize)>, t: &Tok, i: usize, slice: &str) {
         Kind::Close(m) => {
             remove(stack, m);
         }
-        Kind::Toggle(m) => {
-            if remove(stack, m).is_none() {
-                stack.push((m, i));
-            }
-        }
-        Kind::QuoteStart => {
-            if !stack.iter().any(|(m, _)| *m == Mark::Quote) {
-                stack.push((Mark::Quote, i));
-            }
+        // The guard removes an open marker of the same kind; only when none was open, push.
+        Kind::Toggle(m) if remove(stack, m).is_none() => stack.push((m, i)),
+        Kind::QuoteStart if !stack.iter().any(|(m, _)| *m == Mark::Quote) => {
+            stack.push((Mark::Quote, i));
         }
         Kind::Space {
             ends_quote: true, ..
@@ -209,7 +211,11 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
         lit_lt.clear();
         for (i, t) in toks.iter().enumerate().take(stop).skip(first) {
             let from = if i == a.tok { a.off } else { 0 };
-            let to = if i == b.tok && b.off > 0 { b.off } else { t.vis };
+            let to = if i == b.tok && b.off > 0 {
+                b.off
+            } else {
+                t.vis
+            };
             let raw = &text[t.start..t.end];
             let slice = match t.kind {
                 Kind::Word | Kind::Space { .. } | Kind::Lit => char_slice(raw, from, to),
@@ -272,4 +278,36 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
         parts.push(out);
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_markdown_marks_at_a_cut_are_escaped() {
+        let parts = split("ab_cd", Mode::Markdown, 3);
+        assert_eq!(parts, ["ab\\_", "cd"]);
+        assert_eq!(split("a>b", Mode::Markdown, 1), ["a", "\\>", "b"]);
+    }
+
+    #[test]
+    fn bare_lt_before_closing_tags_is_escaped() {
+        // No `>` follows, so `<i` is text; `</b>` appended at the cut must not complete it.
+        let parts = split("<b>x <i y z", Mode::Html, 5);
+        assert_eq!(parts, ["<b>x &lt;i </b>", "<b>y z</b>"]);
+        assert_eq!(scan::visible(&parts[0], Mode::Html), "x <i ");
+    }
+
+    #[test]
+    fn markdown_quote_is_reopened_first() {
+        let parts = split("**a\n>quote text long**", Mode::Markdown, 8);
+        assert!(parts[1].starts_with(">**"), "{parts:?}");
+    }
+
+    #[test]
+    fn line_breaks_do_not_start_or_end_a_part() {
+        let parts = split("one two<br><br>three four", Mode::Html, 8);
+        assert_eq!(parts, ["one two", "three ", "four"]);
+    }
 }
