@@ -258,9 +258,7 @@ fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
 /// `<a\s+attrs>inner</a>` (first `</a>`, case-insensitive). Returns (byte length, visible).
 fn html_anchor(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, usize)> {
     let (len, href, inner) = html_anchor_parts(text, i, memo)?;
-    let inner_vis = count(inner, Mode::Html);
-    let href_vis = href.map_or(0, unescape_len);
-    Some((len, link_vis(inner_vis, href_vis)))
+    Some((len, link_count(inner, href.unwrap_or(""), Mode::Html)))
 }
 
 /// Byte length, href (raw, still escaped) and inner markup of an anchor at `i`.
@@ -309,9 +307,30 @@ pub(crate) fn find_ci(hay: &str, needle: &str) -> Option<usize> {
     (0..=h.len().checked_sub(n.len())?).find(|&k| h[k..k + n.len()].eq_ignore_ascii_case(n))
 }
 
-/// How a link is counted: text, a space, the url (the space only when both show).
-fn link_vis(inner: usize, url: usize) -> usize {
-    inner + url + usize::from(inner > 0 && url > 0)
+/// What a link shows, as the Python client renders it: `f"{text} {url}".strip()`.
+fn link_text(inner: &str, url: &str, mode: Mode) -> String {
+    let mut s = visible(inner, mode);
+    s.push(' ');
+    match mode {
+        Mode::Html => s.push_str(&crate::format::html::unescape(url)),
+        _ => s.push_str(url),
+    }
+    let trimmed = s.trim();
+    if trimmed.len() == s.len() {
+        s
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// `link_text(..).chars().count()`, without allocating in the usual case.
+fn link_count(inner: &str, url: &str, mode: Mode) -> usize {
+    let edgy = |s: &str| s.contains(|c: char| c.is_whitespace() || c == '&');
+    if edgy(inner) || edgy(url) {
+        return link_text(inner, url, mode).chars().count();
+    }
+    let (i, u) = (count(inner, mode), url.chars().count());
+    i + u + usize::from(i > 0 && u > 0)
 }
 
 const ENTITIES: [(&str, char); 16] = [
@@ -355,20 +374,6 @@ pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
     Some((semi + 2, ch))
 }
 
-/// Visible chars of HTML-escaped text (an attribute value): entities count once.
-fn unescape_len(s: &str) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while let Some(c) = s[i..].chars().next() {
-        i += match (c == '&').then(|| entity(s, i)).flatten() {
-            Some((len, _)) => len,
-            None => c.len_utf8(),
-        };
-        n += 1;
-    }
-    n
-}
-
 fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     let b = text.as_bytes();
     let prev = text[..i].chars().next_back();
@@ -376,11 +381,7 @@ fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Ki
         '>' if i == 0 || b[i - 1] == b'\n' => (1, 0, Kind::QuoteStart),
         '>' => (1, 1, Kind::Lit),
         '[' => match md_link_parts(text, i, memo) {
-            Some((len, inner, url)) => (
-                len,
-                link_vis(count(inner, Mode::Markdown), url.chars().count()),
-                Kind::Link,
-            ),
+            Some((len, inner, url)) => (len, link_count(inner, url, Mode::Markdown), Kind::Link),
             None => word(text, i, md_stop),
         },
         '\\' => match text[i + 1..].chars().next() {
@@ -474,24 +475,16 @@ pub(crate) fn push_visible(out: &mut String, text: &str, t: &Tok, mode: Mode) {
 }
 
 fn push_link_visible(out: &mut String, text: &str, i: usize, mode: Mode) {
-    let (inner, url) = match mode {
-        Mode::Html => match html_anchor_parts(text, i, &mut Memo::default()) {
-            Some((_, href, inner)) => (
-                visible(inner, mode),
-                href.map(crate::format::html::unescape).unwrap_or_default(),
-            ),
-            None => return,
-        },
-        _ => match md_link_parts(text, i, &mut Memo::default()) {
-            Some((_, inner, url)) => (visible(inner, mode), url.into()),
-            None => return,
-        },
+    let memo = &mut Memo::default();
+    let parts = match mode {
+        Mode::Html => {
+            html_anchor_parts(text, i, memo).map(|(_, h, inner)| (inner, h.unwrap_or("")))
+        }
+        _ => md_link_parts(text, i, memo).map(|(_, inner, url)| (inner, url)),
     };
-    out.push_str(&inner);
-    if !inner.is_empty() && !url.is_empty() {
-        out.push(' ');
+    if let Some((inner, url)) = parts {
+        out.push_str(&link_text(inner, url, mode));
     }
-    out.push_str(&url);
 }
 
 /// What a reader sees of `text`.
