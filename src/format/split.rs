@@ -194,7 +194,14 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
                 stop -= 1;
             }
         }
-        let mut out = String::with_capacity(text.len().min(4 * 4096));
+        let raw_len = match (
+            toks.get(first),
+            stop.checked_sub(1).and_then(|l| toks.get(l)),
+        ) {
+            (Some(f), Some(l)) if stop > first => l.end - f.start,
+            _ => 0,
+        };
+        let mut out = String::with_capacity(raw_len + 32);
         let lead_quote = a.off == 0 && toks.get(first).is_some_and(|t| t.kind == Kind::QuoteStart);
         // `>` only quotes at the very start of a line, so it goes before the other openers.
         if lead_quote || stack.iter().any(|(m, _)| *m == Mark::Quote) {
