@@ -1,0 +1,137 @@
+//! HTML (`parseMode: "html"`) builders and escaping.
+//!
+//! Every builder escapes the user text it is given, so a name like `</b><a href=x>` shows
+//! literally instead of becoming markup. Concatenate the returned strings to compose a message.
+//!
+//! ```
+//! use trueconf_bot::format::html;
+//! let text = format!("{} wrote: {}", html::bold("<Ann>"), html::escape("1 < 2 & 3"));
+//! assert_eq!(text, "<b>&lt;Ann&gt;</b> wrote: 1 &lt; 2 &amp; 3");
+//! ```
+
+use std::borrow::Cow;
+
+use super::scan;
+
+fn escape_with(text: &str, attr: bool) -> Cow<'_, str> {
+    let special = |c: char| matches!(c, '&' | '<' | '>') || (attr && matches!(c, '"' | '\''));
+    let Some(first) = text.find(special) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attr => out.push_str("&quot;"),
+            '\'' if attr => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Escapes `&`, `<` and `>` so `text` shows literally (quotes are left alone, as in the
+/// Python client's `html.escape(value, quote=False)`).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    escape_with(text, false)
+}
+
+/// Escapes `text` for a double- or single-quoted attribute value (also `"` and `'`).
+pub fn escape_attr(text: &str) -> Cow<'_, str> {
+    escape_with(text, true)
+}
+
+/// Decodes the entities a TrueConf client produces (`&amp;`, `&lt;`, `&gt;`, `&quot;`,
+/// `&apos;`, `&nbsp;`, numeric `&#39;`/`&#x27;` and a few common names); anything else is
+/// kept verbatim.
+pub fn unescape(text: &str) -> Cow<'_, str> {
+    let Some(first) = text.find('&') else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..first]);
+    let mut i = first;
+    while let Some(c) = text[i..].chars().next() {
+        match (c == '&').then(|| scan::entity(text, i)).flatten() {
+            Some((len, ch)) => {
+                out.push(ch);
+                i += len;
+            }
+            None => {
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn wrap(tag: &str, text: &str) -> String {
+    let body = escape(text);
+    let mut out = String::with_capacity(body.len() + 2 * tag.len() + 5);
+    out.push('<');
+    out.push_str(tag);
+    out.push('>');
+    out.push_str(&body);
+    out.push_str("</");
+    out.push_str(tag);
+    out.push('>');
+    out
+}
+
+/// `<b>text</b>`.
+pub fn bold(text: &str) -> String {
+    wrap("b", text)
+}
+
+/// `<i>text</i>`.
+pub fn italic(text: &str) -> String {
+    wrap("i", text)
+}
+
+/// `<u>text</u>`.
+pub fn underline(text: &str) -> String {
+    wrap("u", text)
+}
+
+/// `<s>text</s>`.
+pub fn strike(text: &str) -> String {
+    wrap("s", text)
+}
+
+/// `<a href="url">text</a>`; the url is attribute-escaped.
+pub fn link(text: &str, url: &str) -> String {
+    format!("<a href=\"{}\">{}</a>", escape_attr(url), escape(text))
+}
+
+/// A mention of a TrueConf user: `<a href="trueconf:login@domain">Name</a>`.
+pub fn mention(user_id: &str, name: &str) -> String {
+    format!(
+        "<a href=\"trueconf:{}\">{}</a>",
+        escape_attr(user_id),
+        escape(name)
+    )
+}
+
+/// A line break; raw newlines collapse to spaces in HTML messages.
+pub const LINE_BREAK: &str = "<br>";
+
+/// Reply-with-quote body: `<quote class="reply">QUOTE</quote><br><br>REPLY`.
+///
+/// `quote` is plain text (escaped here); `reply` is HTML the caller built, kept as is. Send it
+/// with `replyMessageId` set and `parseMode: "html"`.
+pub fn quote_reply(quote: &str, reply: &str) -> String {
+    format!(
+        "<quote class=\"reply\">{}</quote><br><br>{reply}",
+        escape(quote)
+    )
+}
+
+/// [`quote_reply`] for a plain-text reply: the reply is escaped too, and the result must be
+/// sent as HTML (the Python client switches the parse mode the same way).
+pub fn quote_reply_text(quote: &str, reply: &str) -> String {
+    quote_reply(quote, &escape(reply))
+}

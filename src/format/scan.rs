@@ -1,0 +1,567 @@
+//! One tokenizer for all three parse modes.
+//!
+//! `visible_len`, `visible_text` and `split_text` all walk the same token stream, so the length
+//! a part is planned with is the length it is later measured with.
+
+use crate::types::ParseMode;
+
+/// A formatting mark that a cut must close and the next part must re-open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// An HTML tag among `b i u s quote`; the opener is re-emitted verbatim.
+    Tag(&'static str),
+    /// A Markdown marker (`*`, `**`, `_`, `__`, `~`, `~~`); the same string opens and closes.
+    Md(&'static str),
+    /// A Markdown `>` quote started at the beginning of a line.
+    Quote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Visible characters without whitespace or markup; may be cut between any two chars.
+    Word,
+    /// A whitespace run. `ends_quote`: Markdown quote ends here (a newline not followed by `>`).
+    Space {
+        newlines: usize,
+        ends_quote: bool,
+    },
+    /// One visible character written with several bytes (entity, Markdown escape).
+    Atom,
+    /// Markdown punctuation that shows literally only thanks to its neighbours (`a_b`, `a\b`,
+    /// a `>` inside a line) or an HTML `<` that starts no known tag. Must be escaped when a cut
+    /// puts it at the edge of a part.
+    Lit,
+    /// `<a href>…</a>` or `[text](url)`: counted as text, a space and the url.
+    Link,
+    Open(Mark),
+    Close(Mark),
+    /// A Markdown marker: whether it opens or closes depends on what is already open.
+    Toggle(Mark),
+    /// Markdown `>` at the start of a line.
+    QuoteStart,
+    /// `<br>`.
+    Br,
+    /// Invisible markup that is neither closed nor re-opened at a cut (`<a>` without `</a>`,
+    /// stray `</a>`, `<b/>`, `</br>`).
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tok {
+    pub start: usize,
+    pub end: usize,
+    /// Visible characters.
+    pub vis: usize,
+    pub kind: Kind,
+}
+
+/// Characters the Markdown escaper prefixes with a backslash (same set as the Python client).
+pub(crate) const MD_SPECIAL: &str = "_*[]()~`>#+-=|{}.!\\";
+
+fn is_md_special(c: char) -> bool {
+    MD_SPECIAL.contains(c)
+}
+
+// Python's str.isalnum, close enough for the "marker inside a word" rule.
+fn alnum(c: Option<char>) -> bool {
+    c.is_some_and(char::is_alphanumeric)
+}
+
+pub(crate) struct Tokens<'a> {
+    text: &'a str,
+    pos: usize,
+    mode: Mode,
+    memo: Memo,
+}
+
+/// Where a forward search already came up empty: from there on it always will. Keeps texts
+/// like `<b <b <b …` or `[[[[…` linear instead of quadratic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memo {
+    gt: usize,
+    close_a: usize,
+    rbracket: usize,
+    rparen: usize,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            gt: usize::MAX,
+            close_a: usize::MAX,
+            rbracket: usize::MAX,
+            rparen: usize::MAX,
+        }
+    }
+}
+
+fn memo_find(
+    slot: &mut usize,
+    text: &str,
+    from: usize,
+    find: impl FnOnce(&str) -> Option<usize>,
+) -> Option<usize> {
+    if from >= *slot {
+        return None;
+    }
+    let found = find(&text[from..]).map(|k| from + k);
+    if found.is_none() {
+        *slot = from;
+    }
+    found
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Text,
+    Markdown,
+    Html,
+}
+
+impl From<&ParseMode> for Mode {
+    fn from(m: &ParseMode) -> Self {
+        match m {
+            ParseMode::Text => Mode::Text,
+            ParseMode::Markdown => Mode::Markdown,
+            ParseMode::Html => Mode::Html,
+        }
+    }
+}
+
+impl<'a> Tokens<'a> {
+    pub(crate) fn new(text: &'a str, mode: Mode) -> Self {
+        Tokens {
+            text,
+            pos: 0,
+            mode,
+            memo: Memo::default(),
+        }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Tok;
+
+    fn next(&mut self) -> Option<Tok> {
+        let i = self.pos;
+        let c = self.text[i..].chars().next()?;
+        let (len, vis, kind) = if c.is_whitespace() {
+            space(self.text, i, self.mode)
+        } else {
+            match self.mode {
+                Mode::Text => word(self.text, i, |c| c.is_whitespace()),
+                Mode::Html => html(self.text, i, c, &mut self.memo),
+                Mode::Markdown => markdown(self.text, i, c, &mut self.memo),
+            }
+        };
+        self.pos = i + len;
+        Some(Tok {
+            start: i,
+            end: i + len,
+            vis,
+            kind,
+        })
+    }
+}
+
+fn space(text: &str, i: usize, mode: Mode) -> (usize, usize, Kind) {
+    let mut n = 0;
+    let mut newlines = 0;
+    let mut len = 0;
+    for c in text[i..].chars().take_while(|c| c.is_whitespace()) {
+        n += 1;
+        len += c.len_utf8();
+        newlines += usize::from(c == '\n');
+    }
+    let ends_quote = mode == Mode::Markdown && newlines > 0 && !text[i + len..].starts_with('>');
+    (
+        len,
+        n,
+        Kind::Space {
+            newlines,
+            ends_quote,
+        },
+    )
+}
+
+/// A run of ordinary characters; the first one is always taken.
+fn word(text: &str, i: usize, stop: impl Fn(char) -> bool) -> (usize, usize, Kind) {
+    let mut chars = text[i..].chars();
+    let first = chars.next().map_or(0, char::len_utf8);
+    let mut len = first;
+    let mut n = 1;
+    for c in chars {
+        if c.is_whitespace() || stop(c) {
+            break;
+        }
+        len += c.len_utf8();
+        n += 1;
+    }
+    (len, n, Kind::Word)
+}
+
+fn html(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
+    match c {
+        '<' => {
+            if let Some((len, vis)) = html_anchor(text, i, memo) {
+                return (len, vis, Kind::Link);
+            }
+            if let Some((len, kind)) = html_tag(text, i, memo) {
+                return (len, 0, kind);
+            }
+            (1, 1, Kind::Lit)
+        }
+        '&' => match entity(text, i) {
+            Some((len, _)) => (len, 1, Kind::Atom),
+            None => word(text, i, |c| c == '<' || c == '&'),
+        },
+        _ => word(text, i, |c| c == '<' || c == '&'),
+    }
+}
+
+const HTML_TAGS: [&str; 7] = ["quote", "br", "b", "i", "u", "s", "a"];
+
+/// `<(/)?(quote|br|[biusa])(\s+[^>]*)?(\s*/)?>`, case-insensitive, as the Python client.
+fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
+    let b = text.as_bytes();
+    let mut j = i + 1;
+    let closing = b.get(j) == Some(&b'/');
+    if closing {
+        j += 1;
+    }
+    let name = HTML_TAGS
+        .into_iter()
+        .find(|n| b.len() >= j + n.len() && b[j..j + n.len()].eq_ignore_ascii_case(n.as_bytes()))?;
+    j += name.len();
+    let rest = &text[j..];
+    let next = rest.chars().next()?;
+    let (end, self_close) = if next == '>' {
+        (j + 1, false)
+    } else if rest.starts_with("/>") {
+        (j + 2, true)
+    } else if next.is_whitespace() {
+        let gt = memo_find(&mut memo.gt, text, j, |s| s.find('>'))?;
+        (gt + 1, text[..gt].trim_end().ends_with('/'))
+    } else {
+        return None;
+    };
+    let kind = match (name, closing) {
+        ("br", false) => Kind::Br,
+        ("a", _) | ("br", true) => Kind::Other,
+        (_, _) if self_close => Kind::Other,
+        (n, false) => Kind::Open(Mark::Tag(n)),
+        (n, true) => Kind::Close(Mark::Tag(n)),
+    };
+    Some((end - i, kind))
+}
+
+/// `<a\s+attrs>inner</a>` (first `</a>`, case-insensitive). Returns (byte length, visible).
+fn html_anchor(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, usize)> {
+    let (len, href, inner) = html_anchor_parts(text, i, memo)?;
+    Some((len, link_count(inner, href.unwrap_or(""), Mode::Html)))
+}
+
+/// Byte length, href (raw, still escaped) and inner markup of an anchor at `i`.
+pub(crate) fn html_anchor_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, Option<&'a str>, &'a str)> {
+    let b = text.as_bytes();
+    if !(b.get(i) == Some(&b'<') && matches!(b.get(i + 1), Some(b'a' | b'A'))) {
+        return None;
+    }
+    if !text[i + 2..].chars().next()?.is_whitespace() {
+        return None;
+    }
+    let gt = memo_find(&mut memo.gt, text, i + 2, |s| s.find('>'))?;
+    let attrs = &text[i + 2..gt];
+    let inner_start = gt + 1;
+    let close = memo_find(&mut memo.close_a, text, inner_start, |s| find_ci(s, "</a>"))?;
+    let inner = &text[inner_start..close];
+    let end = close + 4;
+    Some((end - i, href(attrs), inner))
+}
+
+/// `href\s*=\s*["']([^"']+)["']`, first match, case-insensitive name.
+pub(crate) fn href(attrs: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(k) = find_ci(&attrs[from..], "href") {
+        let mut rest = attrs[from + k + 4..].trim_start();
+        if let Some(r) = rest.strip_prefix('=') {
+            rest = r.trim_start();
+            if let Some(r) = rest.strip_prefix(['"', '\'']) {
+                let v = r.find(['"', '\'']).unwrap_or(r.len());
+                if v > 0 && v < r.len() {
+                    return Some(&r[..v]);
+                }
+            }
+        }
+        from += k + 4;
+    }
+    None
+}
+
+pub(crate) fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    (0..=h.len().checked_sub(n.len())?).find(|&k| h[k..k + n.len()].eq_ignore_ascii_case(n))
+}
+
+/// What a link shows, as the Python client renders it: `f"{text} {url}".strip()`.
+fn link_text(inner: &str, url: &str, mode: Mode) -> String {
+    let mut s = visible(inner, mode);
+    s.push(' ');
+    match mode {
+        Mode::Html => s.push_str(&crate::format::html::unescape(url)),
+        _ => s.push_str(url),
+    }
+    let trimmed = s.trim();
+    if trimmed.len() == s.len() {
+        s
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// `link_text(..).chars().count()`, without allocating in the usual case.
+fn link_count(inner: &str, url: &str, mode: Mode) -> usize {
+    let edgy = |s: &str| s.contains(|c: char| c.is_whitespace() || c == '&');
+    if edgy(inner) || edgy(url) {
+        return link_text(inner, url, mode).chars().count();
+    }
+    let (i, u) = (count(inner, mode), url.chars().count());
+    i + u + usize::from(i > 0 && u > 0)
+}
+
+const ENTITIES: [(&str, char); 16] = [
+    ("amp", '&'),
+    ("lt", '<'),
+    ("gt", '>'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("nbsp", '\u{a0}'),
+    ("ndash", '–'),
+    ("mdash", '—'),
+    ("hellip", '…'),
+    ("laquo", '«'),
+    ("raquo", '»'),
+    ("copy", '©'),
+    ("reg", '®'),
+    ("trade", '™'),
+    ("euro", '€'),
+    ("times", '×'),
+];
+
+/// An entity at `i` (`&amp;`, `&#39;`, `&#x1F600;`, a few common names): (byte length, char).
+pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
+    let rest = text.get(i + 1..)?;
+    let semi = rest.bytes().take(10).position(|b| b == b';')?;
+    let body = &rest[..semi];
+    let ch = if let Some(num) = body.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                u32::from_str_radix(hex, 16).ok()?
+            }
+            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
+                num.parse().ok()?
+            }
+            _ => return None,
+        };
+        char::from_u32(code).unwrap_or('\u{fffd}')
+    } else {
+        ENTITIES.iter().find(|(n, _)| *n == body)?.1
+    };
+    Some((semi + 2, ch))
+}
+
+fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
+    let b = text.as_bytes();
+    let prev = text[..i].chars().next_back();
+    match c {
+        '>' if i == 0 || b[i - 1] == b'\n' => (1, 0, Kind::QuoteStart),
+        '>' => (1, 1, Kind::Lit),
+        '[' => match md_link_parts(text, i, memo) {
+            Some((len, inner, url)) => (len, link_count(inner, url, Mode::Markdown), Kind::Link),
+            None => word(text, i, md_stop),
+        },
+        '\\' => match text[i + 1..].chars().next() {
+            Some(n) if is_md_special(n) => (1 + n.len_utf8(), 1, Kind::Atom),
+            _ => (1, 1, Kind::Lit),
+        },
+        '_' if text[i..].starts_with("__") => {
+            if alnum(prev) && alnum(text[i + 2..].chars().next()) {
+                (2, 2, Kind::Lit)
+            } else {
+                (2, 0, Kind::Toggle(Mark::Md("__")))
+            }
+        }
+        '*' | '_' | '~' => {
+            let next = text[i + 1..].chars().next();
+            if alnum(prev) && alnum(next) {
+                (1, 1, Kind::Lit)
+            } else if next == Some(c) {
+                let m = match c {
+                    '*' => "**",
+                    _ => "~~",
+                };
+                (2, 0, Kind::Toggle(Mark::Md(m)))
+            } else {
+                let m = match c {
+                    '*' => "*",
+                    '_' => "_",
+                    _ => "~",
+                };
+                (1, 0, Kind::Toggle(Mark::Md(m)))
+            }
+        }
+        _ => word(text, i, md_stop),
+    }
+}
+
+fn md_stop(c: char) -> bool {
+    matches!(c, '*' | '_' | '~' | '[' | '\\' | '>')
+}
+
+/// `[inner](url)` at `i`: (byte length, inner, url). Backslash escapes inside `inner` are
+/// honoured so an escaped `]` does not end the text.
+pub(crate) fn md_link_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, &'a str, &'a str)> {
+    let close = memo_find(&mut memo.rbracket, text, i + 1, |rest| {
+        let mut chars = rest.char_indices();
+        loop {
+            let (k, ch) = chars.next()?;
+            if ch == ']' {
+                break Some(k);
+            }
+            if ch == '\\' && chars.clone().next().is_some_and(|(_, n)| is_md_special(n)) {
+                chars.next();
+            }
+        }
+    })?;
+    if close == i + 1 || !text[close + 1..].starts_with('(') {
+        return None;
+    }
+    let url_start = close + 2;
+    let end = memo_find(&mut memo.rparen, text, url_start, |s| s.find(')'))?;
+    if end == url_start {
+        return None;
+    }
+    Some((end + 1 - i, &text[i + 1..close], &text[url_start..end]))
+}
+
+/// Visible characters of `text` in `mode`.
+pub(crate) fn count(text: &str, mode: Mode) -> usize {
+    match mode {
+        Mode::Text => text.chars().count(),
+        _ => Tokens::new(text, mode).map(|t| t.vis).sum(),
+    }
+}
+
+/// Appends what a reader sees of token `t`.
+pub(crate) fn push_visible(out: &mut String, text: &str, t: &Tok, mode: Mode) {
+    let raw = &text[t.start..t.end];
+    match t.kind {
+        Kind::Word | Kind::Space { .. } | Kind::Lit => out.push_str(raw),
+        Kind::Atom => match mode {
+            Mode::Html => out.push(entity(text, t.start).map_or('\u{fffd}', |(_, c)| c)),
+            _ => out.push_str(&raw[1..]),
+        },
+        Kind::Link => push_link_visible(out, text, t.start, mode),
+        _ => {}
+    }
+}
+
+fn push_link_visible(out: &mut String, text: &str, i: usize, mode: Mode) {
+    let memo = &mut Memo::default();
+    let parts = match mode {
+        Mode::Html => {
+            html_anchor_parts(text, i, memo).map(|(_, h, inner)| (inner, h.unwrap_or("")))
+        }
+        _ => md_link_parts(text, i, memo).map(|(_, inner, url)| (inner, url)),
+    };
+    if let Some((inner, url)) = parts {
+        out.push_str(&link_text(inner, url, mode));
+    }
+}
+
+/// What a reader sees of `text`.
+pub(crate) fn visible(text: &str, mode: Mode) -> String {
+    if mode == Mode::Text {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for t in Tokens::new(text, mode) {
+        push_visible(&mut out, text, &t, mode);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str, mode: Mode) -> Vec<(&str, Kind)> {
+        Tokens::new(text, mode)
+            .map(|t| (&text[t.start..t.end], t.kind))
+            .collect()
+    }
+
+    #[test]
+    fn markdown_markers_inside_words_are_text() {
+        let toks = kinds("snake_case *it* a__b", Mode::Markdown);
+        assert!(toks.contains(&("_", Kind::Lit)));
+        assert!(toks.contains(&("__", Kind::Lit)));
+        assert_eq!(
+            toks.iter()
+                .filter(|(_, k)| *k == Kind::Toggle(Mark::Md("*")))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn html_tags_follow_the_python_pattern() {
+        let tag = |s: &str| html_tag(s, 0, &mut Memo::default()).map(|(_, k)| k);
+        assert_eq!(tag("<b>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("<B class=x>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("</quote>"), Some(Kind::Close(Mark::Tag("quote"))));
+        assert_eq!(tag("<br/>"), Some(Kind::Br));
+        assert_eq!(tag("<b/>"), Some(Kind::Other));
+        assert_eq!(tag("<bold>"), None);
+        assert_eq!(tag("<b"), None);
+    }
+
+    #[test]
+    fn entities_and_escapes_are_one_char() {
+        assert_eq!(entity("&amp;", 0), Some((5, '&')));
+        assert_eq!(entity("&#x1F600;", 0), Some((9, '😀')));
+        assert_eq!(entity("&#39;", 0), Some((5, '\'')));
+        assert_eq!(entity("&amp", 0), None);
+        assert_eq!(entity("&#;", 0), None);
+        assert_eq!(count(r"\*\\\q", Mode::Markdown), 4);
+    }
+
+    #[test]
+    fn memo_gives_the_same_answer_as_a_fresh_search() {
+        for text in [
+            "<b <i x> y",
+            "<a <a href=x>t</a>",
+            "[a [b](c) [d](e",
+            "[\\](x) [y](z)",
+        ] {
+            for mode in [Mode::Html, Mode::Markdown] {
+                let all: Vec<_> = Tokens::new(text, mode).map(|t| (t.start, t.kind)).collect();
+                // Re-tokenising from every token start with a fresh memo agrees.
+                for (start, kind) in &all {
+                    let again = Tokens::new(&text[*start..], mode).next().map(|t| t.kind);
+                    if !matches!(kind, Kind::Lit | Kind::QuoteStart | Kind::Toggle(_)) {
+                        assert_eq!(again, Some(*kind), "{text:?} at {start}");
+                    }
+                }
+            }
+        }
+    }
+}
