@@ -15,7 +15,7 @@
 //! | [`types`] | model | every protocol object: envelopes, chats, files, events, buttons, enums |
 //! | [`methods`] | model | one typed request per client→server method, tied to its response |
 //! | [`error`] | model | the public [`Error`] type |
-//! | [`format`] | model | HTML / Markdown builders, escaping, visible length, text splitting |
+//! | [`format`](mod@format) | model | HTML / Markdown builders, escaping, visible length, text splitting |
 //! | [`connection`] | runtime | the Connection actor: socket, auth, keepalive, reconnect |
 //! | [`router`] | runtime | the RequestRouter actor: request ids, pending requests, timeouts |
 //! | [`transfer`] | runtime | the FileTransfer actor: uploads, downloads, progress |

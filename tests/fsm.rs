@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use trueconf_bot::Error;
 use trueconf_bot::fsm::{
-    Clock, Dialogue, KeyStrategy, ManualClock, MemoryStorage, StateError, StateFilter,
-    StateRecord, Storage, StorageKey, SystemClock,
+    Clock, Dialogue, KeyStrategy, ManualClock, MemoryStorage, StateError, StateFilter, StateRecord,
+    Storage, StorageKey, SystemClock,
 };
 
 /// A storage under test plus how time passes for it.
@@ -108,18 +108,36 @@ async fn set_get_remove(b: Backend) {
     assert_eq!(got.record, record(json!("Name")));
     assert_eq!(got.revision, rev1);
 
-    let rev2 = s.set(&k, record(json!({"Age": {"name": "Ann"}}))).await.unwrap();
+    let rev2 = s
+        .set(&k, record(json!({"Age": {"name": "Ann"}})))
+        .await
+        .unwrap();
     assert_ne!(rev1, rev2, "every write gets a new revision");
-    assert_eq!(s.get(&k).await.unwrap().unwrap().record.state, Some(json!({"Age": {"name": "Ann"}})));
+    assert_eq!(
+        s.get(&k).await.unwrap().unwrap().record.state,
+        Some(json!({"Age": {"name": "Ann"}}))
+    );
 
     // Compare-and-swap only replaces what the caller last saw.
     let stale = trueconf_bot::fsm::Versioned {
         record: record(json!("Done")),
         revision: 7,
     };
-    assert!(!s.compare_and_swap(&k, Some(rev1), Some(stale.clone())).await.unwrap());
-    assert!(!s.compare_and_swap(&k, None, Some(stale.clone())).await.unwrap());
-    assert!(s.compare_and_swap(&k, Some(rev2), Some(stale)).await.unwrap());
+    assert!(
+        !s.compare_and_swap(&k, Some(rev1), Some(stale.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.compare_and_swap(&k, None, Some(stale.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.compare_and_swap(&k, Some(rev2), Some(stale))
+            .await
+            .unwrap()
+    );
     let got = s.get(&k).await.unwrap().unwrap();
     assert_eq!((got.revision, got.record.state), (7, Some(json!("Done"))));
 
@@ -132,7 +150,10 @@ async fn set_get_remove(b: Backend) {
     assert_eq!(d.get().await.unwrap(), None);
     d.update(Form::Name).await.unwrap();
     d.update(Form::Age { name: "Ann".into() }).await.unwrap();
-    assert_eq!(d.get().await.unwrap(), Some(Form::Age { name: "Ann".into() }));
+    assert_eq!(
+        d.get().await.unwrap(),
+        Some(Form::Age { name: "Ann".into() })
+    );
     let next = d
         .update_with(|s| match s {
             Some(Form::Age { .. }) => Some(Form::Done),
@@ -150,7 +171,7 @@ async fn set_get_remove(b: Backend) {
 async fn ttl_expiry(b: Backend) {
     let k = key("c-ttl", "ann@srv");
     let d = Dialogue::<Form>::new(b.storage.clone(), k.clone());
-    d.update_with_ttl(Form::Name, Duration::from_millis(800))
+    d.update_with_ttl(Form::Name, Duration::from_millis(1500))
         .await
         .unwrap();
     d.set_data("name", "Ann").await.unwrap();
@@ -158,7 +179,7 @@ async fn ttl_expiry(b: Backend) {
     let rec = b.storage.get(&k).await.unwrap().unwrap().record;
     assert!(rec.expires_at.is_some(), "data writes keep the expiry");
 
-    b.pass(Duration::from_millis(1100)).await;
+    b.pass(Duration::from_millis(2000)).await;
     assert_eq!(d.get().await.unwrap(), None, "state outlived its TTL");
     assert_eq!(d.get_data::<String>("name").await.unwrap(), None);
     assert_eq!(b.storage.get(&k).await.unwrap(), None);
@@ -167,16 +188,24 @@ async fn ttl_expiry(b: Backend) {
         record: record(json!("Done")),
         revision: 11,
     };
-    assert!(b.storage.compare_and_swap(&k, None, Some(fresh)).await.unwrap());
+    assert!(
+        b.storage
+            .compare_and_swap(&k, None, Some(fresh))
+            .await
+            .unwrap()
+    );
     assert_eq!(d.get().await.unwrap(), Some(Form::Done));
 
     // A plain update clears a previous TTL.
-    d.update_with_ttl(Form::Name, Duration::from_millis(800))
+    d.update_with_ttl(Form::Name, Duration::from_millis(1500))
         .await
         .unwrap();
     d.update(Form::Age { name: "Ann".into() }).await.unwrap();
-    b.pass(Duration::from_millis(1100)).await;
-    assert_eq!(d.get().await.unwrap(), Some(Form::Age { name: "Ann".into() }));
+    b.pass(Duration::from_millis(2000)).await;
+    assert_eq!(
+        d.get().await.unwrap(),
+        Some(Form::Age { name: "Ann".into() })
+    );
 }
 
 async fn data_map_ops(b: Backend) {
@@ -188,7 +217,10 @@ async fn data_map_ops(b: Backend) {
     d.set_data("name", "Ann").await.unwrap();
     d.set_data("age", 31).await.unwrap();
     assert_eq!(d.get().await.unwrap(), None);
-    assert_eq!(d.get_data::<String>("name").await.unwrap().as_deref(), Some("Ann"));
+    assert_eq!(
+        d.get_data::<String>("name").await.unwrap().as_deref(),
+        Some("Ann")
+    );
     assert_eq!(d.get_data::<u32>("age").await.unwrap(), Some(31));
 
     let wrong = d.get_data::<u32>("name").await.unwrap_err();
@@ -209,18 +241,29 @@ async fn data_map_ops(b: Backend) {
         Value::Object(merged),
         json!({"name": "Ann", "age": 32, "city": "Omsk"})
     );
-    assert_eq!(d.get().await.unwrap(), Some(Form::Name), "data ops keep the state");
+    assert_eq!(
+        d.get().await.unwrap(),
+        Some(Form::Name),
+        "data ops keep the state"
+    );
 
     assert_eq!(d.remove_data("city").await.unwrap(), Some(json!("Omsk")));
     assert_eq!(d.remove_data("city").await.unwrap(), None);
     d.clear_data().await.unwrap();
     assert!(d.data().await.unwrap().is_empty());
-    assert_eq!(d.get().await.unwrap(), Some(Form::Name), "clear_data keeps the state");
+    assert_eq!(
+        d.get().await.unwrap(),
+        Some(Form::Name),
+        "clear_data keeps the state"
+    );
 
     // State changes keep the data.
     d.set_data("name", "Bob").await.unwrap();
     d.update(Form::Done).await.unwrap();
-    assert_eq!(d.get_data::<String>("name").await.unwrap().as_deref(), Some("Bob"));
+    assert_eq!(
+        d.get_data::<String>("name").await.unwrap().as_deref(),
+        Some("Bob")
+    );
 
     d.reset().await.unwrap();
     assert!(d.data().await.unwrap().is_empty());
@@ -234,9 +277,11 @@ async fn undecodable_state_is_an_error_and_reset_recovers(b: Backend) {
     }
     let k = key("c-old", "ann@srv");
     let old = Dialogue::<OldForm>::new(b.storage.clone(), k.clone());
-    old.update(OldForm::Phone { digits: "123".into() })
-        .await
-        .unwrap();
+    old.update(OldForm::Phone {
+        digits: "123".into(),
+    })
+    .await
+    .unwrap();
     old.set_data("keep", true).await.unwrap();
 
     // The bot was redeployed with a new state enum.
@@ -306,9 +351,17 @@ async fn concurrent_updates_are_atomic(b: Backend) {
 }
 
 async fn key_strategies_address_the_right_dialogs(b: Backend) {
-    let per_user = |chat, user| KeyStrategy::UserInChat.key("bot@srv", chat, Some(user)).unwrap();
+    let per_user = |chat, user| {
+        KeyStrategy::UserInChat
+            .key("bot@srv", chat, Some(user))
+            .unwrap()
+    };
     let per_chat = |chat, user| KeyStrategy::Chat.key("bot@srv", chat, Some(user)).unwrap();
-    let global = |chat, user| KeyStrategy::GlobalUser.key("bot@srv", chat, Some(user)).unwrap();
+    let global = |chat, user| {
+        KeyStrategy::GlobalUser
+            .key("bot@srv", chat, Some(user))
+            .unwrap()
+    };
 
     assert_eq!(per_user("c1", "ann@srv").to_string(), "bot@srv:c1:ann@srv");
     assert_eq!(per_chat("c1", "ann@srv").to_string(), "bot@srv:c1:*");
@@ -331,17 +384,43 @@ async fn key_strategies_address_the_right_dialogs(b: Backend) {
 
     let dialog = |k: StorageKey| Dialogue::<Form>::new(b.storage.clone(), k);
     let s = "c-keys";
-    dialog(per_user(s, "ann@srv")).update(Form::Name).await.unwrap();
-    assert_eq!(dialog(per_user(s, "bob@srv")).get().await.unwrap(), None, "users in one chat are apart");
-    assert_eq!(dialog(per_user("c-other", "ann@srv")).get().await.unwrap(), None);
-
-    dialog(per_chat(s, "ann@srv")).update(Form::Done).await.unwrap();
-    assert_eq!(dialog(per_chat(s, "bob@srv")).get().await.unwrap(), Some(Form::Done), "a chat dialog is shared");
-    assert_eq!(dialog(per_user(s, "ann@srv")).get().await.unwrap(), Some(Form::Name));
-
-    dialog(global(s, "ann@srv")).update(Form::Age { name: "Ann".into() }).await.unwrap();
+    dialog(per_user(s, "ann@srv"))
+        .update(Form::Name)
+        .await
+        .unwrap();
     assert_eq!(
-        dialog(global("c-elsewhere", "ann@srv")).get().await.unwrap(),
+        dialog(per_user(s, "bob@srv")).get().await.unwrap(),
+        None,
+        "users in one chat are apart"
+    );
+    assert_eq!(
+        dialog(per_user("c-other", "ann@srv")).get().await.unwrap(),
+        None
+    );
+
+    dialog(per_chat(s, "ann@srv"))
+        .update(Form::Done)
+        .await
+        .unwrap();
+    assert_eq!(
+        dialog(per_chat(s, "bob@srv")).get().await.unwrap(),
+        Some(Form::Done),
+        "a chat dialog is shared"
+    );
+    assert_eq!(
+        dialog(per_user(s, "ann@srv")).get().await.unwrap(),
+        Some(Form::Name)
+    );
+
+    dialog(global(s, "ann@srv"))
+        .update(Form::Age { name: "Ann".into() })
+        .await
+        .unwrap();
+    assert_eq!(
+        dialog(global("c-elsewhere", "ann@srv"))
+            .get()
+            .await
+            .unwrap(),
         Some(Form::Age { name: "Ann".into() }),
         "a global dialog follows the user"
     );
@@ -362,7 +441,7 @@ async fn state_filters(b: Backend) {
     assert!(name_or_age.check(&d).await.unwrap());
     d.update(Form::Done).await.unwrap();
     assert!(!name_or_age.check(&d).await.unwrap());
-    assert!(name_or_age.not().check(&d).await.unwrap());
+    assert!((!name_or_age).check(&d).await.unwrap());
 }
 
 /// Runs every behavioural test against one backend, each as its own `#[test]`.
@@ -407,7 +486,9 @@ async fn memory_purges_expired_records() {
     for i in 0..5 {
         let d = Dialogue::<Form>::new(shared.clone(), key("c", &format!("u{i}")));
         if i < 3 {
-            d.update_with_ttl(Form::Name, Duration::from_secs(1)).await.unwrap();
+            d.update_with_ttl(Form::Name, Duration::from_secs(1))
+                .await
+                .unwrap();
         } else {
             d.update(Form::Name).await.unwrap();
         }
@@ -436,8 +517,14 @@ mod sqlite_only {
         }
         let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).await.unwrap());
         let d = Dialogue::<Form>::new(storage, k);
-        assert_eq!(d.get().await.unwrap(), Some(Form::Age { name: "Ann".into() }));
-        assert_eq!(d.get_data::<String>("name").await.unwrap().as_deref(), Some("Ann"));
+        assert_eq!(
+            d.get().await.unwrap(),
+            Some(Form::Age { name: "Ann".into() })
+        );
+        assert_eq!(
+            d.get_data::<String>("name").await.unwrap().as_deref(),
+            Some("Ann")
+        );
         d.update(Form::Done).await.unwrap();
         assert_eq!(d.get().await.unwrap(), Some(Form::Done));
     }
@@ -517,6 +604,32 @@ mod sqlite_only {
     }
 
     #[tokio::test]
+    async fn a_database_locked_for_long_is_a_storage_error_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.db");
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        storage
+            .set_busy_timeout(Duration::from_millis(20))
+            .await
+            .unwrap();
+        let k = key("c-locked", "ann@srv");
+        let d = Dialogue::<Form>::new(Arc::new(storage), k.clone());
+        d.update(Form::Name).await.unwrap();
+        let locker = rusqlite::Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = d.update(Form::Done).await.unwrap_err();
+        assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&k.to_string()) && text.contains("locked"),
+            "{text}"
+        );
+        locker.execute_batch("COMMIT").unwrap();
+        d.update(Form::Done).await.unwrap();
+        assert_eq!(d.get().await.unwrap(), Some(Form::Done));
+    }
+
+    #[tokio::test]
     async fn an_unopenable_file_is_a_storage_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = SqliteStorage::open(dir.path().join("missing-dir").join("bot.db"))
@@ -555,8 +668,14 @@ mod redis_only {
                 .unwrap(),
         );
         let d = Dialogue::<Form>::new(storage, k);
-        assert_eq!(d.get().await.unwrap(), Some(Form::Age { name: "Ann".into() }));
-        assert_eq!(d.get_data::<String>("name").await.unwrap().as_deref(), Some("Ann"));
+        assert_eq!(
+            d.get().await.unwrap(),
+            Some(Form::Age { name: "Ann".into() })
+        );
+        assert_eq!(
+            d.get_data::<String>("name").await.unwrap().as_deref(),
+            Some("Ann")
+        );
         d.update(Form::Done).await.unwrap();
         assert_eq!(d.get().await.unwrap(), Some(Form::Done));
     }
@@ -580,7 +699,10 @@ mod redis_only {
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert!((50_000..=60_000).contains(&pttl), "Redis holds the TTL: {pttl}");
+        assert!(
+            (50_000..=60_000).contains(&pttl),
+            "Redis holds the TTL: {pttl}"
+        );
         d.update(Form::Done).await.unwrap();
         let pttl: i64 = ::redis::cmd("PTTL")
             .arg(format!("{prefix}{k}"))

@@ -124,7 +124,10 @@ pub const LINE_BREAK: &str = "<br>";
 /// `quote` is plain text (escaped here); `reply` is HTML the caller built, kept as is. Send it
 /// with `replyMessageId` set and `parseMode: "html"`.
 pub fn quote_reply(quote: &str, reply: &str) -> String {
-    format!("<quote class=\"reply\">{}</quote><br><br>{reply}", escape(quote))
+    format!(
+        "<quote class=\"reply\">{}</quote><br><br>{reply}",
+        escape(quote)
+    )
 }
 
 /// [`quote_reply`] for a plain-text reply: the reply is escaped too, and the result must be

@@ -1,6 +1,6 @@
 //! Reading mentions, shared contacts and reply quotes out of received texts.
 
-use super::html;
+use super::{html, scan};
 
 /// The text that addresses every participant of a chat.
 pub const ALL_MENTION: &str = "@all";
@@ -37,28 +37,47 @@ fn target_at<'a>(text: &'a str, at: usize, closers: &[char]) -> Option<(&'a str,
     Some((&rest[..id_len], end))
 }
 
-/// Every `href="trueconf:ID"` (quotes `"` or `'`, optional `&do=profile`) and Markdown
-/// `](trueconf:ID)`, in order.
+/// Every `href="trueconf:ID"` (quotes `"` or `'`, optional `&do=profile`) inside an `<a …>`
+/// tag, then every Markdown link `[text](trueconf:ID)`.
 fn targets(text: &str) -> impl Iterator<Item = Target<'_>> {
     let mut from = 0;
-    std::iter::from_fn(move || {
+    let html = std::iter::from_fn(move || {
         loop {
             let k = from + text.get(from..)?.find(SCHEME)?;
             from = k + SCHEME.len();
-            let before = &text[..k];
-            if let Some(b) = before.strip_suffix(['"', '\'']).and_then(|b| b.strip_suffix("href=")) {
-                if let Some((id, end)) = target_at(text, k, &['"', '\'']) {
-                    from = end;
-                    return Some(Target { start: b.len(), end, id });
-                }
-            } else if before.ends_with("](") {
-                if let Some((id, end)) = target_at(text, k, &[')']) {
-                    from = end;
-                    return Some(Target { start: k - 1, end, id });
-                }
+            let Some(b) = text[..k]
+                .strip_suffix(['"', '\''])
+                .and_then(|b| b.strip_suffix("href="))
+            else {
+                continue;
+            };
+            // Escaped text such as `&lt;a href="trueconf:x"&gt;` is not a link.
+            let in_a_tag = b.rfind('<').is_some_and(|lt| {
+                let tag = &b[lt..];
+                !tag.contains('>')
+                    && tag.len() > 2
+                    && tag.as_bytes()[1].eq_ignore_ascii_case(&b'a')
+                    && tag[2..].starts_with(char::is_whitespace)
+            });
+            if let Some((id, end)) = target_at(text, k, &['"', '\'']).filter(|_| in_a_tag) {
+                from = end;
+                return Some(Target {
+                    start: b.len(),
+                    end,
+                    id,
+                });
             }
         }
-    })
+    });
+    let md = scan::Tokens::new(text, scan::Mode::Markdown)
+        .filter(|t| t.kind == scan::Kind::Link)
+        .filter_map(|t| {
+            let (_, inner, _) = scan::md_link_parts(text, t.start, &mut scan::Memo::default())?;
+            let at = t.start + inner.len() + 3;
+            let (id, end) = target_at(text, at, &[')'])?;
+            (end == t.end).then_some(Target { start: at, end, id })
+        });
+    html.chain(md)
 }
 
 /// The TrueConf ids mentioned in `text` (HTML `href="trueconf:ID"` or Markdown
@@ -147,7 +166,10 @@ pub fn strip_reply_quote(text: &str) -> (Option<String>, String) {
         let close = open + text[open..].find(QUOTE_CLOSE)?;
         let mut rest = &text[close + QUOTE_CLOSE.len()..];
         let mut brs = 0;
-        while let Some(r) = ["<br>", "<br/>", "<br />"].iter().find_map(|b| rest.strip_prefix(b)) {
+        while let Some(r) = ["<br>", "<br/>", "<br />"]
+            .iter()
+            .find_map(|b| rest.strip_prefix(b))
+        {
             rest = r;
             brs += 1;
         }

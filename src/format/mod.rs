@@ -36,7 +36,7 @@ pub const MAX_TEXT_LEN: usize = 4096;
 /// use trueconf_bot::format::visible_len;
 /// use trueconf_bot::types::ParseMode;
 /// assert_eq!(visible_len("<b>hello</b> world", &ParseMode::Html), 11);
-/// assert_eq!(visible_len("[docs](https://t.co)", &ParseMode::Markdown), 4 + 1 + 13);
+/// assert_eq!(visible_len("[docs](https://t.co)", &ParseMode::Markdown), 4 + 1 + 12);
 /// assert_eq!(visible_len("**", &ParseMode::Text), 2);
 /// ```
 pub fn visible_len(text: &str, mode: &ParseMode) -> usize {

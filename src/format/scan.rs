@@ -21,7 +21,10 @@ pub(crate) enum Kind {
     /// Visible characters without whitespace or markup; may be cut between any two chars.
     Word,
     /// A whitespace run. `ends_quote`: Markdown quote ends here (a newline not followed by `>`).
-    Space { newlines: usize, ends_quote: bool },
+    Space {
+        newlines: usize,
+        ends_quote: bool,
+    },
     /// One visible character written with several bytes (entity, Markdown escape).
     Atom,
     /// Markdown punctuation that shows literally only thanks to its neighbours (`a_b`, `a\b`,
@@ -68,6 +71,44 @@ pub(crate) struct Tokens<'a> {
     text: &'a str,
     pos: usize,
     mode: Mode,
+    memo: Memo,
+}
+
+/// Where a forward search already came up empty: from there on it always will. Keeps texts
+/// like `<b <b <b …` or `[[[[…` linear instead of quadratic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memo {
+    gt: usize,
+    close_a: usize,
+    rbracket: usize,
+    rparen: usize,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            gt: usize::MAX,
+            close_a: usize::MAX,
+            rbracket: usize::MAX,
+            rparen: usize::MAX,
+        }
+    }
+}
+
+fn memo_find(
+    slot: &mut usize,
+    text: &str,
+    from: usize,
+    find: impl FnOnce(&str) -> Option<usize>,
+) -> Option<usize> {
+    if from >= *slot {
+        return None;
+    }
+    let found = find(&text[from..]).map(|k| from + k);
+    if found.is_none() {
+        *slot = from;
+    }
+    found
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,7 +130,12 @@ impl From<&ParseMode> for Mode {
 
 impl<'a> Tokens<'a> {
     pub(crate) fn new(text: &'a str, mode: Mode) -> Self {
-        Tokens { text, pos: 0, mode }
+        Tokens {
+            text,
+            pos: 0,
+            mode,
+            memo: Memo::default(),
+        }
     }
 }
 
@@ -104,8 +150,8 @@ impl Iterator for Tokens<'_> {
         } else {
             match self.mode {
                 Mode::Text => word(self.text, i, |c| c.is_whitespace()),
-                Mode::Html => html(self.text, i, c),
-                Mode::Markdown => markdown(self.text, i, c),
+                Mode::Html => html(self.text, i, c, &mut self.memo),
+                Mode::Markdown => markdown(self.text, i, c, &mut self.memo),
             }
         };
         self.pos = i + len;
@@ -127,8 +173,7 @@ fn space(text: &str, i: usize, mode: Mode) -> (usize, usize, Kind) {
         len += c.len_utf8();
         newlines += usize::from(c == '\n');
     }
-    let ends_quote =
-        mode == Mode::Markdown && newlines > 0 && !text[i + len..].starts_with('>');
+    let ends_quote = mode == Mode::Markdown && newlines > 0 && !text[i + len..].starts_with('>');
     (
         len,
         n,
@@ -155,13 +200,13 @@ fn word(text: &str, i: usize, stop: impl Fn(char) -> bool) -> (usize, usize, Kin
     (len, n, Kind::Word)
 }
 
-fn html(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
+fn html(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     match c {
         '<' => {
-            if let Some((len, vis)) = html_anchor(text, i) {
+            if let Some((len, vis)) = html_anchor(text, i, memo) {
                 return (len, vis, Kind::Link);
             }
-            if let Some((len, kind)) = html_tag(text, i) {
+            if let Some((len, kind)) = html_tag(text, i, memo) {
                 return (len, 0, kind);
             }
             (1, 1, Kind::Lit)
@@ -177,7 +222,7 @@ fn html(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
 const HTML_TAGS: [&str; 7] = ["quote", "br", "b", "i", "u", "s", "a"];
 
 /// `<(/)?(quote|br|[biusa])(\s+[^>]*)?(\s*/)?>`, case-insensitive, as the Python client.
-pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
+fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
     let b = text.as_bytes();
     let mut j = i + 1;
     let closing = b.get(j) == Some(&b'/');
@@ -195,8 +240,8 @@ pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
     } else if rest.starts_with("/>") {
         (j + 2, true)
     } else if next.is_whitespace() {
-        let gt = rest.find('>')?;
-        (j + gt + 1, text[..j + gt].trim_end().ends_with('/'))
+        let gt = memo_find(&mut memo.gt, text, j, |s| s.find('>'))?;
+        (gt + 1, text[..gt].trim_end().ends_with('/'))
     } else {
         return None;
     };
@@ -211,29 +256,30 @@ pub(crate) fn html_tag(text: &str, i: usize) -> Option<(usize, Kind)> {
 }
 
 /// `<a\s+attrs>inner</a>` (first `</a>`, case-insensitive). Returns (byte length, visible).
-fn html_anchor(text: &str, i: usize) -> Option<(usize, usize)> {
-    let (len, href, inner) = html_anchor_parts(text, i)?;
-    let inner_vis = count(inner, Mode::Html);
-    let href_vis = href.map_or(0, |h| unescape_len(h));
-    Some((len, link_vis(inner_vis, href_vis)))
+fn html_anchor(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, usize)> {
+    let (len, href, inner) = html_anchor_parts(text, i, memo)?;
+    Some((len, link_count(inner, href.unwrap_or(""), Mode::Html)))
 }
 
 /// Byte length, href (raw, still escaped) and inner markup of an anchor at `i`.
-pub(crate) fn html_anchor_parts(text: &str, i: usize) -> Option<(usize, Option<&str>, &str)> {
+pub(crate) fn html_anchor_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, Option<&'a str>, &'a str)> {
     let b = text.as_bytes();
     if !(b.get(i) == Some(&b'<') && matches!(b.get(i + 1), Some(b'a' | b'A'))) {
         return None;
     }
-    let after = &text[i + 2..];
-    if !after.chars().next()?.is_whitespace() {
+    if !text[i + 2..].chars().next()?.is_whitespace() {
         return None;
     }
-    let gt = after.find('>')?;
-    let attrs = &after[..gt];
-    let inner_start = i + 2 + gt + 1;
-    let close = find_ci(&text[inner_start..], "</a>")?;
-    let inner = &text[inner_start..inner_start + close];
-    let end = inner_start + close + 4;
+    let gt = memo_find(&mut memo.gt, text, i + 2, |s| s.find('>'))?;
+    let attrs = &text[i + 2..gt];
+    let inner_start = gt + 1;
+    let close = memo_find(&mut memo.close_a, text, inner_start, |s| find_ci(s, "</a>"))?;
+    let inner = &text[inner_start..close];
+    let end = close + 4;
     Some((end - i, href(attrs), inner))
 }
 
@@ -261,9 +307,30 @@ pub(crate) fn find_ci(hay: &str, needle: &str) -> Option<usize> {
     (0..=h.len().checked_sub(n.len())?).find(|&k| h[k..k + n.len()].eq_ignore_ascii_case(n))
 }
 
-/// How a link is counted: text, a space, the url (the space only when both show).
-fn link_vis(inner: usize, url: usize) -> usize {
-    inner + url + usize::from(inner > 0 && url > 0)
+/// What a link shows, as the Python client renders it: `f"{text} {url}".strip()`.
+fn link_text(inner: &str, url: &str, mode: Mode) -> String {
+    let mut s = visible(inner, mode);
+    s.push(' ');
+    match mode {
+        Mode::Html => s.push_str(&crate::format::html::unescape(url)),
+        _ => s.push_str(url),
+    }
+    let trimmed = s.trim();
+    if trimmed.len() == s.len() {
+        s
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// `link_text(..).chars().count()`, without allocating in the usual case.
+fn link_count(inner: &str, url: &str, mode: Mode) -> usize {
+    let edgy = |s: &str| s.contains(|c: char| c.is_whitespace() || c == '&');
+    if edgy(inner) || edgy(url) {
+        return link_text(inner, url, mode).chars().count();
+    }
+    let (i, u) = (count(inner, mode), url.chars().count());
+    i + u + usize::from(i > 0 && u > 0)
 }
 
 const ENTITIES: [(&str, char); 16] = [
@@ -295,7 +362,9 @@ pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
             Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 u32::from_str_radix(hex, 16).ok()?
             }
-            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => num.parse().ok()?,
+            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
+                num.parse().ok()?
+            }
             _ => return None,
         };
         char::from_u32(code).unwrap_or('\u{fffd}')
@@ -305,30 +374,14 @@ pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
     Some((semi + 2, ch))
 }
 
-/// Visible chars of HTML-escaped text (an attribute value): entities count once.
-fn unescape_len(s: &str) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while let Some(c) = s[i..].chars().next() {
-        i += match (c == '&').then(|| entity(s, i)).flatten() {
-            Some((len, _)) => len,
-            None => c.len_utf8(),
-        };
-        n += 1;
-    }
-    n
-}
-
-fn markdown(text: &str, i: usize, c: char) -> (usize, usize, Kind) {
+fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     let b = text.as_bytes();
     let prev = text[..i].chars().next_back();
     match c {
         '>' if i == 0 || b[i - 1] == b'\n' => (1, 0, Kind::QuoteStart),
         '>' => (1, 1, Kind::Lit),
-        '[' => match md_link_parts(text, i) {
-            Some((len, inner, url)) => {
-                (len, link_vis(count(inner, Mode::Markdown), url.chars().count()), Kind::Link)
-            }
+        '[' => match md_link_parts(text, i, memo) {
+            Some((len, inner, url)) => (len, link_count(inner, url, Mode::Markdown), Kind::Link),
             None => word(text, i, md_stop),
         },
         '\\' => match text[i + 1..].chars().next() {
@@ -371,28 +424,32 @@ fn md_stop(c: char) -> bool {
 
 /// `[inner](url)` at `i`: (byte length, inner, url). Backslash escapes inside `inner` are
 /// honoured so an escaped `]` does not end the text.
-pub(crate) fn md_link_parts(text: &str, i: usize) -> Option<(usize, &str, &str)> {
-    let rest = text.get(i + 1..)?;
-    let mut chars = rest.char_indices();
-    let close = loop {
-        let (k, ch) = chars.next()?;
-        if ch == ']' {
-            break k;
+pub(crate) fn md_link_parts<'a>(
+    text: &'a str,
+    i: usize,
+    memo: &mut Memo,
+) -> Option<(usize, &'a str, &'a str)> {
+    let close = memo_find(&mut memo.rbracket, text, i + 1, |rest| {
+        let mut chars = rest.char_indices();
+        loop {
+            let (k, ch) = chars.next()?;
+            if ch == ']' {
+                break Some(k);
+            }
+            if ch == '\\' && chars.clone().next().is_some_and(|(_, n)| is_md_special(n)) {
+                chars.next();
+            }
         }
-        if ch == '\\' && chars.clone().next().is_some_and(|(_, n)| is_md_special(n)) {
-            chars.next();
-        }
-    };
-    if close == 0 {
+    })?;
+    if close == i + 1 || !text[close + 1..].starts_with('(') {
         return None;
     }
-    let after = rest[close + 1..].strip_prefix('(')?;
-    let end = after.find(')')?;
-    if end == 0 {
+    let url_start = close + 2;
+    let end = memo_find(&mut memo.rparen, text, url_start, |s| s.find(')'))?;
+    if end == url_start {
         return None;
     }
-    let len = 1 + close + 2 + end + 1;
-    Some((len, &rest[..close], &after[..end]))
+    Some((end + 1 - i, &text[i + 1..close], &text[url_start..end]))
 }
 
 /// Visible characters of `text` in `mode`.
@@ -418,23 +475,16 @@ pub(crate) fn push_visible(out: &mut String, text: &str, t: &Tok, mode: Mode) {
 }
 
 fn push_link_visible(out: &mut String, text: &str, i: usize, mode: Mode) {
-    let (inner, url) = match mode {
-        Mode::Html => match html_anchor_parts(text, i) {
-            Some((_, href, inner)) => {
-                (visible(inner, mode), href.map(crate::format::html::unescape).unwrap_or_default())
-            }
-            None => return,
-        },
-        _ => match md_link_parts(text, i) {
-            Some((_, inner, url)) => (visible(inner, mode), url.into()),
-            None => return,
-        },
+    let memo = &mut Memo::default();
+    let parts = match mode {
+        Mode::Html => {
+            html_anchor_parts(text, i, memo).map(|(_, h, inner)| (inner, h.unwrap_or("")))
+        }
+        _ => md_link_parts(text, i, memo).map(|(_, inner, url)| (inner, url)),
     };
-    out.push_str(&inner);
-    if !inner.is_empty() && !url.is_empty() {
-        out.push(' ');
+    if let Some((inner, url)) = parts {
+        out.push_str(&link_text(inner, url, mode));
     }
-    out.push_str(&url);
 }
 
 /// What a reader sees of `text`.
@@ -447,4 +497,71 @@ pub(crate) fn visible(text: &str, mode: Mode) -> String {
         push_visible(&mut out, text, &t, mode);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str, mode: Mode) -> Vec<(&str, Kind)> {
+        Tokens::new(text, mode)
+            .map(|t| (&text[t.start..t.end], t.kind))
+            .collect()
+    }
+
+    #[test]
+    fn markdown_markers_inside_words_are_text() {
+        let toks = kinds("snake_case *it* a__b", Mode::Markdown);
+        assert!(toks.contains(&("_", Kind::Lit)));
+        assert!(toks.contains(&("__", Kind::Lit)));
+        assert_eq!(
+            toks.iter()
+                .filter(|(_, k)| *k == Kind::Toggle(Mark::Md("*")))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn html_tags_follow_the_python_pattern() {
+        let tag = |s: &str| html_tag(s, 0, &mut Memo::default()).map(|(_, k)| k);
+        assert_eq!(tag("<b>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("<B class=x>"), Some(Kind::Open(Mark::Tag("b"))));
+        assert_eq!(tag("</quote>"), Some(Kind::Close(Mark::Tag("quote"))));
+        assert_eq!(tag("<br/>"), Some(Kind::Br));
+        assert_eq!(tag("<b/>"), Some(Kind::Other));
+        assert_eq!(tag("<bold>"), None);
+        assert_eq!(tag("<b"), None);
+    }
+
+    #[test]
+    fn entities_and_escapes_are_one_char() {
+        assert_eq!(entity("&amp;", 0), Some((5, '&')));
+        assert_eq!(entity("&#x1F600;", 0), Some((9, '😀')));
+        assert_eq!(entity("&#39;", 0), Some((5, '\'')));
+        assert_eq!(entity("&amp", 0), None);
+        assert_eq!(entity("&#;", 0), None);
+        assert_eq!(count(r"\*\\\q", Mode::Markdown), 4);
+    }
+
+    #[test]
+    fn memo_gives_the_same_answer_as_a_fresh_search() {
+        for text in [
+            "<b <i x> y",
+            "<a <a href=x>t</a>",
+            "[a [b](c) [d](e",
+            "[\\](x) [y](z)",
+        ] {
+            for mode in [Mode::Html, Mode::Markdown] {
+                let all: Vec<_> = Tokens::new(text, mode).map(|t| (t.start, t.kind)).collect();
+                // Re-tokenising from every token start with a fresh memo agrees.
+                for (start, kind) in &all {
+                    let again = Tokens::new(&text[*start..], mode).next().map(|t| t.kind);
+                    if !matches!(kind, Kind::Lit | Kind::QuoteStart | Kind::Toggle(_)) {
+                        assert_eq!(again, Some(*kind), "{text:?} at {start}");
+                    }
+                }
+            }
+        }
+    }
 }

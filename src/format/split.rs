@@ -27,9 +27,8 @@ pub(crate) fn split(text: &str, mode: Mode, limit: usize) -> Vec<String> {
     emit(text, &toks, &cuts, mode)
 }
 
-fn splittable(t: &Tok, limit: usize) -> bool {
+fn splittable(t: &Tok) -> bool {
     matches!(t.kind, Kind::Word | Kind::Space { .. } | Kind::Lit)
-        || (t.kind == Kind::Link && t.vis > limit)
 }
 
 /// Index into the candidate table: paragraph break, line break, word break.
@@ -70,6 +69,22 @@ fn plan(toks: &[Tok], limit: usize) -> Vec<Pos> {
                 q = next;
                 continue;
             }
+            if t.kind == Kind::Link && t.vis > limit {
+                // Written out as text, which may show differently next to Markdown markers, so
+                // its pieces get parts of their own.
+                if used > 0 {
+                    break Some(q);
+                }
+                let take = rem.min(limit);
+                break Some(if take == rem {
+                    next
+                } else {
+                    Pos {
+                        tok: q.tok,
+                        off: q.off + take,
+                    }
+                });
+            }
             if used + rem <= limit {
                 used += rem;
                 q = next;
@@ -96,7 +111,7 @@ fn plan(toks: &[Tok], limit: usize) -> Vec<Pos> {
                 .find(|(_, u)| *u >= half)
                 .or_else(|| cands.iter().flatten().max_by_key(|(_, u)| *u))
                 .map(|(pos, _)| *pos);
-            break Some(pick.unwrap_or(if splittable(t, limit) && room > 0 {
+            break Some(pick.unwrap_or(if splittable(t) && room > 0 {
                 inside
             } else if used > 0 {
                 q
@@ -140,15 +155,10 @@ fn apply(stack: &mut Vec<(Mark, usize)>, t: &Tok, i: usize, slice: &str) {
         Kind::Close(m) => {
             remove(stack, m);
         }
-        Kind::Toggle(m) => {
-            if remove(stack, m).is_none() {
-                stack.push((m, i));
-            }
-        }
-        Kind::QuoteStart => {
-            if !stack.iter().any(|(m, _)| *m == Mark::Quote) {
-                stack.push((Mark::Quote, i));
-            }
+        // The guard removes an open marker of the same kind; only when none was open, push.
+        Kind::Toggle(m) if remove(stack, m).is_none() => stack.push((m, i)),
+        Kind::QuoteStart if !stack.iter().any(|(m, _)| *m == Mark::Quote) => {
+            stack.push((Mark::Quote, i));
         }
         Kind::Space {
             ends_quote: true, ..
@@ -184,7 +194,14 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
                 stop -= 1;
             }
         }
-        let mut out = String::with_capacity(text.len().min(4 * 4096));
+        let raw_len = match (
+            toks.get(first),
+            stop.checked_sub(1).and_then(|l| toks.get(l)),
+        ) {
+            (Some(f), Some(l)) if stop > first => l.end - f.start,
+            _ => 0,
+        };
+        let mut out = String::with_capacity(raw_len + 32);
         let lead_quote = a.off == 0 && toks.get(first).is_some_and(|t| t.kind == Kind::QuoteStart);
         // `>` only quotes at the very start of a line, so it goes before the other openers.
         if lead_quote || stack.iter().any(|(m, _)| *m == Mark::Quote) {
@@ -201,7 +218,11 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
         lit_lt.clear();
         for (i, t) in toks.iter().enumerate().take(stop).skip(first) {
             let from = if i == a.tok { a.off } else { 0 };
-            let to = if i == b.tok && b.off > 0 { b.off } else { t.vis };
+            let to = if i == b.tok && b.off > 0 {
+                b.off
+            } else {
+                t.vis
+            };
             let raw = &text[t.start..t.end];
             let slice = match t.kind {
                 Kind::Word | Kind::Space { .. } | Kind::Lit => char_slice(raw, from, to),
@@ -264,4 +285,36 @@ fn emit(text: &str, toks: &[Tok], cuts: &[Pos], mode: Mode) -> Vec<String> {
         parts.push(out);
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_markdown_marks_at_a_cut_are_escaped() {
+        let parts = split("ab_cd", Mode::Markdown, 3);
+        assert_eq!(parts, ["ab\\_", "cd"]);
+        assert_eq!(split("a>b", Mode::Markdown, 1), ["a", "\\>", "b"]);
+    }
+
+    #[test]
+    fn bare_lt_before_closing_tags_is_escaped() {
+        // No `>` follows, so `<i` is text; `</b>` appended at the cut must not complete it.
+        let parts = split("<b>x <i y z", Mode::Html, 5);
+        assert_eq!(parts, ["<b>x &lt;i </b>", "<b>y z</b>"]);
+        assert_eq!(scan::visible(&parts[0], Mode::Html), "x <i ");
+    }
+
+    #[test]
+    fn markdown_quote_is_reopened_first() {
+        let parts = split("**a\n>quote text long**", Mode::Markdown, 8);
+        assert!(parts[1].starts_with(">**"), "{parts:?}");
+    }
+
+    #[test]
+    fn line_breaks_do_not_start_or_end_a_part() {
+        let parts = split("one two<br><br>three four", Mode::Html, 8);
+        assert_eq!(parts, ["one two", "three ", "four"]);
+    }
 }

@@ -126,7 +126,7 @@ where
     }
 
     /// Atomically computes the next state from the current one (`None`: no state); returning
-    /// `None` leaves the state (data and expiry are kept). `f` may run more than once if
+    /// `None` clears the state. Data and expiry are kept. `f` may run more than once if
     /// another writer races; returns the state stored.
     pub async fn update_with<F>(&self, mut f: F) -> Result<Option<S>>
     where

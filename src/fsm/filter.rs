@@ -44,6 +44,15 @@ impl<S> fmt::Debug for StateFilter<S> {
     }
 }
 
+impl<S: 'static> std::ops::Not for StateFilter<S> {
+    type Output = Self;
+
+    /// Passes when this filter does not.
+    fn not(self) -> Self {
+        Self::from_fn(move |s| !(self.test)(s))
+    }
+}
+
 impl<S: 'static> StateFilter<S> {
     /// Passes when the dialog has a state and `f` accepts it.
     pub fn new(f: impl Fn(&S) -> bool + Send + Sync + 'static) -> Self {
@@ -76,11 +85,6 @@ impl<S: 'static> StateFilter<S> {
     /// Passes when either filter passes.
     pub fn or(self, other: Self) -> Self {
         Self::from_fn(move |s| (self.test)(s) || (other.test)(s))
-    }
-
-    /// Passes when the other filter does not.
-    pub fn not(self) -> Self {
-        Self::from_fn(move |s| !(self.test)(s))
     }
 
     /// Tests a state.

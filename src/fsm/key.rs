@@ -81,9 +81,7 @@ impl KeyStrategy {
     /// and the event has none (for example a system message).
     pub fn key(self, bot_id: &str, chat_id: &str, user_id: Option<&str>) -> Option<StorageKey> {
         match self {
-            KeyStrategy::UserInChat => {
-                Some(StorageKey::new(bot_id, Some(chat_id), Some(user_id?)))
-            }
+            KeyStrategy::UserInChat => Some(StorageKey::new(bot_id, Some(chat_id), Some(user_id?))),
             KeyStrategy::Chat => Some(StorageKey::new(bot_id, Some(chat_id), None)),
             KeyStrategy::GlobalUser => Some(StorageKey::new(bot_id, None, Some(user_id?))),
         }

@@ -5,16 +5,40 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::record::{Clock, StateRecord, SystemClock, Versioned, fresh_revision};
-use super::storage::{Storage, StorageFuture};
 use super::StorageKey;
+use super::record::{self, Clock, StateRecord, SystemClock, Versioned, fresh_revision};
+use super::storage::{Storage, StorageFuture};
+
+/// One stored record, kept encoded: a small JSON string costs a fraction of the memory of a
+/// `serde_json::Value` tree (whose maps allocate whole B-tree nodes), and idle dialogs are
+/// what a busy bot holds most of.
+#[derive(Debug)]
+struct Slot {
+    revision: u64,
+    expires_at: Option<u64>,
+    encoded: Box<str>,
+}
+
+impl Slot {
+    fn new(v: &Versioned) -> Self {
+        Self {
+            revision: v.revision,
+            expires_at: v.record.expires_at,
+            encoded: record::encode(v).into_boxed_str(),
+        }
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}
 
 /// Dialog records in a concurrent hash map. The default storage; everything is lost when the
 /// process exits. Expired records read as absent and are dropped when next touched, or all at
 /// once by [`purge_expired`](Self::purge_expired).
 #[derive(Debug, Clone)]
 pub struct MemoryStorage {
-    map: Arc<DashMap<StorageKey, Versioned>>,
+    map: Arc<DashMap<Box<str>, Slot>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -52,46 +76,54 @@ impl MemoryStorage {
     pub fn purge_expired(&self) -> usize {
         let now = self.clock.now_ms();
         let before = self.map.len();
-        self.map.retain(|_, v| !v.record.is_expired(now));
+        self.map.retain(|_, slot| !slot.is_expired(now));
         before.saturating_sub(self.map.len())
     }
+}
 
-    fn live(&self, key: &StorageKey) -> Option<Versioned> {
-        let now = self.clock.now_ms();
-        let found = self.map.get(key).map(|v| v.clone())?;
-        if found.record.is_expired(now) {
-            self.map
-                .remove_if(key, |_, v| v.revision == found.revision);
-            return None;
-        }
-        Some(found)
-    }
+fn map_key(key: &StorageKey) -> Box<str> {
+    key.encode().into_boxed_str()
 }
 
 impl Storage for MemoryStorage {
     fn get<'a>(&'a self, key: &'a StorageKey) -> StorageFuture<'a, Option<Versioned>> {
-        let found = self.live(key);
-        Box::pin(async move { Ok(found) })
+        let now = self.clock.now_ms();
+        let k = map_key(key);
+        let found = match self.map.get(&k) {
+            Some(slot) if slot.is_expired(now) => {
+                let stale = slot.revision;
+                drop(slot);
+                self.map.remove_if(&k, |_, s| s.revision == stale);
+                Ok(None)
+            }
+            Some(slot) => record::decode(key, &slot.encoded).map(Some),
+            None => Ok(None),
+        };
+        Box::pin(async move { found })
     }
 
     fn set<'a>(&'a self, key: &'a StorageKey, record: StateRecord) -> StorageFuture<'a, u64> {
-        let revision = match self.map.entry(key.clone()) {
+        let mut v = Versioned {
+            record,
+            revision: 0,
+        };
+        let revision = match self.map.entry(map_key(key)) {
             Entry::Occupied(mut e) => {
-                let revision = fresh_revision(Some(e.get().revision));
-                e.insert(Versioned { record, revision });
-                revision
+                v.revision = fresh_revision(Some(e.get().revision));
+                e.insert(Slot::new(&v));
+                v.revision
             }
             Entry::Vacant(e) => {
-                let revision = fresh_revision(None);
-                e.insert(Versioned { record, revision });
-                revision
+                v.revision = fresh_revision(None);
+                e.insert(Slot::new(&v));
+                v.revision
             }
         };
         Box::pin(async move { Ok(revision) })
     }
 
     fn remove<'a>(&'a self, key: &'a StorageKey) -> StorageFuture<'a, ()> {
-        self.map.remove(key);
+        self.map.remove(&*map_key(key));
         Box::pin(async { Ok(()) })
     }
 
@@ -102,16 +134,17 @@ impl Storage for MemoryStorage {
         new: Option<Versioned>,
     ) -> StorageFuture<'a, bool> {
         let now = self.clock.now_ms();
+        let new = new.as_ref().map(Slot::new);
         // The entry guard holds the shard lock, so compare and replace are one step.
-        let swapped = match self.map.entry(key.clone()) {
+        let swapped = match self.map.entry(map_key(key)) {
             Entry::Occupied(mut e) => {
-                let current = (!e.get().record.is_expired(now)).then_some(e.get().revision);
+                let current = (!e.get().is_expired(now)).then_some(e.get().revision);
                 if current != expected {
                     false
                 } else {
                     match new {
-                        Some(v) => {
-                            e.insert(v);
+                        Some(slot) => {
+                            e.insert(slot);
                         }
                         None => {
                             e.remove();
@@ -124,8 +157,8 @@ impl Storage for MemoryStorage {
                 if expected.is_some() {
                     false
                 } else {
-                    if let Some(v) = new {
-                        e.insert(v);
+                    if let Some(slot) = new {
+                        e.insert(slot);
                     }
                     true
                 }

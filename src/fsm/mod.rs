@@ -4,6 +4,17 @@
 //! value of your own state type plus a free-form data map, kept in a [`Storage`] under a
 //! [`StorageKey`]. [`Dialogue`] is the typed handle a handler works with.
 //!
+//! | storage | feature | survives restart | expiry | atomic update by |
+//! |---|---|---|---|---|
+//! | [`MemoryStorage`] | — | no | lazy, or `purge_expired` | shard lock |
+//! | `SqliteStorage` | `sqlite` | yes (one WAL file) | lazy, or `purge_expired` | `BEGIN IMMEDIATE` |
+//! | `RedisStorage` | `redis` | yes (shared by processes) | native `PX` | Lua script |
+//!
+//! Records are stored with a format-version header, so a future change of the encoding is
+//! detected ([`StateError::Corrupt`]) rather than misread. A state written by an older version
+//! of your state type that no longer decodes is [`StateError::Undecodable`]: report it and
+//! [`reset`](Dialogue::reset) the dialog.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use serde::{Deserialize, Serialize};

@@ -65,7 +65,15 @@ pub fn fresh_revision(previous: Option<u64>) -> u64 {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: &'a Option<Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    data: &'a Map<String, Value>,
+}
+
+#[derive(Deserialize)]
 struct Body {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     state: Option<Value>,
@@ -82,9 +90,9 @@ pub fn encode(v: &Versioned) -> String {
         .record
         .expires_at
         .map_or_else(|| "-".to_owned(), |e| e.to_string());
-    let body = Body {
-        state: v.record.state.clone(),
-        data: v.record.data.clone(),
+    let body = BodyRef {
+        state: &v.record.state,
+        data: &v.record.data,
     };
     // Serializing a tree of `serde_json::Value` cannot fail (keys are strings).
     let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
@@ -200,7 +208,10 @@ mod tests {
 
         let future = raw.replacen("tcfsm 1", "tcfsm 2", 1);
         let err = decode(&key, &future).unwrap_err().to_string();
-        assert!(err.contains("version") && err.contains("bot:chat:u@s"), "{err}");
+        assert!(
+            err.contains("version") && err.contains("bot:chat:u@s"),
+            "{err}"
+        );
         assert!(decode(&key, "garbage").is_err());
     }
 }

@@ -74,9 +74,8 @@ impl SqliteStorage {
                 }
             })
             .map_err(Error::Io)?;
-        let storage_error = |message: String, source: Option<crate::error::BoxError>| Error::Storage {
-            message,
-            source,
+        let storage_error = |message: String, source: Option<crate::error::BoxError>| {
+            Error::Storage { message, source }
         };
         match opened.await {
             Ok(Ok(())) => Ok(Self { jobs, clock, path }),
@@ -100,6 +99,16 @@ impl SqliteStorage {
         Ok(conn)
     }
 
+    /// How long one statement waits for another process's lock before failing (default 2 s);
+    /// a failed attempt is then retried a few times with backoff.
+    pub async fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        let path = self.path.display().to_string();
+        self.call("set busy timeout on", &path, move |c| {
+            c.busy_timeout(timeout)
+        })
+        .await
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -108,8 +117,7 @@ impl SqliteStorage {
     /// Deletes every expired row; returns how many.
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = self.clock.now_ms() as i64;
-        let key = StorageKey::new("*", None, None);
-        self.call("purge", &key, move |c| {
+        self.call("purge", &"expired rows", move |c| {
             c.execute(
                 "DELETE FROM fsm_state WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 [now],
@@ -118,13 +126,18 @@ impl SqliteStorage {
         .await
     }
 
-    async fn call<T, F>(&self, what: &'static str, key: &StorageKey, f: F) -> Result<T>
+    async fn call<T, F>(
+        &self,
+        what: &'static str,
+        target: &(dyn std::fmt::Display + Sync),
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        with_retry("sqlite", what, key, || {
+        with_retry("sqlite", what, target, || {
             let f = f.clone();
             let jobs = self.jobs.clone();
             async move {
@@ -219,13 +232,7 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             let now = self.clock.now_ms() as i64;
             let k = key.encode();
-            let new = new.map(|v| {
-                (
-                    v.revision as i64,
-                    row_expiry(&v.record),
-                    record::encode(&v),
-                )
-            });
+            let new = new.map(|v| (v.revision as i64, row_expiry(&v.record), record::encode(&v)));
             self.call("compare-and-swap", key, move |c| {
                 // IMMEDIATE takes the write lock up front, so no other process can slip a
                 // write between the check and the replace.

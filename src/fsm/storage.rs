@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use super::record::{StateRecord, Versioned, fresh_revision};
 use super::StorageKey;
+use super::record::{StateRecord, Versioned, fresh_revision};
 use crate::error::BoxError;
 use crate::{Error, Result};
 
@@ -115,11 +115,11 @@ impl BackendError {
 }
 
 /// Runs `op` with bounded exponential retries of transient failures, and turns the final
-/// failure into an [`Error::Storage`] naming `what` and `key`.
+/// failure into an [`Error::Storage`] naming `what` and `target` (usually the key).
 pub(crate) async fn with_retry<T, F, Fut>(
     backend: &'static str,
     what: &'static str,
-    key: &StorageKey,
+    target: &(dyn std::fmt::Display + Sync),
     op: F,
 ) -> Result<T>
 where
@@ -134,11 +134,11 @@ where
     op.retry(policy)
         .when(|e: &BackendError| e.transient)
         .notify(|e: &BackendError, after: Duration| {
-            tracing::warn!(backend, what, %key, error = %e.source, ?after, "state storage failed, retrying");
+            tracing::warn!(backend, what, %target, error = %e.source, ?after, "state storage failed, retrying");
         })
         .await
         .map_err(|e| Error::Storage {
-            message: format!("{backend}: {what} {key} failed: {}", e.source),
+            message: format!("{backend}: {what} {target} failed: {}", e.source),
             source: Some(e.source),
         })
 }
