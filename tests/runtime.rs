@@ -44,6 +44,8 @@ struct Srv {
     requests: Mutex<Vec<(String, Value)>>,
     acks: Mutex<Vec<u64>>,
     kick: Mutex<Option<broadcast::Sender<()>>>,
+    /// Stop reading sockets (so WebSocket pings go unanswered).
+    mute: std::sync::atomic::AtomicBool,
     push: Mutex<Option<broadcast::Sender<String>>>,
 }
 
@@ -121,8 +123,14 @@ async fn session(srv: Arc<Srv>, socket: WebSocket) {
     });
     let mut authed = false;
     loop {
+        if srv.mute.load(Ordering::SeqCst) {
+            // Not polling the socket means no pong goes out.
+            let _ = kick.recv().await;
+            break;
+        }
         tokio::select! {
             _ = kick.recv() => break,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
             p = push.recv() => if let Ok(p) = p { let _ = out_tx.send(p); },
             m = stream.next() => {
                 let Some(Ok(m)) = m else { break };
@@ -603,6 +611,25 @@ async fn full_event_buffer_applies_backpressure() -> Result<()> {
     for id in 1..=5 {
         assert_eq!(events.recv().await.unwrap().id, id, "order kept");
     }
+    bot.shutdown().await
+}
+
+#[tokio::test]
+async fn missing_pongs_are_detected_and_the_bot_reconnects() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr)
+        .token(srv.new_token())
+        .keepalive(Duration::from_millis(100), Duration::from_millis(100))
+        .build()?;
+    bot.start().await?;
+    srv.mute.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
+    srv.mute.store(false, Ordering::SeqCst);
+    srv.kick_all();
+    wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
+    assert_eq!(bot.execute(Echo { n: 4 }).await?.n, 4);
+    assert!(srv.connections.load(Ordering::SeqCst) >= 2);
     bot.shutdown().await
 }
 
