@@ -356,6 +356,20 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
 }
 
 #[tokio::test]
+async fn shutdown_before_start_is_immediate() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    let mut events = bot.events().unwrap();
+    tokio::time::timeout(Duration::from_millis(500), bot.shutdown())
+        .await
+        .expect("no waiting for a connection that never started")?;
+    assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
+    assert!(events.recv().await.is_none());
+    assert!(matches!(bot.start().await, Err(Error::Disconnected(_))));
+    Ok(())
+}
+
+#[tokio::test]
 async fn credentials_auth_fetches_a_token() -> Result<()> {
     let (srv, addr) = serve().await;
     let bot = builder(addr).credentials("bot", "pw").build()?;

@@ -458,6 +458,11 @@ impl Bot {
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
+    ///
+    /// The stream is bounded ([`BotBuilder::event_buffer`]); when it is full the connection
+    /// stops reading, and so also stops reading responses. Drain it from a task that does not
+    /// itself wait for bot calls (hand events to other tasks), or a full buffer stalls those
+    /// calls until their timeout.
     pub fn events(&self) -> Option<EventStream> {
         lock(&self.core.events_rx)
             .take()
@@ -550,6 +555,11 @@ impl Bot {
         }
         core.stop_events.cancel();
         *write(&core.events_tx) = None;
+        lock(&core.events_rx).take();
+        if !*core.started.lock().await {
+            core.set_state(ConnectionState::Stopped);
+            return Ok(());
+        }
         let router = read(&core.router).clone();
         let drained = match router {
             Some(r) => r
