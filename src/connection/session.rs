@@ -443,9 +443,12 @@ async fn write_loop(
                 sink.flush().await.map_err(err)?;
             }
             _ = ping.tick() => {
-                awaiting_pong.store(true, Ordering::Release);
+                let answered = !awaiting_pong.swap(true, Ordering::AcqRel);
                 sink.send(Message::Ping(Default::default())).await.map_err(err)?;
-                pong_deadline = Some(Instant::now() + pong_timeout);
+                // An unanswered earlier ping keeps its deadline.
+                if answered || pong_deadline.is_none() {
+                    pong_deadline = Some(Instant::now() + pong_timeout);
+                }
             }
             _ = sleep_until(pong_deadline.unwrap_or_else(far)), if pong_deadline.is_some() => {
                 if awaiting_pong.load(Ordering::Acquire) {
