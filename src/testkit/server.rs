@@ -30,7 +30,11 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(web_rest_api_token),
         )
         .route("/bridge/api/client/v1/auth/token", post(auth_code_token))
-        .route("/bridge/api/client/v1/files", post(upload))
+        .route(
+            "/bridge/api/client/v1/files",
+            // Uploads are bounded by the emulated upload limits, not by axum's 2 MB default.
+            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/bridge/api/client/v1/files/{id}/{what}", get(download))
         .route("/websocket/chat_bot", get(ws))
         .route("/websocket/chat_bot/", get(ws))
