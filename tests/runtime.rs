@@ -1302,6 +1302,20 @@ mod sim {
             began.elapsed() < Duration::from_secs(3),
             "auth errors are not retried"
         );
+
+        let sim = Sim::start(SimConfig {
+            oauth_apps: vec![trueconf_bot::testkit::OAuthApp {
+                client_id: "no-scope".into(),
+                scopes: vec![],
+            }],
+            ..SimConfig::default()
+        })
+        .await?;
+        let bot = bot_for(&sim).oauth_app("no-scope", "bot", "bot-password").build()?;
+        let err = bot.start().await.unwrap_err();
+        assert!(err.to_string().contains("invalidScope"), "{err}");
+        let bot = bot_for(&sim).oauth_app("no-scope", "bot", "wrong").build()?;
+        assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
         Ok(())
     }
 
