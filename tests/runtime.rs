@@ -620,10 +620,36 @@ async fn full_event_buffer_applies_backpressure() -> Result<()> {
         srv.push(json!({"type": 1, "id": id, "method": "sendMessage", "payload": {}}));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Two buffered, one held by the blocked reader; the rest still unread on the socket.
-    assert!(srv.acks.lock().unwrap().len() <= 3);
+    // Two in the stream, two held back by the reader; the fifth is still unread on the socket.
+    assert_eq!(srv.acks.lock().unwrap().len(), 4);
     for id in 1..=5 {
         assert_eq!(events.recv().await.unwrap().id, id, "order kept");
+    }
+    bot.shutdown().await
+}
+
+#[tokio::test]
+async fn a_consumer_waiting_for_a_call_is_not_starved_by_a_full_stream() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr)
+        .token(srv.new_token())
+        .event_buffer(2)
+        .build()?;
+    let mut events = bot.events().unwrap();
+    bot.start().await?;
+    for id in 1..=4 {
+        srv.push(json!({"type": 1, "id": id, "method": "sendMessage", "payload": {}}));
+    }
+    let first = events.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The stream is full again (2, 3) and 4 waits in the reader: the response still arrives.
+    let r = bot
+        .execute(Echo { n: first.id })
+        .timeout(Duration::from_secs(1))
+        .await?;
+    assert_eq!(r.n, 1);
+    for id in 2..=4 {
+        assert_eq!(events.recv().await.unwrap().id, id);
     }
     bot.shutdown().await
 }
@@ -1311,10 +1337,14 @@ mod sim {
             ..SimConfig::default()
         })
         .await?;
-        let bot = bot_for(&sim).oauth_app("no-scope", "bot", "bot-password").build()?;
+        let bot = bot_for(&sim)
+            .oauth_app("no-scope", "bot", "bot-password")
+            .build()?;
         let err = bot.start().await.unwrap_err();
         assert!(err.to_string().contains("invalidScope"), "{err}");
-        let bot = bot_for(&sim).oauth_app("no-scope", "bot", "wrong").build()?;
+        let bot = bot_for(&sim)
+            .oauth_app("no-scope", "bot", "wrong")
+            .build()?;
         assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
         Ok(())
     }
