@@ -44,6 +44,8 @@ struct Srv {
     requests: Mutex<Vec<(String, Value)>>,
     acks: Mutex<Vec<u64>>,
     kick: Mutex<Option<broadcast::Sender<()>>>,
+    /// Stop reading sockets (so WebSocket pings go unanswered).
+    mute: std::sync::atomic::AtomicBool,
     push: Mutex<Option<broadcast::Sender<String>>>,
 }
 
@@ -121,8 +123,14 @@ async fn session(srv: Arc<Srv>, socket: WebSocket) {
     });
     let mut authed = false;
     loop {
+        if srv.mute.load(Ordering::SeqCst) {
+            // Not polling the socket means no pong goes out.
+            let _ = kick.recv().await;
+            break;
+        }
         tokio::select! {
             _ = kick.recv() => break,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
             p = push.recv() => if let Ok(p) = p { let _ = out_tx.send(p); },
             m = stream.next() => {
                 let Some(Ok(m)) = m else { break };
@@ -344,6 +352,20 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
     assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
     assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_before_start_is_immediate() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    let mut events = bot.events().unwrap();
+    tokio::time::timeout(Duration::from_millis(500), bot.shutdown())
+        .await
+        .expect("no waiting for a connection that never started")?;
+    assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
+    assert!(events.recv().await.is_none());
+    assert!(matches!(bot.start().await, Err(Error::Disconnected(_))));
     Ok(())
 }
 
@@ -598,11 +620,56 @@ async fn full_event_buffer_applies_backpressure() -> Result<()> {
         srv.push(json!({"type": 1, "id": id, "method": "sendMessage", "payload": {}}));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Two buffered, one held by the blocked reader; the rest still unread on the socket.
-    assert!(srv.acks.lock().unwrap().len() <= 3);
+    // Two in the stream, two held back by the reader; the fifth is still unread on the socket.
+    assert_eq!(srv.acks.lock().unwrap().len(), 4);
     for id in 1..=5 {
         assert_eq!(events.recv().await.unwrap().id, id, "order kept");
     }
+    bot.shutdown().await
+}
+
+#[tokio::test]
+async fn a_consumer_waiting_for_a_call_is_not_starved_by_a_full_stream() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr)
+        .token(srv.new_token())
+        .event_buffer(2)
+        .build()?;
+    let mut events = bot.events().unwrap();
+    bot.start().await?;
+    for id in 1..=4 {
+        srv.push(json!({"type": 1, "id": id, "method": "sendMessage", "payload": {}}));
+    }
+    let first = events.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The stream is full again (2, 3) and 4 waits in the reader: the response still arrives.
+    let r = bot
+        .execute(Echo { n: first.id })
+        .timeout(Duration::from_secs(1))
+        .await?;
+    assert_eq!(r.n, 1);
+    for id in 2..=4 {
+        assert_eq!(events.recv().await.unwrap().id, id);
+    }
+    bot.shutdown().await
+}
+
+#[tokio::test]
+async fn missing_pongs_are_detected_and_the_bot_reconnects() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr)
+        .token(srv.new_token())
+        .keepalive(Duration::from_millis(100), Duration::from_millis(100))
+        .build()?;
+    bot.start().await?;
+    srv.mute.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
+    srv.mute.store(false, Ordering::SeqCst);
+    srv.kick_all();
+    wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
+    assert_eq!(bot.execute(Echo { n: 4 }).await?.n, 4);
+    assert!(srv.connections.load(Ordering::SeqCst) >= 2);
     bot.shutdown().await
 }
 
@@ -1261,6 +1328,24 @@ mod sim {
             began.elapsed() < Duration::from_secs(3),
             "auth errors are not retried"
         );
+
+        let sim = Sim::start(SimConfig {
+            oauth_apps: vec![trueconf_bot::testkit::OAuthApp {
+                client_id: "no-scope".into(),
+                scopes: vec![],
+            }],
+            ..SimConfig::default()
+        })
+        .await?;
+        let bot = bot_for(&sim)
+            .oauth_app("no-scope", "bot", "bot-password")
+            .build()?;
+        let err = bot.start().await.unwrap_err();
+        assert!(err.to_string().contains("invalidScope"), "{err}");
+        let bot = bot_for(&sim)
+            .oauth_app("no-scope", "bot", "wrong")
+            .build()?;
+        assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
         Ok(())
     }
 

@@ -210,8 +210,9 @@ impl BotBuilder {
         self
     }
 
-    /// Capacity of the event stream (default 1024). When it is full the connection stops
-    /// reading until the consumer catches up.
+    /// Capacity of the event stream (default 1024). When it is full, up to as many events
+    /// again are held back while the socket is still read (so responses keep arriving);
+    /// beyond that the connection stops reading until the consumer catches up.
     pub fn event_buffer(mut self, n: usize) -> Self {
         self.event_buffer = n;
         self
@@ -458,6 +459,11 @@ impl Bot {
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
+    ///
+    /// The stream is bounded ([`BotBuilder::event_buffer`]). A consumer may await bot calls
+    /// while the stream is full, but once twice the buffer is waiting the connection stops
+    /// reading and calls stall until their timeout: under heavy load, hand events to other
+    /// tasks instead of awaiting calls in the draining loop.
     pub fn events(&self) -> Option<EventStream> {
         lock(&self.core.events_rx)
             .take()
@@ -550,6 +556,11 @@ impl Bot {
         }
         core.stop_events.cancel();
         *write(&core.events_tx) = None;
+        lock(&core.events_rx).take();
+        if !*core.started.lock().await {
+            core.set_state(ConnectionState::Stopped);
+            return Ok(());
+        }
         let router = read(&core.router).clone();
         let drained = match router {
             Some(r) => r
