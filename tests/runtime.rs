@@ -509,6 +509,40 @@ async fn killed_connection_actor_is_restarted() -> Result<()> {
 }
 
 #[tokio::test]
+async fn killed_router_is_restarted_and_still_settles_lost_requests() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    bot.start().await?;
+    let first = bot.router_actor().expect("running");
+    first.kill();
+    for _ in 0..100 {
+        if bot.restarts() == 1
+            && bot
+                .router_actor()
+                .is_some_and(|r| r.get_id() != first.get_id())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(bot.restarts(), 1);
+    assert_eq!(bot.execute(Echo { n: 6 }).await?.n, 6);
+    let write = tokio::spawn({
+        let bot = bot.clone();
+        async move { bot.execute(Slow { ms: 10_000 }).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    srv.kick_all();
+    let err = tokio::time::timeout(Duration::from_secs(2), write)
+        .await
+        .expect("settled by the new router")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    bot.shutdown().await
+}
+
+#[tokio::test]
 async fn restart_limit_fails_the_bot() -> Result<()> {
     let (srv, addr) = serve().await;
     let bot = builder(addr)

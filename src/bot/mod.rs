@@ -456,6 +456,11 @@ impl Bot {
         read(&self.core.connection).as_ref().map(|r| r.get_cell())
     }
 
+    /// The current RequestRouter actor, for supervision tooling and fault-injection tests.
+    pub fn router_actor(&self) -> Option<ActorCell> {
+        read(&self.core.router).as_ref().map(|r| r.get_cell())
+    }
+
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
