@@ -1,8 +1,10 @@
 //! The dispatch path: raw event in → routed through a 20-route router with filters → handler
-//! called, on the per-chat conversation actors.
+//! called, on the per-chat conversation actors. Before the timings, a counting global allocator
+//! reports the heap allocations per event on that path.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -22,6 +24,40 @@ fn message(id: u64, chat: &str, text: &str) -> ServerEvent {
         ack: Acknowledger::noop(id),
     }
 }
+
+/// The system allocator, counting allocations (and reallocations) while `COUNTING` is on.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers every operation to `System`; only counts on the side.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOC_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOC_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 struct Counter {
     n: AtomicU64,
@@ -78,6 +114,50 @@ fn bench(c: &mut Criterion) {
         let task = tokio::spawn(d.run_on(rx));
         (tx, task)
     });
+
+    // Allocations per event, event in → handler called (the events are built beforehand;
+    // counting covers every thread: the dispatcher, the conversation actors, the handler).
+    for chats in [1usize, 100] {
+        const N: u64 = 20_000;
+        let (allocs, bytes) = rt.block_on(async {
+            let events: Vec<ServerEvent> = (0..N)
+                .map(|i| message(i, &format!("alloc-chat{}", i as usize % chats), "hello"))
+                .collect();
+            let run = |events: Vec<ServerEvent>| {
+                let tx = tx.clone();
+                let counter = counter.clone();
+                async move {
+                    let target = counter.n.load(Ordering::Relaxed) + events.len() as u64;
+                    for e in events {
+                        let _ = tx.send(e).await;
+                    }
+                    while counter.n.load(Ordering::Relaxed) < target {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            };
+            let (warm, measured) = {
+                let mut events = events;
+                let measured = events.split_off(N as usize / 2);
+                (events, measured)
+            };
+            // The first half starts the conversations; the second half is the steady state.
+            run(warm).await;
+            let n = measured.len() as u64;
+            ALLOCS.store(0, Ordering::Relaxed);
+            ALLOC_BYTES.store(0, Ordering::Relaxed);
+            COUNTING.store(true, Ordering::Relaxed);
+            run(measured).await;
+            COUNTING.store(false, Ordering::Relaxed);
+            (
+                ALLOCS.load(Ordering::Relaxed) as f64 / n as f64,
+                ALLOC_BYTES.load(Ordering::Relaxed) as f64 / n as f64,
+            )
+        });
+        println!(
+            "dispatch/allocations_per_event_{chats}_chats: {allocs:.2} allocations, {bytes:.0} bytes"
+        );
+    }
 
     let mut group = c.benchmark_group("dispatch");
     group.measurement_time(Duration::from_secs(5));

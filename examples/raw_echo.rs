@@ -50,7 +50,7 @@ struct Author<'a> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
+pub async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
     let (mut sink, mut stream) = ws.split();
     let auth = serde_json::json!({

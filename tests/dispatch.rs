@@ -922,6 +922,7 @@ mod against_the_emulator {
                 window: 4000,
                 timeout: Duration::from_secs(120),
                 connect_timeout: Duration::from_secs(10),
+                rate: None,
             })
             .await
             .unwrap();

@@ -56,6 +56,10 @@ struct Args {
     /// Load mode: maximum un-replied events in flight.
     #[arg(long, default_value_t = 200)]
     load_window: u32,
+    /// Load mode: push at most this many events per second (default: as fast as the window
+    /// allows).
+    #[arg(long)]
+    load_rate: Option<f64>,
     /// Load mode: seconds to wait for the echoes.
     #[arg(long, default_value_t = 120)]
     load_timeout: u64,
@@ -120,6 +124,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
                 window: args.load_window,
                 timeout: Duration::from_secs(args.load_timeout),
                 connect_timeout: connect,
+                rate: args.load_rate,
             })
             .await
             .map_err(|e| e.to_string())?;

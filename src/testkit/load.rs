@@ -22,6 +22,11 @@ pub struct LoadSpec {
     #[serde(with = "super::ms")]
     /// How long to wait for a bot to connect and authenticate before starting.
     pub connect_timeout: Duration,
+    /// Push at most this many events per second (still bounded by `window`); `None` pushes
+    /// as fast as the window allows. Latency under a steady rate below the maximum is what a
+    /// bot's users see; latency at the maximum is mostly queueing.
+    #[serde(default)]
+    pub rate: Option<f64>,
 }
 
 impl Default for LoadSpec {
@@ -32,6 +37,7 @@ impl Default for LoadSpec {
             window: 200,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(30),
+            rate: None,
         }
     }
 }

@@ -656,7 +656,21 @@ impl Sim {
         let mut seq = 0u64;
         let mut timed_out = false;
         while seq < spec.events {
-            let want = (sem.available_permits() as u64).clamp(1, spec.events - seq);
+            let mut want = (sem.available_permits() as u64).clamp(1, spec.events - seq);
+            if let Some(rate) = spec.rate.filter(|r| r.is_finite() && *r > 0.0) {
+                // Event `seq` is due at `seq / rate`; the timer's 1 ms granularity makes
+                // small bursts, so push whatever is due by now in one go.
+                let due_at = started + Duration::from_secs_f64(seq as f64 / rate);
+                if tokio::time::timeout_at(deadline, tokio::time::sleep_until(due_at))
+                    .await
+                    .is_err()
+                {
+                    timed_out = true;
+                    break;
+                }
+                let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+                want = want.min(due.saturating_sub(seq).max(1));
+            }
             match tokio::time::timeout_at(deadline, sem.acquire_many(want as u32)).await {
                 Ok(Ok(p)) => p.forget(),
                 _ => {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Reproduces the README's benchmark figures on this machine, one command:
+#
+#   scripts/bench.sh           full run (~10 min): load vs raw and Python, half-rate latency,
+#                              ack-after-handled, handler delay, chat sweep + plot, 100k scale,
+#                              criterion micro-benches; results in docs/bench/
+#   scripts/bench.sh quick     the load comparison and the scale run only (~2 min)
+#   scripts/bench.sh smoke     seconds, debug build, asserts no lost echo and no reordering
+#                              (what .ci/run runs so the scripts never rot)
+#
+# Installs what it needs: the official Python client in a virtualenv (python-trueconf-bot from
+# PyPI) and a font for the plot (fonts-dejavu-core). Env: BENCH_OUT (results directory),
+# BENCH_VENV (virtualenv), CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-full}
+TARGET=${CARGO_TARGET_DIR:-target}
+OUT=${BENCH_OUT:-docs/bench}
+VENV=${BENCH_VENV:-${CONFORMANCE_VENV:-$TARGET/conformance-venv}}
+export CARGO_TERM_COLOR=never
+
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core; }
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c 'import trueconf' 2>/dev/null ||
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check python-trueconf-bot
+
+# Build, then copy the binary out of the (possibly shared) target directory before measuring.
+if [ "$MODE" = smoke ]; then
+    build=(cargo test --all-features --bench e2e --no-run --message-format=json)
+else
+    build=(cargo bench --bench e2e --no-run --message-format=json)
+fi
+exe=$("${build[@]}" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
+        print(m["executable"])')
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cp "$exe" "$WORK/e2e"
+E2E=("$WORK/e2e")
+export BENCH_PY_SCRIPT="$PWD/scripts/bench_echo.py"
+PY=(--python "$VENV/bin/python")
+
+echo "machine: $(nproc) cores, $(uname -sr); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+case "$MODE" in
+smoke)
+    "${E2E[@]}" load --events 1000 --chats 10 --window 50 --bots raw,ours,python "${PY[@]}" \
+        --timeout 60 --strict
+    "${E2E[@]}" load --events 1000 --chats 1 --window 50 --bots ours --ack handled --strict
+    "${E2E[@]}" sweep --chat-counts 1,100 --events 500 --bots ours --strict --png "$WORK/s.png"
+    "${E2E[@]}" scale --chats 2000 --idle-ms 200
+    ;;
+quick)
+    mkdir -p "$OUT"
+    "${E2E[@]}" load --repeat 3 --half-rate "${PY[@]}" --json "$OUT/load.json" --strict
+    "${E2E[@]}" scale --json "$OUT/scale.json"
+    ;;
+full)
+    mkdir -p "$OUT"
+    # 20,000 events over 100 chats, window 200: raw, ours and Python, three times each,
+    # then ours and raw paced at half of ours' maximum for latency.
+    "${E2E[@]}" load --repeat 3 --half-rate "${PY[@]}" --json "$OUT/load.json" --strict
+    # At-least-once acknowledgement, and a 5 ms handler (I/O-bound bots).
+    "${E2E[@]}" load --repeat 3 --bots raw,ours --ack handled --json "$OUT/load-ack-handled.json" --strict
+    "${E2E[@]}" load --bots ours,python "${PY[@]}" --delay-ms 5 --window 1000 \
+        --json "$OUT/load-delay5.json" --strict
+    "${E2E[@]}" sweep --repeat 3 --json "$OUT/sweep.json" --png "$OUT/sweep.png" --strict
+    "${E2E[@]}" scale --json "$OUT/scale.json"
+    cargo bench --bench dispatch --bench model --bench fsm -- --noplot 2>&1 |
+        grep -E '^(dispatch/allocations|[a-z_]+/[^ ]+ +time:|[a-z_0-9/.-]+$| +time:| +thrpt:)' |
+        tee "$OUT/criterion.txt"
+    ;;
+*)
+    echo "usage: $0 [full|quick|smoke]" >&2
+    exit 2
+    ;;
+esac
