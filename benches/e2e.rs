@@ -106,6 +106,9 @@ struct Shape {
     /// Seconds to wait for all echoes of one run.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Tokio worker threads of our bots (0 = one per core; 1 = a current-thread runtime).
+    #[arg(long, default_value_t = 0)]
+    bot_workers: usize,
     /// Fail (exit code 1) if any run lost an echo or reordered a chat.
     #[arg(long)]
     strict: bool,
@@ -192,6 +195,9 @@ struct BotArgs {
     delay_ms: u64,
     #[arg(long, value_enum, default_value_t = Ack::Receive)]
     ack: Ack,
+    /// Tokio worker threads (0 = one per core; 1 = a current-thread runtime).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
 }
 
 /// One bot's run of one load shape.
@@ -253,9 +259,16 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 // Child: the echo bots.
 
 fn run_bot(a: BotArgs) -> Result<(), BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = match a.workers {
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async move {
         match a.kind {
             Kind::Raw => {
@@ -364,6 +377,7 @@ fn spawn_bot(kind: Kind, sim: &Sim, shape: &Shape) -> Result<Proc, BoxError> {
             c.arg("bot").arg(format!("{kind:?}").to_lowercase());
             c.arg("--ack")
                 .arg(format!("{:?}", shape.ack).to_lowercase());
+            c.arg("--workers").arg(shape.bot_workers.to_string());
             c
         }
     };

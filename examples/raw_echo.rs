@@ -51,7 +51,8 @@ struct Author<'a> {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    // TCP_NODELAY, as the crate's own connection does.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
     let (mut sink, mut stream) = ws.split();
     let auth = serde_json::json!({
         "type": 1, "id": 1, "method": "auth",

@@ -330,25 +330,53 @@ impl DispatcherBuilder {
 /// Bounded memory of recently seen event keys.
 struct Dedup {
     cap: usize,
-    set: HashSet<String>,
-    order: VecDeque<String>,
+    set: HashSet<u64, BuildNoHash>,
+    order: VecDeque<u64>,
+}
+
+/// The keys are SipHash fingerprints already: hashing them again would only cost time.
+#[derive(Default, Clone, Copy)]
+struct BuildNoHash;
+
+#[derive(Default)]
+struct NoHash(u64);
+
+impl std::hash::Hasher for NoHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl std::hash::BuildHasher for BuildNoHash {
+    type Hasher = NoHash;
+    fn build_hasher(&self) -> NoHash {
+        NoHash::default()
+    }
 }
 
 impl Dedup {
     fn new(cap: usize) -> Self {
         Self {
             cap,
-            set: HashSet::new(),
+            set: HashSet::default(),
             order: VecDeque::new(),
         }
     }
 
     /// Records `key`; false when it was seen already.
-    fn first_time(&mut self, key: String) -> bool {
+    fn first_time(&mut self, key: u64) -> bool {
         if self.cap == 0 {
             return true;
         }
-        if self.set.contains(&key) {
+        if !self.set.insert(key) {
             return false;
         }
         if self.order.len() >= self.cap
@@ -356,7 +384,6 @@ impl Dedup {
         {
             self.set.remove(&old);
         }
-        self.set.insert(key.clone());
         self.order.push_back(key);
         true
     }
@@ -555,24 +582,22 @@ async fn call_handler(ctx: Arc<Ctx>, handler: super::handler::BoxedHandler) -> H
     result
 }
 
+async fn run_routes(shared: Arc<Shared>, ctx: Arc<Ctx>) -> HandlerResult {
+    let handler = match super::router::route(&shared.routes, &ctx).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(HandlerError::from(e)),
+    };
+    let _ = ctx.handler.set(handler.name);
+    if shared.inner.is_empty() {
+        return call_handler(ctx, handler).await;
+    }
+    let terminal: Terminal = Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
+    Next::new(shared.inner.clone(), terminal).run(ctx).await
+}
+
 fn route_terminal(shared: Arc<Shared>) -> Terminal {
-    Arc::new(move |ctx: Arc<Ctx>| {
-        let shared = shared.clone();
-        Box::pin(async move {
-            let handler = match super::router::route(&shared.routes, &ctx).await {
-                Ok(Some(h)) => h,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(HandlerError::from(e)),
-            };
-            let _ = ctx.handler.set(handler.name);
-            if shared.inner.is_empty() {
-                return call_handler(ctx, handler).await;
-            }
-            let terminal: Terminal =
-                Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
-            Next::new(shared.inner.clone(), terminal).run(ctx).await
-        })
-    })
+    Arc::new(move |ctx: Arc<Ctx>| Box::pin(run_routes(shared.clone(), ctx)))
 }
 
 async fn process(shared: Arc<Shared>, job: Job) {
@@ -582,7 +607,17 @@ async fn process(shared: Arc<Shared>, job: Job) {
         shared.deps.clone(),
         shared.self_id.get().cloned(),
     ));
-    let chain = Next::new(shared.outer.clone(), route_terminal(shared.clone())).run(ctx.clone());
+    let chain = async {
+        // Without outer middleware, route inline: no terminal closure and no boxed future
+        // per event.
+        if shared.outer.is_empty() {
+            run_routes(shared.clone(), ctx.clone()).await
+        } else {
+            Next::new(shared.outer.clone(), route_terminal(shared.clone()))
+                .run(ctx.clone())
+                .await
+        }
+    };
     let outcome = AssertUnwindSafe(chain).catch_unwind().await;
     let handler = ctx.handler.get().copied();
     let metrics = &shared.metrics;
@@ -701,11 +736,11 @@ mod tests {
     #[test]
     fn dedup_window_is_bounded() {
         let mut d = Dedup::new(2);
-        assert!(d.first_time("a".into()));
-        assert!(!d.first_time("a".into()));
-        assert!(d.first_time("b".into()));
-        assert!(d.first_time("c".into()));
-        assert!(d.first_time("a".into()), "forgotten after the window");
+        assert!(d.first_time(1));
+        assert!(!d.first_time(1));
+        assert!(d.first_time(2));
+        assert!(d.first_time(3));
+        assert!(d.first_time(1), "forgotten after the window");
         assert_eq!(d.set.len(), 2);
     }
 }

@@ -247,7 +247,7 @@ impl Update {
 
     /// What a message is (only for [`EventKind::Message`]; decodes the typed message).
     pub fn message_kind(&self) -> Option<MessageKind> {
-        match self.event().ok()? {
+        match self.event_ref()? {
             crate::types::Event::Message(m) => Some(m.kind()),
             _ => None,
         }
@@ -286,14 +286,26 @@ impl Update {
 
     /// The typed event, decoded once per event however many handlers ask.
     pub fn event(&self) -> crate::Result<crate::types::Event> {
+        match self.0.event.get() {
+            Some(cached) => cached.clone().map_err(crate::Error::Protocol),
+            // The usual case is one typed extractor per event: decoding straight into the
+            // caller's value saves the deep clone (one allocation per string of the message)
+            // that caching first would cost.
+            None => crate::types::Event::decode(&self.0.method, &self.0.payload)
+                .map_err(|e| crate::Error::Protocol(e.to_string())),
+        }
+    }
+
+    /// The typed event, decoded once and kept, for filters that only look at it.
+    fn event_ref(&self) -> Option<&crate::types::Event> {
         self.0
             .event
             .get_or_init(|| {
                 crate::types::Event::decode(&self.0.method, &self.0.payload)
                     .map_err(|e| e.to_string())
             })
-            .clone()
-            .map_err(crate::Error::Protocol)
+            .as_ref()
+            .ok()
     }
 
     /// The payload deserialized as `T`, parsed once per event and shared by every handler
@@ -321,17 +333,26 @@ impl Update {
     /// events whose payload makes that unambiguous: messages (by message id) and the events
     /// carrying a timestamp. Button presses and progress reports can legitimately repeat
     /// byte for byte, so they have none.
-    pub(crate) fn dedup_key(&self) -> Option<String> {
+    /// A 64-bit fingerprint identifying a redelivery of this event. A hash instead of the
+    /// key itself keeps the duplicate window free of per-event allocations; two different
+    /// events sharing a fingerprint within one window (about 1 in 10^11 for 10,000 events)
+    /// is far below any other source of loss.
+    pub(crate) fn dedup_key(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the fingerprint must not depend on the process.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
         match self.0.kind {
-            EventKind::Message => self.message_id().map(|m| format!("m:{m}")),
-            _ if self.0.view.timestamp.is_some() => {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                self.0.payload.get().hash(&mut h);
-                Some(format!("{}:{:x}", self.0.method, h.finish()))
+            EventKind::Message => {
+                "m".hash(&mut h);
+                self.message_id()?.hash(&mut h);
             }
-            _ => None,
+            _ if self.0.view.timestamp.is_some() => {
+                self.0.method.hash(&mut h);
+                self.0.payload.get().hash(&mut h);
+            }
+            _ => return None,
         }
+        Some(h.finish())
     }
 }
 

@@ -51,6 +51,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum_server::accept::NoDelayAcceptor;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -381,14 +383,20 @@ impl Sim {
             )
             .await?;
             cert_pem = Some(pem);
-            let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+            let server = axum_server::from_tcp_rustls(listener, tls)?
+                .map(|a| a.acceptor(NoDelayAcceptor))
+                .handle(handle.clone());
             tokio::spawn(async move {
                 if let Err(e) = server.serve(app).await {
                     tracing::error!(error = %e, "trueconf-sim server stopped");
                 }
             });
         } else {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            // Small frames both ways: without TCP_NODELAY, Nagle plus delayed ACKs add up to
+            // 40 ms to an echo whenever the socket is not busy.
+            let server = axum_server::from_tcp(listener)?
+                .acceptor(NoDelayAcceptor)
+                .handle(handle.clone());
             tokio::spawn(async move {
                 if let Err(e) = server.serve(app).await {
                     tracing::error!(error = %e, "trueconf-sim server stopped");
