@@ -34,6 +34,46 @@ use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The system allocator, keeping the count of live heap bytes while `HEAP_ON` is set (the
+/// scale run turns it on; the bots never do).
+struct HeapCounter;
+
+static HEAP_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static HEAP_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: defers every operation to `System`; only counts on the side.
+unsafe impl std::alloc::GlobalAlloc for HeapCounter {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if HEAP_ON.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if HEAP_ON.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(
+        &self,
+        ptr: *mut u8,
+        layout: std::alloc::Layout,
+        new_size: usize,
+    ) -> *mut u8 {
+        if HEAP_ON.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: HeapCounter = HeapCounter;
+
 #[derive(Parser)]
 #[command(name = "e2e", about = "trueconf-bot end-to-end benchmarks")]
 struct Cli {
@@ -174,7 +214,7 @@ struct ScaleArgs {
     #[arg(long, default_value_t = 100_000)]
     chats: u64,
     /// The dispatcher's conversation idle timeout, in milliseconds.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 20_000)]
     idle_ms: u64,
     /// Write the result as JSON here.
     #[arg(long)]
@@ -680,6 +720,8 @@ struct ScaleResult {
     rss_before_kib: u64,
     rss_live_kib: u64,
     rss_per_conversation_bytes: f64,
+    /// Live heap bytes per conversation (counting allocator), without allocator overhead.
+    heap_per_conversation_bytes: f64,
     rss_after_eviction_kib: u64,
     rss_after_trim_kib: u64,
     live_after_eviction: usize,
@@ -732,6 +774,8 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     }
     let loadavg = loadavg();
     let rss_before = rss_kib();
+    HEAP_LIVE.store(0, Ordering::Relaxed);
+    HEAP_ON.store(true, Ordering::Relaxed);
     let start = Instant::now();
     for i in 0..a.chats {
         // 40 hex digits like a real chat id.
@@ -744,6 +788,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     let spawn = start.elapsed();
     let live = handle.metrics().live_conversations;
     let rss_live = rss_kib();
+    let heap_live = HEAP_LIVE.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000);
     while handle.metrics().live_conversations > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -767,6 +812,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         rss_live_kib: rss_live,
         rss_per_conversation_bytes: (rss_live.saturating_sub(rss_before) as f64 * 1024.0)
             / live.max(1) as f64,
+        heap_per_conversation_bytes: heap_live as f64 / live.max(1) as f64,
         rss_after_eviction_kib: rss_after,
         rss_after_trim_kib: rss_trim,
         live_after_eviction: live_after,
@@ -774,7 +820,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     };
     println!(
         "{} chats: spawned and handled in {:.0} ms ({:.0}/s); {} live conversations; RSS {} -> {} KiB \
-         = {:.0} B per conversation; after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
+         = {:.0} B per conversation ({:.0} B of live heap); after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
         r.chats,
         r.spawn_ms,
         r.spawn_per_sec,
@@ -782,6 +828,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         r.rss_before_kib,
         r.rss_live_kib,
         r.rss_per_conversation_bytes,
+        r.heap_per_conversation_bytes,
         r.live_after_eviction,
         r.rss_after_eviction_kib,
         r.rss_after_trim_kib,

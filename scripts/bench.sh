@@ -62,18 +62,24 @@ quick)
     ;;
 full)
     mkdir -p "$OUT"
-    # 20,000 events over 100 chats, window 200: raw, ours and Python, three times each,
-    # then ours and raw paced at half of ours' maximum for latency.
+    # 20,000 events over 100 chats, window 200: raw, ours and Python, three runs each
+    # (interleaved), then ours and raw paced at half of ours' maximum, for latency.
     "${E2E[@]}" load --repeat 3 --half-rate "${PY[@]}" --json "$OUT/load.json" --strict
-    # At-least-once acknowledgement, and a 5 ms handler (I/O-bound bots).
-    "${E2E[@]}" load --repeat 3 --bots raw,ours --ack handled --json "$OUT/load-ack-handled.json" --strict
-    "${E2E[@]}" load --bots ours,python "${PY[@]}" --delay-ms 5 --window 1000 \
+    # The same with both Rust bots on a current-thread Tokio runtime.
+    "${E2E[@]}" load --repeat 3 --half-rate --bots raw,ours --bot-workers 1 \
+        --json "$OUT/load-current-thread.json" --strict
+    # At-least-once acknowledgement, and a 5 ms handler (an I/O-bound bot).
+    "${E2E[@]}" load --repeat 3 --bots raw,ours --ack handled \
+        --json "$OUT/load-ack-handled.json" --strict
+    "${E2E[@]}" load --events 5000 --window 1000 --delay-ms 5 --bots ours,python "${PY[@]}" \
         --json "$OUT/load-delay5.json" --strict
+    # Throughput and p99 against the number of chats, and the plot.
     "${E2E[@]}" sweep --repeat 3 --json "$OUT/sweep.json" --png "$OUT/sweep.png" --strict
     "${E2E[@]}" scale --json "$OUT/scale.json"
-    cargo bench --bench dispatch --bench model --bench fsm -- --noplot 2>&1 |
-        grep -E '^(dispatch/allocations|[a-z_]+/[^ ]+ +time:|[a-z_0-9/.-]+$| +time:| +thrpt:)' |
-        tee "$OUT/criterion.txt"
+    # Criterion micro-benches (the dispatch bench prints allocations per event first).
+    cargo bench --features sqlite --bench dispatch --bench model --bench fsm -- --noplot \
+        --warm-up-time 1 --measurement-time 3 2>&1 |
+        grep -E 'allocations|time:|thrpt:|^[a-z_]+/' | tee "$OUT/criterion.txt"
     ;;
 *)
     echo "usage: $0 [full|quick|smoke]" >&2
