@@ -1428,6 +1428,19 @@ mod sim {
             .oauth_app("no-scope", "bot", "wrong")
             .build()?;
         assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
+
+        let sim = Sim::start(SimConfig {
+            version: "5.4.9.100".into(),
+            ..SimConfig::default()
+        })
+        .await?;
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        let err = bot.start().await.unwrap_err();
+        assert!(err.to_string().contains("too old"), "{err}");
+        assert!(matches!(
+            &*bot.state().borrow(),
+            ConnectionState::Failed(f) if f.kind == FailureKind::UnsupportedServer
+        ));
         Ok(())
     }
 
