@@ -700,6 +700,7 @@ fn plot(runs: &[Run], png: &Path) -> Result<(), BoxError> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;

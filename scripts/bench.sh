@@ -79,7 +79,7 @@ full)
     # Criterion micro-benches (the dispatch bench prints allocations per event first).
     cargo bench --features sqlite --bench dispatch --bench model --bench fsm -- --noplot \
         --warm-up-time 1 --measurement-time 3 2>&1 |
-        grep -E 'allocations|time:|thrpt:|^[a-z_]+/' | tee "$OUT/criterion.txt"
+        grep -E 'allocations|time:|thrpt:|^[a-z_]+/' | grep -v '%' | tee "$OUT/criterion.txt"
     ;;
 *)
     echo "usage: $0 [full|quick|smoke]" >&2
