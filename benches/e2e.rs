@@ -57,12 +57,7 @@ unsafe impl std::alloc::GlobalAlloc for HeapCounter {
         // SAFETY: same contract as ours.
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
-    unsafe fn realloc(
-        &self,
-        ptr: *mut u8,
-        layout: std::alloc::Layout,
-        new_size: usize,
-    ) -> *mut u8 {
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         if HEAP_ON.load(Ordering::Relaxed) {
             HEAP_LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         }
@@ -177,7 +172,12 @@ struct LoadArgs {
     #[arg(long, default_value_t = 100)]
     chats: u32,
     /// Bots to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "raw,ours,python")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "raw,ours,python"
+    )]
     bots: Vec<Kind>,
     /// Push at this many events/s instead of as fast as the window allows.
     #[arg(long)]
@@ -300,7 +300,9 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn run_bot(a: BotArgs) -> Result<(), BoxError> {
     let rt = match a.workers {
-        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?,
@@ -672,7 +674,8 @@ fn plot(runs: &[Run], png: &Path) -> Result<(), BoxError> {
         Kind::Raw => RGBColor(40, 90, 200),
         Kind::Python => RGBColor(60, 150, 60),
     };
-    let panels: [(_, &str, f64, fn(&Run) -> f64); 2] = [
+    type Metric = fn(&Run) -> f64;
+    let panels: [(_, &str, f64, Metric); 2] = [
         (left, "throughput (msgs/s)", max_tput, |r| r.msgs_per_sec),
         (right, "p99 latency (ms)", max_p99, |r| r.p99_ms),
     ];

@@ -41,7 +41,9 @@ fn frames(c: &mut Criterion) {
         b.iter(|| Frame::decode(black_box(&text)).expect("frame"))
     });
     let frame = Frame::decode(&text).expect("frame");
-    g.bench_function("encode_sendMessage", |b| b.iter(|| black_box(&frame).encode()));
+    g.bench_function("encode_sendMessage", |b| {
+        b.iter(|| black_box(&frame).encode())
+    });
     let ack = Frame::ack(1042);
     g.bench_function("encode_ack", |b| b.iter(|| black_box(&ack).encode()));
     g.finish();
@@ -76,7 +78,9 @@ fn split(c: &mut Criterion) {
         ("markdown_11k", &markdown, ParseMode::Markdown),
     ] {
         g.throughput(Throughput::Bytes(text.len() as u64));
-        g.bench_function(name, |b| b.iter(|| split_text(black_box(text), &mode, 4096)));
+        g.bench_function(name, |b| {
+            b.iter(|| split_text(black_box(text), &mode, 4096))
+        });
     }
     g.finish();
 }
