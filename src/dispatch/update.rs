@@ -73,34 +73,34 @@ impl EventKind {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ChatRef {
-    chat_id: Option<String>,
+    chat_id: Option<Str>,
     chat_type: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct Author {
-    id: Option<String>,
+    id: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Content {
-    text: Option<String>,
+    text: Option<Str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CommandSource {
     message: Option<Box<View>>,
-    button_id: Option<String>,
+    button_id: Option<Str>,
     wait_reply: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CommandPayload {
-    command: Option<String>,
-    custom_data: Option<String>,
+    command: Option<Str>,
+    custom_data: Option<Str>,
 }
 
 /// The fields filters and routing read, from any event payload; everything optional so one
@@ -108,31 +108,82 @@ struct CommandPayload {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct View {
-    message_id: Option<String>,
-    chat_id: Option<String>,
+    message_id: Option<Str>,
+    chat_id: Option<Str>,
     chat: Option<ChatRef>,
     chat_type: Option<u32>,
     author: Option<Author>,
     content: Option<Content>,
-    reply_message_id: Option<String>,
+    reply_message_id: Option<Str>,
     timestamp: Option<u64>,
-    command_id: Option<String>,
+    command_id: Option<Str>,
     command_source: Option<CommandSource>,
     command_payload: Option<CommandPayload>,
 }
 
 impl View {
-    fn chat_id(&self) -> Option<&str> {
+    fn chat_id<'a>(&'a self, payload: &'a str) -> Option<&'a str> {
         self.chat
             .as_ref()
-            .and_then(|c| c.chat_id.as_deref())
-            .or(self.chat_id.as_deref())
+            .and_then(|c| c.chat_id.as_ref())
+            .or(self.chat_id.as_ref())
+            .map(|s| s.get(payload))
             .or_else(|| {
                 self.command_source
                     .as_ref()
                     .and_then(|s| s.message.as_ref())
-                    .and_then(|m| m.chat_id())
+                    .and_then(|m| m.chat_id(payload))
             })
+    }
+}
+
+/// A string field of the routing view. Most JSON strings have no escapes, so serde_json hands
+/// them out borrowed from the payload: the view keeps just their byte range (no allocation per
+/// field and event). A string with escapes is kept decoded.
+#[derive(Debug)]
+enum Str {
+    Span(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Str {
+    fn get<'a>(&'a self, payload: &'a str) -> &'a str {
+        match self {
+            Str::Span(a, b) => payload.get(*a as usize..*b as usize).unwrap_or_default(),
+            Str::Owned(s) => s,
+        }
+    }
+}
+
+thread_local! {
+    /// The payload being parsed into a view: (start address, length).
+    static PAYLOAD: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Str, E> {
+                let (base, len) = PAYLOAD.with(|p| p.get());
+                let start = (s.as_ptr() as usize).wrapping_sub(base);
+                let end = start.wrapping_add(s.len());
+                // Only a slice of the payload being parsed becomes a range.
+                if start <= len && end <= len && start <= end && len <= u32::MAX as usize {
+                    Ok(Str::Span(start as u32, end as u32))
+                } else {
+                    Ok(Str::Owned(s.into()))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Str, E> {
+                Ok(Str::Owned(s.into()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -167,12 +218,15 @@ impl Update {
     /// views are empty), so a malformed event reaches the raw handlers instead of vanishing.
     pub fn new(id: RequestId, method: impl Into<String>, payload: Box<RawValue>) -> Self {
         let method = method.into();
-        let view: View = serde_json::from_str(payload.get()).unwrap_or_else(|e| {
+        let text = payload.get();
+        PAYLOAD.with(|p| p.set((text.as_ptr() as usize, text.len())));
+        let view: View = serde_json::from_str(text).unwrap_or_else(|e| {
             tracing::debug!(%method, error = %e, "event payload does not fit the routing view");
             View::default()
         });
+        PAYLOAD.with(|p| p.set((0, 0)));
         let kind = EventKind::from_method(&method);
-        let chat_id = view.chat_id().map(Arc::from);
+        let chat_id = view.chat_id(text).map(Arc::from);
         Update(Arc::new(Inner {
             id,
             method,
@@ -183,6 +237,10 @@ impl Update {
             typed: OnceLock::new(),
             event: OnceLock::new(),
         }))
+    }
+
+    fn str<'a>(&'a self, field: &'a Option<Str>) -> Option<&'a str> {
+        field.as_ref().map(|s| s.get(self.0.payload.get()))
     }
 
     /// The server's frame id of this event.
@@ -217,17 +275,17 @@ impl Update {
 
     /// The message id (`messageId`) of a message, edit or removal event.
     pub fn message_id(&self) -> Option<&str> {
-        self.0.view.message_id.as_deref()
+        self.str(&self.0.view.message_id)
     }
 
     /// The text of a message or of an edited message.
     pub fn text(&self) -> Option<&str> {
-        self.0.view.content.as_ref()?.text.as_deref()
+        self.str(&self.0.view.content.as_ref()?.text)
     }
 
     /// The author's TrueConf ID of a message.
     pub fn author_id(&self) -> Option<&str> {
-        self.0.view.author.as_ref()?.id.as_deref()
+        self.str(&self.0.view.author.as_ref()?.id)
     }
 
     /// The chat type, when the payload states it.
@@ -242,7 +300,7 @@ impl Update {
 
     /// The id of the message this message replies to.
     pub fn reply_message_id(&self) -> Option<&str> {
-        self.0.view.reply_message_id.as_deref()
+        self.str(&self.0.view.reply_message_id)
     }
 
     /// What a message is (only for [`EventKind::Message`]; decodes the typed message).
@@ -255,22 +313,22 @@ impl Update {
 
     /// The command string of a button press (`commandPayload.command`).
     pub fn button_command(&self) -> Option<&str> {
-        self.0.view.command_payload.as_ref()?.command.as_deref()
+        self.str(&self.0.view.command_payload.as_ref()?.command)
     }
 
     /// The custom data of a button press (`commandPayload.customData`).
     pub fn custom_data(&self) -> Option<&str> {
-        self.0.view.command_payload.as_ref()?.custom_data.as_deref()
+        self.str(&self.0.view.command_payload.as_ref()?.custom_data)
     }
 
     /// The `commandId` of a button press that waits for an answer.
     pub fn command_id(&self) -> Option<&str> {
-        self.0.view.command_id.as_deref()
+        self.str(&self.0.view.command_id)
     }
 
     /// The id of the pressed button.
     pub fn button_id(&self) -> Option<&str> {
-        self.0.view.command_source.as_ref()?.button_id.as_deref()
+        self.str(&self.0.view.command_source.as_ref()?.button_id)
     }
 
     /// Whether the pressed button asked for an answer (`waitReply`).
@@ -385,6 +443,24 @@ mod tests {
         assert_eq!(u.chat_type(), Some(ChatType::P2p));
         assert_eq!(u.message_kind(), Some(MessageKind::Text));
         assert!(u.dedup_key().is_some());
+    }
+
+    #[test]
+    fn escaped_and_plain_strings_read_the_same() {
+        let payload = r#"{"messageId":"m1","chat":{"chatId":"c\u0031","chatType":1},"author":{"id":"bob@x"},"content":{"text":"say \"hi\"\n\u00e9t\u00e9","parseMode":"text"},"timestamp":1,"type":200}"#;
+        let u = Update::new(
+            1,
+            "sendMessage",
+            RawValue::from_string(payload.into()).unwrap(),
+        );
+        assert_eq!(u.chat_id(), Some("c1"));
+        assert_eq!(u.text(), Some("say \"hi\"\nété"));
+        assert_eq!(u.author_id(), Some("bob@x"));
+        assert_eq!(u.message_id(), Some("m1"));
+        // Another event parsed meanwhile does not disturb this one's ranges.
+        let other = fixture("event.sendMessage.plain.json");
+        assert_eq!(other.author_id(), Some("alice@video.example.com"));
+        assert_eq!(u.author_id(), Some("bob@x"));
     }
 
     #[test]
