@@ -222,11 +222,7 @@ impl Session {
                 let handle = running.handle.clone();
                 running.stop().await?;
                 outcome?;
-                let metrics = handle.metrics();
-                println!(
-                    "-- done: {} events, {} handled, {} errors",
-                    metrics.events, metrics.handled, metrics.errors
-                );
+                print_done(&handle);
             }
             None => {
                 println!(
@@ -240,7 +236,8 @@ impl Session {
         Ok(())
     }
 
-    fn announce_emulator(&self, sim: &Sim) {
+    /// Prints where the emulator listens.
+    pub fn announce_emulator(&self, sim: &Sim) {
         println!(
             "-- embedded TrueConf emulator at {}; bot {} (no --server given)",
             sim.url(),
@@ -285,6 +282,15 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// Prints the dispatcher's counters at the end of an emulator run.
+pub fn print_done(handle: &DispatcherHandle) {
+    let metrics = handle.metrics();
+    println!(
+        "-- done: {} events, {} handled, {} errors",
+        metrics.events, metrics.handled, metrics.errors
+    );
 }
 
 /// Sleeps for `d` (saturating) or until Ctrl-C.
