@@ -362,13 +362,18 @@ impl Person {
 
     /// Waits for the bot's next message in this chat and prints it.
     pub async fn hear(&self) -> Result<Value, BoxError> {
-        let m = self
+        let m = self.hear_quietly().await?;
+        println!("{:>8} < {}", "bot", describe(&m));
+        Ok(m)
+    }
+
+    /// Waits for the bot's next message in this chat without printing it.
+    pub async fn hear_quietly(&self) -> Result<Value, BoxError> {
+        Ok(self
             .sim
             .expect_message_within(&self.chat, ANSWER_TIMEOUT)
             .await
-            .map_err(|e| format!("{} got no answer from the bot: {e}", self.name))?;
-        println!("{:>8} < {}", "bot", describe(&m));
-        Ok(m)
+            .map_err(|e| format!("{} got no answer from the bot: {e}", self.name))?)
     }
 
     /// Waits for the bot's next message and checks that its text contains `needle`.
