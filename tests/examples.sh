@@ -65,7 +65,9 @@ check admin "" "bob@sim.example is now admin" "title changed to «Release 1.0 te
 check middleware "" "(no answer: banned)" "Sorry, /admin is for administrators." \
     "Slow down: 3 messages per 10 s." "(no answer: throttled)"
 if [ -x "$BIN/file_bot" ]; then
-    (cd "$BIN" && check file_bot "--once")
+    cd "$BIN" || exit 1 # it downloads into the working directory
+    check file_bot "--once"
+    cd - >/dev/null || exit 1
 fi
 for example in quickstart echo commands fsm_form multi_chat survey admin middleware; do
     check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds"
