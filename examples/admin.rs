@@ -126,11 +126,13 @@ async fn manage(cmd: BotCommand, msg: MessageContext) -> HandlerResult {
 
 fn router() -> Router {
     let managed = Filter::chat_type(ChatType::Group).or(Filter::chat_type(ChatType::Channel));
-    let admin_commands = ["add", "kick", "promote", "demote", "writer", "title", "members"]
-        .into_iter()
-        .map(Filter::command)
-        .reduce(Filter::or)
-        .unwrap_or_else(|| Filter::new(|_| false));
+    let admin_commands = [
+        "add", "kick", "promote", "demote", "writer", "title", "members",
+    ]
+    .into_iter()
+    .map(Filter::command)
+    .reduce(Filter::or)
+    .unwrap_or_else(|| Filter::new(|_| false));
     Router::new()
         .command("newgroup", create)
         .command("newchannel", create)
@@ -191,7 +193,10 @@ async fn main() -> Result<(), BoxError> {
             bob.expect("carol@sim.example added").await?;
             bob.say("/title Release 1.0 team").await?;
             bob.expect("title changed").await?;
-            println!("-- the emulator's title is now {:?}", sim.chat_title(&group));
+            println!(
+                "-- the emulator's title is now {:?}",
+                sim.chat_title(&group)
+            );
             alice.say("/kick carol").await?;
             alice.expect("carol@sim.example removed").await?;
             alice.say("/members").await?;

@@ -36,7 +36,12 @@ struct Args {
     #[command(flatten)]
     connect: Connect,
     /// When events are acknowledged.
-    #[arg(long, value_enum, default_value = "on-receive", env = "TRUECONF_ACK_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on-receive",
+        env = "TRUECONF_ACK_MODE"
+    )]
     ack_mode: Ack,
     /// Do not print each message (for load tests).
     #[arg(long)]
@@ -58,7 +63,11 @@ async fn echo(msg: MessageContext, quiet: Dep<Quiet>) -> HandlerResult {
         return Ok(());
     };
     if !quiet.0.0 {
-        println!("          [bot] {} in {}: {text}", msg.author_id(), msg.chat());
+        println!(
+            "          [bot] {} in {}: {text}",
+            msg.author_id(),
+            msg.chat()
+        );
     }
     msg.answer(text).await?;
     Ok(())
@@ -106,7 +115,9 @@ async fn main() -> Result<(), BoxError> {
             alice.expect("ping").await?;
             bob.say("Hello from Bob").await?;
             bob.expect("Hello from Bob").await?;
-            alice.say("Ünïcödé and emoji 🦀 survive the round trip").await?;
+            alice
+                .say("Ünïcödé and emoji 🦀 survive the round trip")
+                .await?;
             alice.expect("🦀").await?;
             Ok(())
         })

@@ -109,8 +109,14 @@ async fn got_confirmation(
     match answer.trim().to_lowercase().as_str() {
         "yes" | "y" => {
             // The profile stays in the dialog's data after the form state is cleared.
-            form.set_data("profile", Profile { name: name.clone(), age })
-                .await?;
+            form.set_data(
+                "profile",
+                Profile {
+                    name: name.clone(),
+                    age,
+                },
+            )
+            .await?;
             form.update_with(|_| None).await?;
             msg.answer(format!("Registered {name}, {age}. Welcome! (/me shows it)"))
                 .await?;

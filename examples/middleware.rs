@@ -75,10 +75,7 @@ struct Ban(HashSet<String>);
 
 impl Middleware for Ban {
     fn call(&self, ctx: Arc<Ctx>, next: Next) -> BoxFuture<HandlerResult> {
-        let banned = ctx
-            .update()
-            .author_id()
-            .is_some_and(|a| self.0.contains(a));
+        let banned = ctx.update().author_id().is_some_and(|a| self.0.contains(a));
         Box::pin(async move {
             if banned {
                 println!("          [ban] dropped");
@@ -119,10 +116,7 @@ impl Middleware for Throttle {
                     {
                         bot.send_message(
                             chat,
-                            format!(
-                                "Slow down: {limit} messages per {} s.",
-                                window.as_secs()
-                            ),
+                            format!("Slow down: {limit} messages per {} s.", window.as_secs()),
                         )
                         .await?;
                     }

@@ -95,12 +95,7 @@ async fn main() -> Result<(), BoxError> {
                 burst(&carol, "c"),
                 burst(&in_team, "team"),
             )?;
-            for (who, answers) in [
-                ("alice", a),
-                ("bob", b),
-                ("carol", c),
-                ("Team", t),
-            ] {
+            for (who, answers) in [("alice", a), ("bob", b), ("carol", c), ("Team", t)] {
                 println!("{who:>8} < {answers}   (in order)");
             }
             // The counter is per chat: bob writing in the group continues the group's count.

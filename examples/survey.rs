@@ -80,7 +80,9 @@ async fn new_poll(
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    let Some((question, options)) = parts.split_first().filter(|(_, o)| (2..=8).contains(&o.len()))
+    let Some((question, options)) = parts
+        .split_first()
+        .filter(|(_, o)| (2..=8).contains(&o.len()))
     else {
         msg.reply("usage: /poll Question | option | option… (2 to 8 options)")
             .await?;
@@ -93,12 +95,12 @@ async fn new_poll(
     };
     // One command per option: the command string is what identifies the pressed button.
     let keyboard = InlineKeyboard::builder()
-        .row(
-            options
-                .iter()
-                .enumerate()
-                .map(|(i, o)| Button::command(o.chars().take(32).collect::<String>(), format!("vote:{id}:{i}"))),
-        )
+        .row(options.iter().enumerate().map(|(i, o)| {
+            Button::command(
+                o.chars().take(32).collect::<String>(),
+                format!("vote:{id}:{i}"),
+            )
+        }))
         .build()?;
     let poll = Poll {
         chat: msg.chat().to_owned(),
@@ -164,7 +166,9 @@ async fn close(chat: ChatId, msg: MessageContext, polls: Dep<Shared>) -> Handler
         return Ok(());
     };
     // An edit without buttons removes the keyboard.
-    msg.bot.edit_message(&id, format!("{text}\n(closed)")).await?;
+    msg.bot
+        .edit_message(&id, format!("{text}\n(closed)"))
+        .await?;
     let total: u32 = votes.iter().sum();
     let best = votes.iter().copied().max().unwrap_or(0);
     let winners: Vec<&str> = options
@@ -183,8 +187,7 @@ async fn close(chat: ChatId, msg: MessageContext, polls: Dep<Shared>) -> Handler
 }
 
 async fn survey(CommandArgs(args): CommandArgs<String>, msg: MessageContext) -> HandlerResult {
-    let Some((campaign, title)) = args.split_once(' ').filter(|(_, t)| !t.trim().is_empty())
-    else {
+    let Some((campaign, title)) = args.split_once(' ').filter(|(_, t)| !t.trim().is_empty()) else {
         msg.reply("usage: /survey <campaign-id> <title>").await?;
         return Ok(());
     };
@@ -231,7 +234,9 @@ async fn main() -> Result<(), BoxError> {
             let alice = Person::in_chat(&sim, "alice", &lunch);
             let bob = Person::in_chat(&sim, "bob", &lunch);
             let carol = Person::in_chat(&sim, "carol", &lunch);
-            alice.say("/poll Where do we eat? | Pizza | Sushi | Salad").await?;
+            alice
+                .say("/poll Where do we eat? | Pizza | Sushi | Salad")
+                .await?;
             let poll = alice.expect("Where do we eat?").await?;
             let poll_id = poll["messageId"].as_str().unwrap_or_default().to_owned();
             alice.press(&poll, "vote:1:0").await?;
@@ -243,7 +248,11 @@ async fn main() -> Result<(), BoxError> {
                 text.contains("Pizza: 2 · Sushi: 1").then_some(text)
             })
             .await?;
-            println!("{:>8} ~ (poll edited) {}", "bot", edited.replace('\n', " / "));
+            println!(
+                "{:>8} ~ (poll edited) {}",
+                "bot",
+                edited.replace('\n', " / ")
+            );
             alice.say("/close").await?;
             alice.expect("Pizza wins with 2 of 3 votes").await?;
             alice.say("/poll Just one | option").await?;

@@ -183,7 +183,10 @@ impl Session {
 
     /// Runs `dispatcher` in the background and waits until its bot is connected.
     pub async fn spawn(&self, dispatcher: Dispatcher) -> Result<Running, BoxError> {
-        let bot = dispatcher.bot().cloned().ok_or("the dispatcher has no bot")?;
+        let bot = dispatcher
+            .bot()
+            .cloned()
+            .ok_or("the dispatcher has no bot")?;
         let handle = dispatcher.handle();
         let task = tokio::spawn(dispatcher.run());
         let mut state = bot.state();
