@@ -311,6 +311,24 @@ fn api(method: &'static str, code: u16) -> Error {
 }
 
 /// A running emulator. Dropping it stops the server.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> trueconf_bot::Result<()> {
+/// use trueconf_bot::testkit::{Sim, SimConfig};
+///
+/// let sim = Sim::start(SimConfig::default()).await?;
+/// // Point a bot at it: plain HTTP/WS on 127.0.0.1, a ready-made token.
+/// let (port, token) = (sim.addr().port(), sim.bot_token());
+/// let alice = sim.user("alice");
+/// let team = sim.create_group(&alice, "Team", &["bot", "bob"]).await;
+/// assert_eq!(sim.chat_title(&team).as_deref(), Some("Team"));
+/// assert_eq!(sim.participants(&team).len(), 3); // alice (the owner), the bot and bob
+/// // Faults for resilience tests: drop sockets, delay responses, fail a method.
+/// sim.faults().fail_method("sendMessage", 304, Some(1));
+/// # let _ = (port, token);
+/// # Ok(()) }
+/// ```
 pub struct Sim {
     inner: Arc<Inner>,
     handle: axum_server::Handle<SocketAddr>,
