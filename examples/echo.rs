@@ -83,7 +83,12 @@ async fn main() -> Result<(), BoxError> {
     let quiet = args.quiet || args.load.is_some();
     let session = args
         .connect
-        .connect(move |b| b.ack_mode(ack).event_buffer(4096))
+        // Un-acked events come back on the next connection that asks for unread messages.
+        .connect(move |b| {
+            b.ack_mode(ack)
+                .receive_unread(ack == AckMode::AfterHandled)
+                .event_buffer(4096)
+        })
         .await?;
     let dispatcher = Dispatcher::builder(session.bot.clone(), Router::new().message(echo))
         .dependency(Quiet(quiet))
@@ -101,6 +106,7 @@ async fn main() -> Result<(), BoxError> {
                         window: 200,
                         timeout: Duration::from_secs(120),
                         connect_timeout: Duration::from_secs(10),
+                        ..LoadSpec::default()
                     })
                     .await?;
                 println!("{}", serde_json::to_string(&report)?);
