@@ -14,8 +14,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use clap::{Parser, ValueEnum};
 use common::{BoxError, Connect, Person};
 use trueconf_bot::connection::AckMode;
@@ -103,9 +101,7 @@ async fn main() -> Result<(), BoxError> {
                     .run_load(LoadSpec {
                         events,
                         chats,
-                        window: 200,
-                        timeout: Duration::from_secs(120),
-                        connect_timeout: Duration::from_secs(10),
+                        // Timeouts and the rest: the emulator's defaults.
                         ..LoadSpec::default()
                     })
                     .await?;
