@@ -69,3 +69,104 @@ impl Acknowledger {
         }
     }
 }
+
+mod http;
+mod session;
+pub(crate) mod tls;
+
+pub(crate) use session::{ConnMsg, ConnectionActor};
+pub use tls::TlsOptions;
+
+use crate::error::{ApiErrorCode, Error};
+
+/// The life cycle of the bot's connection, published through
+/// [`Bot::state`](crate::bot::Bot::state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Built, not started yet.
+    Idle,
+    /// Fetching server info, a token, or opening the first socket.
+    Connecting,
+    /// The socket is open and `auth` was sent.
+    Authenticating,
+    /// Authorised: requests flow and events arrive.
+    Ready,
+    /// The connection was lost; `attempt` counts consecutive failed attempts.
+    Reconnecting {
+        /// 1 for the first retry after a loss.
+        attempt: u32,
+    },
+    /// Shut down on request.
+    Stopped,
+    /// Gave up for good (bad credentials, unsupported server, retries exhausted…).
+    Failed(Failure),
+}
+
+impl ConnectionState {
+    /// Whether the bot is finished (stopped or failed) and will not reconnect.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, ConnectionState::Stopped | ConnectionState::Failed(_))
+    }
+}
+
+/// Why the runtime gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The class of failure.
+    pub kind: FailureKind,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The server's error code, when the failure came from an `auth` response.
+    pub code: Option<ApiErrorCode>,
+}
+
+/// Classes of [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The token or credentials were rejected.
+    Auth,
+    /// The server is too old, or not a TrueConf server.
+    UnsupportedServer,
+    /// The reconnect policy's retry budget ran out.
+    RetriesExhausted,
+    /// The supervisor restarted its children too often.
+    RestartLimit,
+    /// The server's TLS certificate was rejected.
+    Tls,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// The failure as an [`Error`] (`Error::Auth` for [`FailureKind::Auth`]).
+    pub fn to_error(&self) -> Error {
+        match self.kind {
+            FailureKind::Auth => Error::Auth {
+                reason: self.message.clone(),
+                code: self.code,
+            },
+            FailureKind::UnsupportedServer => Error::Protocol(self.message.clone()),
+            FailureKind::RetriesExhausted | FailureKind::RestartLimit => {
+                Error::Disconnected(self.message.clone())
+            }
+            FailureKind::Tls => Error::Transport {
+                message: self.message.clone(),
+                source: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,1 +1,251 @@
-//! Placeholder: filled in by its issue.
+//! The RequestRouter: request ids, pending requests, and what happens to them when a socket
+//! goes away.
+//!
+//! The pending table is a [`DashMap`] shared with the connection reader, so a response resolves
+//! its caller without an actor hop. The [`RouterActor`] owns the table's life cycle: it settles
+//! in-flight requests when a socket is lost (reads are re-sent, writes fail with
+//! [`Error::Disconnected`]) and drains the table on shutdown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::protocol::{RawValue, RequestId};
+
+/// How a pending request ended, as told to its caller.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The server's response payload (`None`: no payload).
+    Response(Option<Box<RawValue>>),
+    /// The socket died before an answer; the request is safe to send again.
+    Retry,
+    /// The request failed for good.
+    Failed(Error),
+}
+
+pub(crate) struct Pending {
+    pub method: &'static str,
+    pub epoch: u64,
+    pub idempotent: bool,
+    pub tx: oneshot::Sender<Outcome>,
+}
+
+/// Ids and pending requests. Ids come from one counter that is never reset, so a late
+/// response from an old socket can never resolve a newer request.
+pub(crate) struct RequestTable {
+    next_id: AtomicU64,
+    pending: DashMap<RequestId, Pending>,
+}
+
+impl Default for RequestTable {
+    fn default() -> Self {
+        Self {
+            next_id: AtomicU64::new(1),
+            pending: DashMap::new(),
+        }
+    }
+}
+
+impl RequestTable {
+    pub(crate) fn next_id(&self) -> RequestId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn insert(&self, id: RequestId, pending: Pending) {
+        self.pending.insert(id, pending);
+    }
+
+    pub(crate) fn remove(&self, id: RequestId) -> Option<Pending> {
+        self.pending.remove(&id).map(|(_, p)| p)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Resolves the request `id` with a `type:2` frame's payload. Only responses come here:
+    /// event ids live in the server's id space.
+    pub(crate) fn resolve(&self, id: RequestId, payload: Option<Box<RawValue>>) {
+        match self.remove(id) {
+            Some(p) => {
+                let _ = p.tx.send(Outcome::Response(payload));
+            }
+            None => tracing::debug!(id, "response for an unknown or expired request dropped"),
+        }
+    }
+
+    /// Settles every request sent on socket generation `epoch` or older.
+    pub(crate) fn settle_offline(&self, epoch: u64) -> usize {
+        let ids: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|e| e.epoch <= epoch)
+            .map(|e| *e.key())
+            .collect();
+        let mut settled = 0;
+        for id in ids {
+            let Some(p) = self.pending.remove_if(&id, |_, p| p.epoch <= epoch).map(|(_, p)| p) else {
+                continue;
+            };
+            settled += 1;
+            let outcome = if p.idempotent {
+                Outcome::Retry
+            } else {
+                Outcome::Failed(Error::Disconnected(format!(
+                    "connection lost while `{}` (id {id}) was in flight; it may or may not have \
+                     been applied",
+                    p.method
+                )))
+            };
+            let _ = p.tx.send(outcome);
+        }
+        settled
+    }
+
+    /// Fails every pending request with `Error::Disconnected(reason)`.
+    pub(crate) fn fail_all(&self, reason: &str) -> usize {
+        let ids: Vec<RequestId> = self.pending.iter().map(|e| *e.key()).collect();
+        let mut failed = 0;
+        for id in ids {
+            if let Some(p) = self.remove(id) {
+                failed += 1;
+                let _ = p.tx.send(Outcome::Failed(Error::Disconnected(format!(
+                    "`{}` (id {id}): {reason}",
+                    p.method
+                ))));
+            }
+        }
+        failed
+    }
+}
+
+/// Messages of the [`RouterActor`].
+#[derive(Debug)]
+pub(crate) enum RouterMsg {
+    /// Socket generation `epoch` is gone: settle its in-flight requests.
+    Offline {
+        /// The retired socket generation.
+        epoch: u64,
+    },
+    /// Wait up to `deadline` for the pending requests to finish, then fail the rest; replies
+    /// with the number failed.
+    Drain {
+        /// How long in-flight requests may still take.
+        deadline: Duration,
+        /// Where the count of failed requests goes.
+        reply: RpcReplyPort<usize>,
+    },
+}
+
+/// The RequestRouter actor. Its state lives in the shared table, so a restart loses nothing.
+pub(crate) struct RouterActor;
+
+pub(crate) struct RouterArgs {
+    pub core: Arc<crate::bot::core::Core>,
+}
+
+impl Actor for RouterActor {
+    type Msg = RouterMsg;
+    type State = Arc<crate::bot::core::Core>;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: RouterArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // A socket may have died while no router was running: settle what it left behind.
+        let core = args.core;
+        let current = core.generation();
+        if current > 0 {
+            core.table.settle_offline(current - 1);
+        }
+        Ok(core)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: RouterMsg,
+        core: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RouterMsg::Offline { epoch } => {
+                let n = core.table.settle_offline(epoch);
+                if n > 0 {
+                    tracing::info!(epoch, settled = n, "settled requests of a lost connection");
+                }
+            }
+            RouterMsg::Drain { deadline, reply } => {
+                let until = tokio::time::Instant::now() + deadline;
+                while core.table.len() > 0 && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let failed = core.table.fail_all("the bot is shutting down");
+                let _ = reply.send(failed);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(epoch: u64, idempotent: bool) -> (Pending, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Pending {
+                method: "m",
+                epoch,
+                idempotent,
+                tx,
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn ids_increase_and_responses_resolve_only_their_request() {
+        let t = RequestTable::default();
+        let a = t.next_id();
+        let b = t.next_id();
+        assert!(b > a);
+        let (p, mut rx) = pending(0, false);
+        t.insert(a, p);
+        t.resolve(b, None);
+        assert!(rx.try_recv().is_err());
+        t.resolve(a, None);
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Response(None))));
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn offline_retries_reads_fails_writes_and_spares_newer_sockets() {
+        let t = RequestTable::default();
+        let (read, mut read_rx) = pending(3, true);
+        let (write, mut write_rx) = pending(3, false);
+        let (newer, mut newer_rx) = pending(4, false);
+        t.insert(1, read);
+        t.insert(2, write);
+        t.insert(3, newer);
+        assert_eq!(t.settle_offline(3), 2);
+        assert!(matches!(read_rx.try_recv(), Ok(Outcome::Retry)));
+        assert!(matches!(
+            write_rx.try_recv(),
+            Ok(Outcome::Failed(Error::Disconnected(_)))
+        ));
+        assert!(newer_rx.try_recv().is_err());
+        assert_eq!(t.fail_all("bye"), 1);
+        assert!(matches!(
+            newer_rx.try_recv(),
+            Ok(Outcome::Failed(Error::Disconnected(_)))
+        ));
+    }
+}

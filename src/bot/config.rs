@@ -1,0 +1,123 @@
+//! Runtime configuration collected by [`BotBuilder`](super::BotBuilder).
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use super::Secret;
+use crate::connection::AckMode;
+use crate::types::ParseMode;
+
+/// Where the token comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum AuthSource {
+    /// A fixed token (no re-login possible).
+    Token,
+    /// OAuth password grant against the Bridge (§2).
+    Credentials { user: String, password: Secret },
+    /// Three-step OAuth-application flow (§2.1).
+    OAuthApp {
+        client_id: String,
+        user: String,
+        password: Secret,
+    },
+}
+
+/// Reconnect back-off: exponential with jitter between `min_delay` and `max_delay`, giving up
+/// after `max_retries` consecutive failed attempts (the count restarts after each successful
+/// `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// First delay. Default 1 s.
+    pub min_delay: Duration,
+    /// Delay cap. Default 60 s.
+    pub max_delay: Duration,
+    /// Consecutive failures tolerated; `None` retries forever. Default 5, as the official
+    /// client.
+    pub max_retries: Option<usize>,
+    /// Randomise delays so many bots do not reconnect in lock-step. Default on.
+    pub jitter: bool,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            max_retries: Some(5),
+            jitter: true,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Sets the first delay.
+    pub fn min_delay(mut self, d: Duration) -> Self {
+        self.min_delay = d;
+        self
+    }
+
+    /// Sets the delay cap.
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+
+    /// Sets the number of consecutive failures tolerated (`None`: forever).
+    pub fn max_retries(mut self, n: Option<usize>) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Turns jitter on or off.
+    pub fn jitter(mut self, on: bool) -> Self {
+        self.jitter = on;
+        self
+    }
+
+    pub(crate) fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        let mut b = ExponentialBuilder::new()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay.max(self.min_delay));
+        b = match self.max_retries {
+            Some(n) => b.with_max_times(n),
+            None => b.without_max_times(),
+        };
+        if self.jitter {
+            b = b.with_jitter();
+        }
+        b.build()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub host: String,
+    pub port: u16,
+    pub https: bool,
+    pub auth: AuthSource,
+    pub receive_unread: bool,
+    pub receive_system_messages: bool,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub reconnect: ReconnectPolicy,
+    pub ack_mode: AckMode,
+    pub event_buffer: usize,
+    pub offline_queue: usize,
+    pub keepalive: Duration,
+    pub pong_timeout: Duration,
+    pub restart_limit: (u32, Duration),
+    pub default_parse_mode: ParseMode,
+}
+
+impl Config {
+    pub(crate) fn http_base(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
+    pub(crate) fn ws_url(&self) -> String {
+        let scheme = if self.https { "wss" } else { "ws" };
+        format!("{scheme}://{}:{}/websocket/chat_bot", self.host, self.port)
+    }
+}

@@ -1,0 +1,240 @@
+//! The HTTP side of connecting: server info (§3) and tokens (§2, §2.1).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::bot::Secret;
+use crate::bot::config::{AuthSource, Config};
+use crate::connection::{Failure, FailureKind};
+use crate::error::Error;
+
+/// Why connecting failed: worth retrying, or not.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Fatal(Failure),
+    Transient(Error),
+}
+
+impl From<Error> for ConnectError {
+    fn from(e: Error) -> Self {
+        ConnectError::Transient(e)
+    }
+}
+
+fn fatal(kind: FailureKind, message: impl Into<String>) -> ConnectError {
+    ConnectError::Fatal(Failure::new(kind, message))
+}
+
+fn http_error(what: &str, e: reqwest::Error) -> Error {
+    Error::Http {
+        status: e.status().map(|s| s.as_u16()),
+        message: format!("{what}: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
+pub(crate) struct ServerInfo {
+    pub domain: String,
+    pub version: Option<String>,
+}
+
+/// `GET /api/v4/server`. Transport errors are transient; an unreadable answer only loses the
+/// domain (bare user ids then go out as they are) and the version check.
+pub(crate) async fn server_info(
+    http: &reqwest::Client,
+    config: &Config,
+) -> Result<Option<ServerInfo>, ConnectError> {
+    #[derive(Deserialize)]
+    struct Info {
+        product: Product,
+    }
+    #[derive(Deserialize)]
+    struct Product {
+        display_name: String,
+        version: Option<String>,
+    }
+    let url = format!("{}/api/v4/server", config.http_base());
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| http_error("server info", e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        tracing::warn!(%url, %status, "server info unavailable; bare user ids will not be completed");
+        return Ok(None);
+    }
+    let body = resp.bytes().await.map_err(|e| http_error("server info", e))?;
+    let info: Info = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "unreadable server info; bare user ids will not be completed");
+            return Ok(None);
+        }
+    };
+    if let Some(v) = &info.product.version {
+        check_version(v)?;
+    }
+    Ok(Some(ServerInfo {
+        domain: info.product.display_name,
+        version: info.product.version,
+    }))
+}
+
+/// Refuses servers older than 5.5.0 (no Chatbot Connector).
+pub(crate) fn check_version(version: &str) -> Result<(), ConnectError> {
+    let parts: Vec<u32> = version
+        .split('.')
+        .take(3)
+        .map_while(|p| p.trim().parse().ok())
+        .collect();
+    if parts.len() < 2 {
+        tracing::warn!(version, "unrecognised server version; continuing");
+        return Ok(());
+    }
+    let key = (parts[0], parts[1], parts.get(2).copied().unwrap_or(0));
+    if key < (5, 5, 0) {
+        return Err(fatal(
+            FailureKind::UnsupportedServer,
+            format!("TrueConf Server {version} is too old: chat bots need 5.5.0 or newer"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+}
+
+/// Obtains a Bridge JWT from the configured credentials; `Ok(None)` for a fixed token.
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    config: &Config,
+) -> Result<Option<Secret>, ConnectError> {
+    let base = config.http_base();
+    match &config.auth {
+        AuthSource::Token => Ok(None),
+        AuthSource::Credentials { user, password } => {
+            let body = json!({
+                "client_id": "chat_bot",
+                "grant_type": "password",
+                "username": user,
+                "password": password.expose(),
+            });
+            let url = format!("{base}/bridge/api/client/v1/oauth/token");
+            let t: TokenResponse = post(http, &url, &body, "token").await?;
+            Ok(Some(Secret::new(t.access_token)))
+        }
+        AuthSource::OAuthApp {
+            client_id,
+            user,
+            password,
+        } => {
+            let body = json!({
+                "client_id": client_id,
+                "grant_type": "password",
+                "username": user,
+                "password": password.expose(),
+            });
+            let web: TokenResponse =
+                post(http, &format!("{base}/api/v4/oauth2/token"), &body, "OAuth token").await?;
+            #[derive(Deserialize)]
+            struct Code {
+                authorization_code: String,
+            }
+            let body = json!({"client_id": user, "token": web.access_token});
+            let code: Code = post(
+                http,
+                &format!("{base}/bridge/api/client/v1/auth/web_rest_api_token"),
+                &body,
+                "authorization code",
+            )
+            .await?;
+            let body = json!({
+                "client_id": "user",
+                "grant_type": "authorization_code",
+                "code": code.authorization_code,
+            });
+            let t: TokenResponse = post(
+                http,
+                &format!("{base}/bridge/api/client/v1/auth/token"),
+                &body,
+                "Bridge token",
+            )
+            .await?;
+            Ok(Some(Secret::new(t.access_token)))
+        }
+    }
+}
+
+async fn post<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    what: &str,
+) -> Result<T, ConnectError> {
+    let resp = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| http_error(what, e))?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| http_error(what, e))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            ConnectError::Transient(Error::http(
+                Some(status.as_u16()),
+                format!("{what}: unexpected response body: {e}"),
+            ))
+        });
+    }
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let error = body.get("error");
+    let code = status.as_u16();
+    match code {
+        401 => Err(fatal(
+            FailureKind::Auth,
+            format!("{what}: invalid username, password or client id (HTTP 401)"),
+        )),
+        403 if error.and_then(|e| e.as_str()) == Some("auth_method_disabled") => Err(fatal(
+            FailureKind::Auth,
+            "password login is disabled on this server (HTTP 403 auth_method_disabled); \
+             register an OAuth application and use `BotBuilder::oauth_app`",
+        )),
+        400 if body.to_string().contains("invalidScope") => Err(fatal(
+            FailureKind::Auth,
+            "the OAuth application has no scope (HTTP 400 invalidScope); give it at least one \
+             scope such as `version:read`",
+        )),
+        400..=499 => Err(fatal(
+            FailureKind::Auth,
+            format!("{what} request rejected with HTTP {code}"),
+        )),
+        _ => Err(ConnectError::Transient(Error::http(
+            Some(code),
+            format!("{what} request failed"),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_gate() {
+        assert!(check_version("5.5.3.1234").is_ok());
+        assert!(check_version("5.5.0").is_ok());
+        assert!(check_version("6.0").is_ok());
+        assert!(matches!(
+            check_version("5.4.9.1"),
+            Err(ConnectError::Fatal(Failure {
+                kind: FailureKind::UnsupportedServer,
+                ..
+            }))
+        ));
+        assert!(check_version("garbage").is_ok());
+    }
+}
