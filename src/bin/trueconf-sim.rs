@@ -1,1 +1,239 @@
-fn main() {}
+//! `trueconf-sim`: a local TrueConf Chatbot Connector server emulator.
+//!
+//! Runs the emulator of `trueconf_bot::testkit` as a process: point any bot (ours, the official
+//! Python client, anything speaking the protocol) at the printed URL with the printed token.
+//! Optional modes drive a connected bot: `--script FILE` plays scripted users and checks the
+//! bot's answers; `--load N` runs a load test and prints a JSON report.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::json;
+use trueconf_bot::testkit::{Account, LoadSpec, Sim, SimConfig};
+
+/// Local TrueConf Chatbot Connector server emulator (HTTP + WebSocket).
+///
+/// Prints the base URL and a ready-made bot token, then serves until interrupted, unless
+/// --script or --load is given (then it exits with the outcome).
+#[derive(Parser, Debug)]
+#[command(name = "trueconf-sim", version)]
+struct Args {
+    /// TCP port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 4309)]
+    port: u16,
+    /// Server domain (product.display_name; completes user ids).
+    #[arg(long, default_value = "sim.example")]
+    domain: String,
+    /// Serve HTTPS/WSS with a self-signed certificate (written to --cert-out if given).
+    #[arg(long)]
+    tls: bool,
+    /// Where to write the certificate PEM when --tls is on.
+    #[arg(long)]
+    cert_out: Option<PathBuf>,
+    /// Bot account as LOGIN:PASSWORD.
+    #[arg(long, default_value = "bot:bot-password")]
+    bot: String,
+    /// Extra user account as LOGIN:PASSWORD (repeatable).
+    #[arg(long = "user")]
+    users: Vec<String>,
+    /// Write {url, ws_url, port, bot_id, token, domain} as JSON to this file once listening.
+    #[arg(long)]
+    info_file: Option<PathBuf>,
+    /// Play a script of scripted-user steps against the connected bot, then exit (0 = passed).
+    /// Lines: `wait-bot [SECS]`, `p2p USER`, `send USER TEXT…`, `expect USER TEXT…`,
+    /// `expect-file USER NAME`, `upload USER NAME CONTENT…`, `press USER COMMAND`, `sleep MS`.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Load mode: push this many events to the connected bot and print a JSON report.
+    #[arg(long)]
+    load: Option<u64>,
+    /// Load mode: number of chats the events are spread over.
+    #[arg(long, default_value_t = 100)]
+    load_chats: u32,
+    /// Load mode: maximum un-replied events in flight.
+    #[arg(long, default_value_t = 200)]
+    load_window: u32,
+    /// Load mode: seconds to wait for the echoes.
+    #[arg(long, default_value_t = 120)]
+    load_timeout: u64,
+    /// Seconds to wait for a bot to connect in --script / --load modes.
+    #[arg(long, default_value_t = 60)]
+    connect_timeout: u64,
+}
+
+fn account(spec: &str) -> Result<Account, String> {
+    let (login, password) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("account {spec:?} is not LOGIN:PASSWORD"))?;
+    Ok(Account::new(login, password))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trueconf-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode, String> {
+    let cfg = SimConfig {
+        domain: args.domain.clone(),
+        port: args.port,
+        tls: args.tls,
+        bot: account(&args.bot)?,
+        users: args
+            .users
+            .iter()
+            .map(|u| account(u))
+            .collect::<Result<_, _>>()?,
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(cfg).await.map_err(|e| e.to_string())?;
+    let token = sim.bot_token();
+    println!("trueconf-sim listening on {}", sim.url());
+    println!("websocket: {}", sim.ws_url());
+    println!("bot: {}", sim.bot_id());
+    println!("token: {token}");
+    if let (Some(path), Some(pem)) = (&args.cert_out, sim.cert_pem()) {
+        std::fs::write(path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.info_file {
+        let info = json!({
+            "url": sim.url(), "ws_url": sim.ws_url(), "port": sim.addr().port(),
+            "bot_id": sim.bot_id(), "token": token, "domain": sim.domain(),
+        });
+        std::fs::write(path, info.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let connect = Duration::from_secs(args.connect_timeout);
+    if let Some(events) = args.load {
+        let report = sim
+            .run_load(LoadSpec {
+                events,
+                chats: args.load_chats,
+                window: args.load_window,
+                timeout: Duration::from_secs(args.load_timeout),
+                connect_timeout: connect,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+        return Ok(if report.replied == report.sent {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if let Some(path) = &args.script {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return match play(&sim, &text, connect).await {
+            Ok(()) => {
+                println!("script passed");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("script failed: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plays a script; returns the first failing line with the reason.
+async fn play(sim: &Sim, script: &str, connect: Duration) -> Result<(), String> {
+    let mut chats: HashMap<String, String> = HashMap::new();
+    let mut last_bot_message: HashMap<String, String> = HashMap::new();
+    for (n, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fail = |e: String| format!("line {}: `{line}`: {e}", n + 1);
+        let mut words = line.splitn(3, ' ');
+        let cmd = words.next().unwrap_or_default();
+        let a = words.next().unwrap_or_default();
+        let rest = words.next().unwrap_or_default();
+        let chat_of = |user: &str| {
+            chats
+                .get(user)
+                .cloned()
+                .ok_or_else(|| fail(format!("no p2p chat opened for {user}")))
+        };
+        println!("> {line}");
+        match cmd {
+            "wait-bot" => {
+                let secs = a.parse().map(Duration::from_secs).unwrap_or(connect);
+                sim.wait_for_bot(secs).await.map_err(|e| fail(e.to_string()))?;
+            }
+            "p2p" => {
+                let chat = sim
+                    .user(a)
+                    .create_p2p_with_bot()
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                chats.insert(a.to_owned(), chat);
+            }
+            "send" => {
+                let chat = chat_of(a)?;
+                sim.user(a)
+                    .send_text(&chat, rest)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            "upload" => {
+                let chat = chat_of(a)?;
+                let (name, content) = rest.split_once(' ').unwrap_or((rest, ""));
+                sim.user(a)
+                    .upload_file(&chat, name, content.as_bytes().to_vec())
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            "expect" | "expect-file" => {
+                let chat = chat_of(a)?;
+                let msg = sim
+                    .expect_message(&chat)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let got = if cmd == "expect" {
+                    msg["content"]["text"].as_str().unwrap_or_default()
+                } else {
+                    msg["content"]["name"].as_str().unwrap_or_default()
+                };
+                if !got.contains(rest) {
+                    return Err(fail(format!("bot sent {msg}")));
+                }
+                println!("  bot: {}", msg["content"]);
+                if let Some(id) = msg["messageId"].as_str() {
+                    last_bot_message.insert(a.to_owned(), id.to_owned());
+                }
+            }
+            "press" => {
+                let chat = chat_of(a)?;
+                let msg = last_bot_message
+                    .get(a)
+                    .ok_or_else(|| fail("no bot message seen yet".into()))?;
+                sim.user(a)
+                    .press_button(&chat, msg, rest)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            "sleep" => {
+                let ms = a.parse().map_err(|_| fail("not a number".into()))?;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            other => return Err(fail(format!("unknown command {other:?}"))),
+        }
+    }
+    Ok(())
+}

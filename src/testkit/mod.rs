@@ -1,1 +1,1010 @@
-//! Placeholder: filled in by its issue.
+//! An in-process, stateful emulator of the TrueConf server side of the Chatbot Connector
+//! protocol, for tests, demos and benchmarks (feature `testkit`).
+//!
+//! The emulator speaks the real wire protocol over a real socket: HTTP token and upload
+//! endpoints, the WebSocket at `/websocket/chat_bot`, JWT authorisation, acknowledgements and
+//! re-delivery, and every client→server method with the documented error codes. Tests drive
+//! scripted users ([`SimUser`]) and assert on what the bot sent.
+//!
+//! It is written on raw `serde_json::Value`, independently of the crate's own protocol types, so
+//! a dialect mistake on the client side fails a test instead of being mirrored here.
+//!
+//! ```no_run
+//! # async fn demo() -> trueconf_bot::Result<()> {
+//! use trueconf_bot::testkit::{Sim, SimConfig};
+//!
+//! let sim = Sim::start(SimConfig::default()).await?;
+//! println!("connect a bot to {} with token {}", sim.url(), sim.bot_token());
+//! let alice = sim.user("alice");
+//! let chat = alice.create_p2p_with_bot().await?;
+//! alice.send_text(&chat, "hi").await?;
+//! let answer = sim.expect_message(&chat).await?;
+//! assert_eq!(answer["content"]["text"], "hi");
+//! # Ok(()) }
+//! ```
+//!
+//! Emulator conventions where the protocol leaves room (documented so tests can rely on them):
+//! user ids must be complete (`login@domain`) and name a known user, otherwise error 302;
+//! `getChatHistory` returns the `count` messages *before* `fromMessageId` (exclusive, or the
+//! newest ones), oldest first; `getChats` answers `{"chats":[…]}`; roles are strings; a
+//! caption given to `sendFile` becomes a separate message reported as `captionMessageId`.
+
+mod jwt;
+mod load;
+mod server;
+mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::error::{ApiErrorCode, Error, Result};
+
+pub use load::{LoadReport, LoadSpec};
+
+/// An account known to the emulator.
+#[derive(Clone)]
+pub struct Account {
+    /// Login without the domain.
+    pub login: String,
+    /// Password for the token endpoint.
+    pub password: String,
+    /// Display name; defaults to the login with a capital first letter.
+    pub display_name: Option<String>,
+}
+
+impl Account {
+    /// An account with a login and password.
+    pub fn new(login: impl Into<String>, password: impl Into<String>) -> Self {
+        Account {
+            login: login.into(),
+            password: password.into(),
+            display_name: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("login", &self.login)
+            .field("password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// An OAuth application for the token flow of PROTOCOL.md §2.1.
+#[derive(Debug, Clone)]
+pub struct OAuthApp {
+    /// The application's `client_id`.
+    pub client_id: String,
+    /// Its scopes; an empty list makes step 1 fail with `invalidScope`.
+    pub scopes: Vec<String>,
+}
+
+/// Emulator configuration.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Server domain, reported as `product.display_name` and used in every user id.
+    pub domain: String,
+    /// Server version reported by `/api/v4/server`.
+    pub version: String,
+    /// TCP port on 127.0.0.1; `0` picks a free one.
+    pub port: u16,
+    /// Serve HTTPS/WSS with a fresh self-signed certificate (see [`Sim::cert_pem`]).
+    pub tls: bool,
+    /// The bot account.
+    pub bot: Account,
+    /// Further accounts (scripted users are also created on demand by [`Sim::user`]).
+    pub users: Vec<Account>,
+    /// Whether the password grant of the token endpoint is enabled (else 403).
+    pub password_login: bool,
+    /// OAuth applications for the §2.1 flow.
+    pub oauth_apps: Vec<OAuthApp>,
+    /// Lifetime of issued tokens.
+    pub token_ttl: Duration,
+    /// Default timeout of the `expect_*` assertions.
+    pub expect_timeout: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            domain: "sim.example".into(),
+            version: "5.5.6.0".into(),
+            port: 0,
+            tls: false,
+            bot: Account::new("bot", "bot-password"),
+            users: Vec::new(),
+            password_login: true,
+            oauth_apps: vec![OAuthApp {
+                client_id: "sim-app".into(),
+                scopes: vec!["version:read".into()],
+            }],
+            token_ttl: Duration::from_secs(30 * 24 * 3600),
+            expect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters for the acknowledgement rule and connection handling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SimStats {
+    /// WebSocket connections accepted.
+    pub connections: u64,
+    /// Successful `auth` requests.
+    pub auths: u64,
+    /// Event frames (`type:1`) sent, including re-deliveries.
+    pub pushed: u64,
+    /// Events acknowledged by the client.
+    pub acked: u64,
+    /// Events sent again after a reconnect with `receiveUnread`.
+    pub redelivered: u64,
+    /// Client frames that were not valid JSON frames.
+    pub malformed_frames: u64,
+}
+
+/// One request the bot made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The wire method.
+    pub method: String,
+    /// The payload exactly as received.
+    pub payload: Value,
+}
+
+/// Upload limits (`getFileUploadLimits`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Maximum bytes per file; `None` = unlimited.
+    pub max_size: Option<u64>,
+    /// Extension filter; `None` = no filter.
+    pub extensions: Option<ExtensionFilter>,
+}
+
+/// An extension allow- or block-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionFilter {
+    /// `true` = only these extensions are allowed; `false` = these are blocked.
+    pub allow: bool,
+    /// Extensions without the dot.
+    pub list: Vec<String>,
+}
+
+impl UploadLimits {
+    fn to_json(&self) -> Value {
+        json!({
+            "maxSize": self.max_size,
+            "extensions": self.extensions.as_ref().map(|e| json!({
+                "mode": if e.allow { "allow" } else { "block" },
+                "list": e.list,
+            })),
+        })
+    }
+
+    fn allows(&self, name: &str, size: u64) -> bool {
+        if self.max_size.is_some_and(|m| size > m) {
+            return false;
+        }
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        self.extensions
+            .as_ref()
+            .is_none_or(|f| f.list.iter().any(|x| x.eq_ignore_ascii_case(&ext)) == f.allow)
+    }
+}
+
+pub(crate) struct Inner {
+    cfg: SimConfig,
+    state: Mutex<state::State>,
+    secret: [u8; 32],
+    notify: Notify,
+    next_conn: AtomicU64,
+    password_login: AtomicBool,
+    drop_after: AtomicU64,
+    delay_us: AtomicU64,
+    refuse_until: Mutex<Option<Instant>>,
+    web_tokens: Mutex<HashMap<String, String>>,
+    auth_codes: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, state::State> {
+        lock(&self.state)
+    }
+
+    fn token_for(&self, login: &str) -> String {
+        let exp = jwt::now_secs() + self.cfg.token_ttl.as_secs() as i64;
+        jwt::sign(&self.secret, &format!("{login}@{}", self.cfg.domain), exp)
+    }
+
+    fn check_password(&self, login: &str, password: &str) -> Option<String> {
+        let st = self.lock();
+        let u = st.users.get(login)?;
+        (u.password.as_deref() == Some(password) && !u.disabled).then(|| login.to_owned())
+    }
+
+    fn refusing(&self) -> bool {
+        lock(&self.refuse_until).is_some_and(|t| Instant::now() < t)
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_micros(self.delay_us.load(Relaxed))
+    }
+
+    /// Counts one sent frame against the drop-after fault; `true` = drop after this one.
+    fn count_frame(&self) -> bool {
+        if self.drop_after.load(Relaxed) == 0 {
+            return false;
+        }
+        self.drop_after
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok_and(|before| before == 1)
+    }
+
+    fn send_all(&self, out: impl Fn() -> state::Out) {
+        let st = self.lock();
+        for id in state::authed_conns(&st) {
+            if let Some(c) = st.conns.get(&id) {
+                let _ = c.tx.send(out());
+            }
+        }
+    }
+
+    /// Waits until `check` yields a value or the timeout passes.
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&mut state::State) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = check(&mut self.lock()) {
+                return Ok(v);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::Timeout {
+                    what: what.to_owned(),
+                    after: timeout,
+                });
+            }
+        }
+    }
+}
+
+fn api(method: &'static str, code: u16) -> Error {
+    Error::Api {
+        method,
+        code: ApiErrorCode(code as u32),
+        payload: Some(format!(r#"{{"errorCode":{code}}}"#)),
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct Sim {
+    inner: Arc<Inner>,
+    handle: axum_server::Handle<SocketAddr>,
+    addr: SocketAddr,
+    cert_pem: Option<String>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").field("url", &self.url()).finish()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+impl Sim {
+    /// Binds 127.0.0.1 and starts serving.
+    pub async fn start(cfg: SimConfig) -> Result<Sim> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let scheme = if cfg.tls { "https" } else { "http" };
+        let mut st = state::State::new(cfg.domain.clone());
+        st.base_url = format!("{scheme}://{addr}");
+        for a in std::iter::once(&cfg.bot).chain(&cfg.users) {
+            st.ensure_user(&a.login);
+            if let Some(u) = st.users.get_mut(&a.login) {
+                u.password = Some(a.password.clone());
+                if let Some(n) = &a.display_name {
+                    u.display_name = n.clone();
+                }
+            }
+        }
+        if let Some(u) = st.users.get_mut(&cfg.bot.login) {
+            u.bot = true;
+        }
+        let inner = Arc::new(Inner {
+            password_login: AtomicBool::new(cfg.password_login),
+            cfg,
+            state: Mutex::new(st),
+            secret: rand::random(),
+            notify: Notify::new(),
+            next_conn: AtomicU64::new(1),
+            drop_after: AtomicU64::new(0),
+            delay_us: AtomicU64::new(0),
+            refuse_until: Mutex::new(None),
+            web_tokens: Mutex::new(HashMap::new()),
+            auth_codes: Mutex::new(HashMap::new()),
+        });
+        let app = server::router(inner.clone()).into_make_service();
+        let handle = axum_server::Handle::new();
+        let mut cert_pem = None;
+        if inner.cfg.tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let ck = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+            ])
+            .map_err(|e| Error::transport("cannot create a self-signed certificate", e))?;
+            let pem = ck.cert.pem();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+                pem.clone().into_bytes(),
+                ck.signing_key.serialize_pem().into_bytes(),
+            )
+            .await?;
+            cert_pem = Some(pem);
+            let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app).await {
+                    tracing::error!(error = %e, "trueconf-sim server stopped");
+                }
+            });
+        } else {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app).await {
+                    tracing::error!(error = %e, "trueconf-sim server stopped");
+                }
+            });
+        }
+        Ok(Sim {
+            inner,
+            handle,
+            addr,
+            cert_pem,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        let scheme = if self.inner.cfg.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// WebSocket URL of the chat-bot endpoint.
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.inner.cfg.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/websocket/chat_bot", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server domain.
+    pub fn domain(&self) -> &str {
+        &self.inner.cfg.domain
+    }
+
+    /// PEM of the self-signed certificate when TLS is on, for clients that should trust it.
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// The bot's full id, `login@domain`.
+    pub fn bot_id(&self) -> String {
+        format!("{}@{}", self.inner.cfg.bot.login, self.inner.cfg.domain)
+    }
+
+    /// A valid token for the bot account.
+    pub fn bot_token(&self) -> String {
+        self.inner.token_for(&self.inner.cfg.bot.login)
+    }
+
+    /// A valid token for any known account (the account is created if missing).
+    pub fn token_for(&self, login: &str) -> String {
+        self.inner.lock().ensure_user(login);
+        self.inner.token_for(login)
+    }
+
+    /// A correctly signed token whose `exp` has passed (`auth` answers 203).
+    pub fn expired_token_for(&self, login: &str) -> String {
+        self.inner.lock().ensure_user(login);
+        let sub = format!("{login}@{}", self.inner.cfg.domain);
+        jwt::sign(&self.inner.secret, &sub, jwt::now_secs() - 60)
+    }
+
+    /// A scripted user (created on first use).
+    pub fn user(&self, login: &str) -> SimUser {
+        self.inner.lock().ensure_user(login);
+        SimUser {
+            inner: self.inner.clone(),
+            login: login.to_owned(),
+        }
+    }
+
+    /// Disables or re-enables an account (`auth` then answers 202, the token endpoint 401).
+    pub fn set_user_disabled(&self, login: &str, disabled: bool) {
+        if let Some(u) = self.inner.lock().users.get_mut(login) {
+            u.disabled = disabled;
+        }
+    }
+
+    /// Switches the password grant of the token endpoint on or off (off → 403).
+    pub fn set_password_login(&self, enabled: bool) {
+        self.inner.password_login.store(enabled, Relaxed);
+    }
+
+    /// Creates a group chat owned by `owner` with `members` (logins; include the bot's login to
+    /// add the bot). Members that are bots get a `createGroupChat` event.
+    pub async fn create_group(&self, owner: &SimUser, title: &str, members: &[&str]) -> String {
+        self.create(owner, state::GROUP, title, members)
+    }
+
+    /// Creates a channel owned by `owner`; members join as plain users (they cannot post until
+    /// made `writer`).
+    pub async fn create_channel(&self, owner: &SimUser, title: &str, members: &[&str]) -> String {
+        self.create(owner, state::CHANNEL, title, members)
+    }
+
+    fn create(&self, owner: &SimUser, kind: u8, title: &str, members: &[&str]) -> String {
+        let mut st = self.inner.lock();
+        for m in members {
+            st.ensure_user(m);
+        }
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        st.create_chat(&owner.login, kind, Some(title.to_owned()), &members, None)
+    }
+
+    /// Waits (up to the configured timeout) for the next message the bot posted in `chat` and
+    /// returns its envelope. Each message is returned once.
+    pub async fn expect_message(&self, chat: &str) -> Result<Value> {
+        self.expect_message_within(chat, self.inner.cfg.expect_timeout)
+            .await
+    }
+
+    /// [`expect_message`](Self::expect_message) with an explicit timeout.
+    pub async fn expect_message_within(&self, chat: &str, timeout: Duration) -> Result<Value> {
+        self.inner
+            .wait_for(&format!("a bot message in chat {chat}"), timeout, |st| {
+                let i = st.outbox.iter().position(|(c, _)| c == chat)?;
+                st.outbox.remove(i).map(|(_, v)| v)
+            })
+            .await
+    }
+
+    /// Waits for the next `n` bot messages in `chat`.
+    pub async fn expect_messages(&self, chat: &str, n: usize) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.expect_message(chat).await?);
+        }
+        Ok(out)
+    }
+
+    /// Asserts that the bot posts nothing in `chat` for `quiet`.
+    pub async fn expect_no_message(&self, chat: &str, quiet: Duration) -> Result<()> {
+        match self.expect_message_within(chat, quiet).await {
+            Err(Error::Timeout { .. }) => Ok(()),
+            Ok(v) => Err(Error::protocol(format!("unexpected bot message: {v}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every request the bot made so far, in order (`auth` included).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.lock().requests.clone()
+    }
+
+    /// Waits until the bot has made a request with this method and returns its payload.
+    pub async fn expect_request(&self, method: &str) -> Result<Value> {
+        let seen = self.inner.lock().requests.len();
+        let _ = seen;
+        self.inner
+            .wait_for(
+                &format!("a {method} request"),
+                self.inner.cfg.expect_timeout,
+                |st| {
+                    st.requests
+                        .iter()
+                        .rev()
+                        .find(|r| r.method == method)
+                        .map(|r| r.payload.clone())
+                },
+            )
+            .await
+    }
+
+    /// The chat's history as message envelopes, oldest first (system envelopes included).
+    pub fn history(&self, chat: &str) -> Vec<Value> {
+        self.inner.lock().history(chat, None)
+    }
+
+    /// One message envelope by id.
+    pub fn message(&self, id: &str) -> Option<Value> {
+        self.inner.lock().message(id)
+    }
+
+    /// Participants of a chat as `(full user id, role)`.
+    pub fn participants(&self, chat: &str) -> Vec<(String, String)> {
+        let st = self.inner.lock();
+        st.chats
+            .get(chat)
+            .map(|c| {
+                c.participants
+                    .iter()
+                    .map(|(l, r)| (st.full_id(l), (*r).to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Title of a chat.
+    pub fn chat_title(&self, chat: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .chats
+            .get(chat)
+            .and_then(|c| c.title.clone())
+    }
+
+    /// Whether the chat exists.
+    pub fn chat_exists(&self, chat: &str) -> bool {
+        self.inner.lock().chats.contains_key(chat)
+    }
+
+    /// Contents of a stored file.
+    pub fn file_bytes(&self, file_id: &str) -> Option<Bytes> {
+        self.inner.lock().files.get(file_id).map(|f| f.data.clone())
+    }
+
+    /// Counters (pushed / acked / re-delivered events, connections).
+    pub fn stats(&self) -> SimStats {
+        self.inner.lock().stats.clone()
+    }
+
+    /// Number of live WebSocket connections that passed `auth`.
+    pub fn authed_connections(&self) -> usize {
+        state::authed_conns(&self.inner.lock()).len()
+    }
+
+    /// Waits until at least one connection of any account has passed `auth`.
+    pub async fn wait_for_bot(&self, timeout: Duration) -> Result<()> {
+        self.inner
+            .wait_for("an authenticated bot connection", timeout, |st| {
+                (!state::authed_conns(st).is_empty()).then_some(())
+            })
+            .await
+    }
+
+    /// Changes the upload limits and pushes the `getFileUploadLimits` event to bots.
+    pub fn set_upload_limits(&self, limits: UploadLimits) {
+        self.inner.lock().set_limits(limits);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// The fault-injection handle.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Runs a load test against the connected bot (see [`LoadSpec`]). Load chats keep no
+    /// history and requests are not recorded while it runs.
+    pub async fn run_load(&self, spec: LoadSpec) -> Result<LoadReport> {
+        self.wait_for_bot(spec.connect_timeout).await?;
+        let bot = self.inner.cfg.bot.login.clone();
+        let (chats, sem, done, recording) = {
+            let mut st = self.inner.lock();
+            let mut chats = Vec::new();
+            for c in 0..spec.chats.max(1) {
+                let user = format!("load-user-{c}");
+                st.ensure_user(&user);
+                let id = state::hex40();
+                st.insert_load_chat(&id, &bot, &user, c);
+                chats.push((id, user));
+            }
+            let run = load::LoadRun::new(&spec);
+            let (sem, done) = (run.sem.clone(), run.done.clone());
+            st.load = Some(run);
+            let recording = std::mem::replace(&mut st.record_requests, false);
+            (chats, sem, done, recording)
+        };
+        let started = Instant::now();
+        let done_wait = done.notified();
+        tokio::pin!(done_wait);
+        done_wait.as_mut().enable();
+        let deadline = started + spec.timeout;
+        let mut seq = 0u64;
+        let mut timed_out = false;
+        while seq < spec.events {
+            let want = (sem.available_permits() as u64).clamp(1, spec.events - seq);
+            match tokio::time::timeout_at(deadline, sem.acquire_many(want as u32)).await {
+                Ok(Ok(p)) => p.forget(),
+                _ => {
+                    timed_out = true;
+                    break;
+                }
+            }
+            let mut st = self.inner.lock();
+            for _ in 0..want {
+                let (chat, user) = &chats[(seq % chats.len() as u64) as usize];
+                st.push_load_event(&bot, chat, user, seq);
+                seq += 1;
+            }
+        }
+        if !timed_out && spec.events > 0 {
+            let _ = tokio::time::timeout_at(deadline, done_wait).await;
+        }
+        let mut st = self.inner.lock();
+        st.record_requests = recording;
+        for (id, _) in &chats {
+            st.chats.remove(id);
+        }
+        let run = st
+            .load
+            .take()
+            .ok_or_else(|| Error::protocol("load run vanished"))?;
+        Ok(run.report(seq, started))
+    }
+
+    /// Stops the server and closes every socket.
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Runtime fault injection.
+#[derive(Clone)]
+pub struct Faults {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Faults")
+    }
+}
+
+impl Faults {
+    /// Drops the next socket abruptly (no close frame) once `n` more frames have been sent to
+    /// clients; one-shot. `0` disarms.
+    pub fn drop_after_frames(&self, n: u64) {
+        self.inner.drop_after.store(n, Relaxed);
+    }
+
+    /// Delays every response by `d` (`Duration::ZERO` = off).
+    pub fn delay_responses(&self, d: Duration) {
+        self.inner
+            .delay_us
+            .store(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    /// Refuses WebSocket handshakes (HTTP 503) for `d`.
+    pub fn refuse_connections(&self, d: Duration) {
+        *lock(&self.inner.refuse_until) = Some(Instant::now() + d);
+    }
+
+    /// Sends a frame that is not valid JSON to every authenticated connection.
+    pub fn send_malformed_frame(&self) {
+        self.inner
+            .send_all(|| state::Out::Text(r#"{"type":1,"id":"#.to_owned()));
+    }
+
+    /// Pushes an event with an unknown method to every authenticated connection (it must be
+    /// acked like any other).
+    pub fn send_unknown_event(&self, method: &str, payload: Value) {
+        let mut st = self.inner.lock();
+        for id in state::authed_conns(&st) {
+            st.push_raw(id, method, payload.clone());
+        }
+    }
+
+    /// Simulates a server restart: closes every socket (close code 1012) and refuses new
+    /// connections for `down`. State is kept.
+    pub fn restart(&self, down: Duration) {
+        self.refuse_connections(down);
+        self.inner
+            .send_all(|| state::Out::Close(1012, "service restart"));
+    }
+
+    /// Drops every socket abruptly, without a close frame.
+    pub fn drop_connections(&self) {
+        self.inner.send_all(|| state::Out::Drop);
+    }
+
+    /// Makes `method` fail with `code`: `times` times, or always when `None`.
+    pub fn fail_method(&self, method: &str, code: u16, times: Option<u32>) {
+        self.inner
+            .lock()
+            .failures
+            .insert(method.to_owned(), (code, times));
+    }
+
+    /// Removes every injected method failure and the response delay.
+    pub fn clear(&self) {
+        self.inner.lock().failures.clear();
+        self.delay_responses(Duration::ZERO);
+        self.drop_after_frames(0);
+        *lock(&self.inner.refuse_until) = None;
+    }
+}
+
+/// A message with a file, posted by a scripted user.
+#[derive(Debug, Clone)]
+pub struct SentFile {
+    /// Id of the attachment message.
+    pub message_id: String,
+    /// Permanent file id (for `getFileInfo`).
+    pub file_id: String,
+}
+
+/// A file a scripted user is still uploading (`readyState` 1).
+pub struct Upload {
+    inner: Arc<Inner>,
+    /// The posted message and file.
+    pub file: SentFile,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload").field("file", &self.file).finish()
+    }
+}
+
+impl Upload {
+    /// Reports `received` bytes: subscribers get `uploadFileProgress`.
+    pub fn progress(&self, received: u64) {
+        self.inner
+            .lock()
+            .file_progress(&self.file.file_id, received, false);
+    }
+
+    /// Completes the upload: the file becomes READY and subscribers get a final progress event.
+    pub fn finish(&self) {
+        self.inner
+            .lock()
+            .file_progress(&self.file.file_id, u64::MAX, true);
+    }
+}
+
+/// A scripted user acting through the emulator's state (no socket).
+#[derive(Clone)]
+pub struct SimUser {
+    inner: Arc<Inner>,
+    login: String,
+}
+
+impl std::fmt::Debug for SimUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimUser")
+            .field("login", &self.login)
+            .finish()
+    }
+}
+
+impl SimUser {
+    /// Login without domain.
+    pub fn login(&self) -> &str {
+        &self.login
+    }
+
+    /// Full TrueConf id, `login@domain`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.login, self.inner.cfg.domain)
+    }
+
+    fn run<T>(
+        &self,
+        method: &'static str,
+        f: impl FnOnce(&mut state::State) -> std::result::Result<T, u16>,
+    ) -> Result<T> {
+        let r = f(&mut self.inner.lock());
+        self.inner.notify.notify_waiters();
+        r.map_err(|c| api(method, c))
+    }
+
+    /// Opens (or finds) the personal chat with the bot; the bot gets `createP2PChat`.
+    pub async fn create_p2p_with_bot(&self) -> Result<String> {
+        let bot = self.inner.cfg.bot.login.clone();
+        self.run("createP2PChat", |st| Ok(st.create_p2p(&self.login, &bot, None)))
+    }
+
+    /// Sends a plain-text message; returns its id.
+    pub async fn send_text(&self, chat: &str, text: &str) -> Result<String> {
+        self.send(chat, json!({ "text": text, "parseMode": "text" }), None)
+    }
+
+    /// Sends an HTML message; returns its id.
+    pub async fn send_html(&self, chat: &str, html: &str) -> Result<String> {
+        self.send(chat, json!({ "text": html, "parseMode": "html" }), None)
+    }
+
+    /// Sends a text message with any `content` object (`{text, parseMode, buttons?}`).
+    pub async fn send_content(&self, chat: &str, content: Value) -> Result<String> {
+        self.send(chat, content, None)
+    }
+
+    /// Replies to `message` with plain text; returns the reply's id.
+    pub async fn reply(&self, chat: &str, message: &str, text: &str) -> Result<String> {
+        self.send(
+            chat,
+            json!({ "text": text, "parseMode": "text" }),
+            Some(message),
+        )
+    }
+
+    fn send(&self, chat: &str, content: Value, reply: Option<&str>) -> Result<String> {
+        self.run("sendMessage", |st| {
+            st.send_text(&self.login, chat, content, reply, None)
+                .map(|x| x.0)
+        })
+    }
+
+    /// Sends a message that @-mentions the bot (an HTML `trueconf:` link).
+    pub async fn mention_bot(&self, chat: &str) -> Result<String> {
+        let bot = format!("{}@{}", self.inner.cfg.bot.login, self.inner.cfg.domain);
+        self.send_html(chat, &format!(r#"<a href="trueconf:{bot}">@bot</a> hello"#))
+            .await
+    }
+
+    /// Edits one of this user's text messages.
+    pub async fn edit(&self, message: &str, text: &str) -> Result<()> {
+        self.run("editMessage", |st| {
+            st.edit(
+                &self.login,
+                message,
+                json!({ "text": text, "parseMode": "text" }),
+                None,
+            )
+            .map(drop)
+        })
+    }
+
+    /// Removes a message for everyone.
+    pub async fn remove(&self, message: &str) -> Result<()> {
+        self.run("removeMessage", |st| st.remove(&self.login, message, true, None))
+    }
+
+    /// Uploads a file and posts it in `chat`, READY at once.
+    pub async fn upload_file(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<SentFile> {
+        self.upload(chat, name, data.into(), true)
+    }
+
+    /// Posts a file that is still UPLOADING; drive it with [`Upload::progress`] and
+    /// [`Upload::finish`].
+    pub async fn start_upload(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<Upload> {
+        let file = self.upload(chat, name, data.into(), false)?;
+        Ok(Upload {
+            inner: self.inner.clone(),
+            file,
+        })
+    }
+
+    fn upload(&self, chat: &str, name: &str, data: Bytes, ready: bool) -> Result<SentFile> {
+        let mime = mime_of(name);
+        self.run("sendFile", |st| {
+            st.role_check(chat, &self.login)?;
+            let file_id = st.store_file(name, mime, data, ready);
+            let (message_id, _) = st.post_file(&self.login, chat, &file_id, None, None)?;
+            Ok(SentFile {
+                message_id,
+                file_id,
+            })
+        })
+    }
+
+    /// Presses the `command` button `command` of the bot message `message`; the bot gets a
+    /// `command` event. Returns the `commandId` for `waitReply` buttons. Error 306 when the
+    /// message has no such button.
+    pub async fn press_button(&self, chat: &str, message: &str, command: &str) -> Result<Option<String>> {
+        self.run("command", |st| st.press(&self.login, chat, message, command))
+    }
+
+    /// Adds `login` to a group or channel this user manages.
+    pub async fn add_participant(&self, chat: &str, login: &str) -> Result<()> {
+        self.run("addChatParticipant", |st| {
+            st.ensure_user(login);
+            st.add_participant(&self.login, chat, login, None)
+        })
+    }
+
+    /// Removes `login` from a chat this user manages.
+    pub async fn remove_participant(&self, chat: &str, login: &str) -> Result<()> {
+        self.run("removeChatParticipant", |st| {
+            st.remove_participant(&self.login, chat, login, false, None)
+        })
+    }
+
+    /// Changes the role of `login` (`"admin"`, `"writer"`, …).
+    pub async fn set_role(&self, chat: &str, login: &str, role: &str) -> Result<()> {
+        let role = ["owner", "admin", "user", "writer"]
+            .into_iter()
+            .find(|r| *r == role)
+            .ok_or_else(|| Error::invalid("role", format!("unknown role {role:?}")))?;
+        self.run("changeParticipantRole", |st| {
+            st.set_role(&self.login, chat, login, role, None)
+        })
+    }
+
+    /// Renames a chat.
+    pub async fn rename_chat(&self, chat: &str, title: &str) -> Result<()> {
+        self.run("editChatTitle", |st| {
+            st.edit_title(&self.login, chat, title, None).map(drop)
+        })
+    }
+
+    /// Clears a chat's history for everyone.
+    pub async fn clear_history(&self, chat: &str) -> Result<()> {
+        self.run("clearHistory", |st| {
+            st.clear_history(&self.login, chat, true, None)
+        })
+    }
+
+    /// Deletes a chat.
+    pub async fn remove_chat(&self, chat: &str) -> Result<()> {
+        self.run("removeChat", |st| st.remove_chat(&self.login, chat, None))
+    }
+}
+
+fn mime_of(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" => "text/plain",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Durations in JSON reports are milliseconds (floating point).
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64((v / 1000.0).max(0.0)))
+    }
+}
+
