@@ -105,7 +105,11 @@ async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [url, token] = args.as_slice() {
-        return echo_bot(url.clone(), token.clone()).await;
+        // The server ending the connection (e.g. the load run finished) ends the bot.
+        if let Err(e) = echo_bot(url.clone(), token.clone()).await {
+            eprintln!("raw_echo: connection ended: {e}");
+        }
+        return Ok(());
     }
     let sim = Sim::start(SimConfig::default()).await?;
     tokio::spawn(echo_bot(sim.ws_url(), sim.bot_token()));

@@ -863,13 +863,13 @@ impl State {
         self.role(chat, login)?;
         let ts = now_ms();
         let (uid, by) = (self.full_id(login), self.author(actor));
-        self.system(chat, 2, json!({ "userId": uid }));
         self.broadcast(
             chat,
             except,
             "removeChatParticipant",
             json!({ "chatId": chat, "userId": uid, "timestamp": ts, "removedBy": by }),
         );
+        self.system(chat, 2, json!({ "userId": uid }));
         let messages = &mut self.messages;
         if let Some(c) = self.chats.get_mut(chat) {
             c.participants.retain(|(l, _)| l != login);
