@@ -31,6 +31,7 @@
 
 mod jwt;
 mod load;
+mod pattern;
 mod server;
 mod state;
 
@@ -50,6 +51,7 @@ use tokio::time::Instant;
 use crate::error::{ApiErrorCode, Error, Result};
 
 pub use load::{LoadReport, LoadSpec};
+pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
 
 /// An account known to the emulator.
 #[derive(Clone)]
@@ -215,6 +217,10 @@ pub(crate) struct Inner {
     password_login: AtomicBool,
     drop_after: AtomicU64,
     delay_us: AtomicU64,
+    /// Downloads: cut the next one after this many bytes (one-shot; `u64::MAX` = off).
+    cut_download: AtomicU64,
+    /// Downloads: stall every one after this many bytes (`u64::MAX` = off).
+    stall_download: AtomicU64,
     refuse_until: Mutex<Option<Instant>>,
     web_tokens: Mutex<HashMap<String, String>>,
     auth_codes: Mutex<HashMap<String, String>>,
@@ -350,6 +356,8 @@ impl Sim {
             next_conn: AtomicU64::new(1),
             drop_after: AtomicU64::new(0),
             delay_us: AtomicU64::new(0),
+            cut_download: AtomicU64::new(u64::MAX),
+            stall_download: AtomicU64::new(u64::MAX),
             refuse_until: Mutex::new(None),
             web_tokens: Mutex::new(HashMap::new()),
             auth_codes: Mutex::new(HashMap::new()),
@@ -582,9 +590,29 @@ impl Sim {
         self.inner.lock().chats.contains_key(chat)
     }
 
-    /// Contents of a stored file.
+    /// Contents of a stored file (pattern files are generated in full: mind their size).
     pub fn file_bytes(&self, file_id: &str) -> Option<Bytes> {
-        self.inner.lock().files.get(file_id).map(|f| f.data.clone())
+        self.inner
+            .lock()
+            .files
+            .get(file_id)
+            .map(|f| f.data.to_bytes())
+    }
+
+    /// What the emulator stored for a file: name, MIME type, size and preview.
+    pub fn file_info(&self, file_id: &str) -> Option<SimFile> {
+        let st = self.inner.lock();
+        let f = st.files.get(file_id)?;
+        Some(SimFile {
+            name: f.name.clone(),
+            mime: f.mime.clone(),
+            size: f.data.len(),
+            pattern: matches!(f.data, pattern::Blob::Pattern(_)),
+            preview: f
+                .preview
+                .as_ref()
+                .map(|(n, m, d)| (n.clone(), m.clone(), d.clone())),
+        })
     }
 
     /// Counters (pushed / acked / re-delivered events, connections).
@@ -751,9 +779,24 @@ impl Faults {
             .insert(method.to_owned(), (code, times));
     }
 
+    /// Cuts the next file download (connection aborted) after `bytes` body bytes; one-shot.
+    pub fn cut_next_download_after(&self, bytes: u64) {
+        self.inner.cut_download.store(bytes, Relaxed);
+    }
+
+    /// Makes every file download stop sending after `bytes` body bytes (the connection stays
+    /// open) until [`Faults::clear`]; `None` disarms.
+    pub fn stall_downloads_after(&self, bytes: Option<u64>) {
+        self.inner
+            .stall_download
+            .store(bytes.unwrap_or(u64::MAX), Relaxed);
+    }
+
     /// Removes every injected method failure and the response delay.
     pub fn clear(&self) {
         self.inner.lock().failures.clear();
+        self.stall_downloads_after(None);
+        self.inner.cut_download.store(u64::MAX, Relaxed);
         self.delay_responses(Duration::ZERO);
         self.drop_after_frames(0);
         *lock(&self.inner.refuse_until) = None;
@@ -767,6 +810,21 @@ pub struct SentFile {
     pub message_id: String,
     /// Permanent file id (for `getFileInfo`).
     pub file_id: String,
+}
+
+/// A stored file as the emulator sees it ([`Sim::file_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFile {
+    /// File name.
+    pub name: String,
+    /// MIME type: the `Content-Type` of the uploaded `file` part.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether it is stored as generated [`pattern`] content rather than bytes.
+    pub pattern: bool,
+    /// The `preview` part: file name, MIME type, bytes.
+    pub preview: Option<(String, String, Bytes)>,
 }
 
 /// A file a scripted user is still uploading (`readyState` 1).
@@ -837,7 +895,9 @@ impl SimUser {
     /// Opens (or finds) the personal chat with the bot; the bot gets `createP2PChat`.
     pub async fn create_p2p_with_bot(&self) -> Result<String> {
         let bot = self.inner.cfg.bot.login.clone();
-        self.run("createP2PChat", |st| Ok(st.create_p2p(&self.login, &bot, None)))
+        self.run("createP2PChat", |st| {
+            Ok(st.create_p2p(&self.login, &bot, None))
+        })
     }
 
     /// Sends a plain-text message; returns its id.
@@ -893,25 +953,50 @@ impl SimUser {
 
     /// Removes a message for everyone.
     pub async fn remove(&self, message: &str) -> Result<()> {
-        self.run("removeMessage", |st| st.remove(&self.login, message, true, None))
+        self.run("removeMessage", |st| {
+            st.remove(&self.login, message, true, None)
+        })
     }
 
     /// Uploads a file and posts it in `chat`, READY at once.
-    pub async fn upload_file(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<SentFile> {
-        self.upload(chat, name, data.into(), true)
+    pub async fn upload_file(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<SentFile> {
+        self.upload(chat, name, Into::<Bytes>::into(data), true)
     }
 
     /// Posts a file that is still UPLOADING; drive it with [`Upload::progress`] and
     /// [`Upload::finish`].
-    pub async fn start_upload(&self, chat: &str, name: &str, data: impl Into<Bytes>) -> Result<Upload> {
-        let file = self.upload(chat, name, data.into(), false)?;
+    pub async fn start_upload(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Upload> {
+        let file = self.upload(chat, name, Into::<Bytes>::into(data), false)?;
         Ok(Upload {
             inner: self.inner.clone(),
             file,
         })
     }
 
-    fn upload(&self, chat: &str, name: &str, data: Bytes, ready: bool) -> Result<SentFile> {
+    /// Posts a READY file of `len` generated [`pattern`] bytes, stored without holding them in
+    /// memory (for large-download tests).
+    pub async fn upload_pattern_file(&self, chat: &str, name: &str, len: u64) -> Result<SentFile> {
+        self.upload(chat, name, pattern::Blob::Pattern(len), true)
+    }
+
+    fn upload(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<pattern::Blob>,
+        ready: bool,
+    ) -> Result<SentFile> {
+        let data = data.into();
         let mime = mime_of(name);
         self.run("sendFile", |st| {
             st.role_check(chat, &self.login)?;
@@ -927,8 +1012,15 @@ impl SimUser {
     /// Presses the `command` button `command` of the bot message `message`; the bot gets a
     /// `command` event. Returns the `commandId` for `waitReply` buttons. Error 306 when the
     /// message has no such button.
-    pub async fn press_button(&self, chat: &str, message: &str, command: &str) -> Result<Option<String>> {
-        self.run("command", |st| st.press(&self.login, chat, message, command))
+    pub async fn press_button(
+        &self,
+        chat: &str,
+        message: &str,
+        command: &str,
+    ) -> Result<Option<String>> {
+        self.run("command", |st| {
+            st.press(&self.login, chat, message, command)
+        })
     }
 
     /// Adds `login` to a group or channel this user manages.
@@ -1007,4 +1099,3 @@ mod ms {
         Ok(Duration::from_secs_f64((v / 1000.0).max(0.0)))
     }
 }
-

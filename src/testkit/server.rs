@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Inner;
+use super::pattern::{self, Blob};
 use super::state::{E_BAD_PAYLOAD, Out, uuid};
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
@@ -30,7 +31,10 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(web_rest_api_token),
         )
         .route("/bridge/api/client/v1/auth/token", post(auth_code_token))
-        .route("/bridge/api/client/v1/files", post(upload))
+        .route(
+            "/bridge/api/client/v1/files",
+            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/bridge/api/client/v1/files/{id}/{what}", get(download))
         .route("/websocket/chat_bot", get(ws))
         .route("/websocket/chat_bot/", get(ws))
@@ -127,8 +131,7 @@ async fn oauth2_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response 
             "unknown client_id",
         );
     };
-    let Some(login) = inner.check_password(field(&req, "username"), field(&req, "password"))
-    else {
+    let Some(login) = inner.check_password(field(&req, "username"), field(&req, "password")) else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_grant",
@@ -192,19 +195,26 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Uploads up to this size are stored as received; larger ones must be [`pattern`] content
+/// and are stored as its length, so tests can push gigabytes through the emulator.
+///
+/// [`pattern`]: super::pattern::pattern
+const INLINE_UPLOAD: u64 = 16 << 20;
+
 async fn upload(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Response {
-    let bad = |msg: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response();
+    let bad =
+        |msg: &str| (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response();
     let Some(task) = headers.get("Upload-Task-Id").and_then(|v| v.to_str().ok()) else {
         return bad("missing Upload-Task-Id header");
     };
     let mut file = None;
     let mut preview = None;
     loop {
-        let part = match multipart.next_field().await {
+        let mut part = match multipart.next_field().await {
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(e) => return bad(&format!("malformed multipart body: {e}")),
@@ -215,13 +225,40 @@ async fn upload(
             .content_type()
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let data = match part.bytes().await {
-            Ok(d) => d,
-            Err(e) => return bad(&format!("malformed multipart body: {e}")),
-        };
         match name.as_str() {
-            "file" => file = Some((mime, data)),
-            "preview" => preview = Some((file_name, mime, data)),
+            "file" => {
+                let mut held = Vec::new();
+                let (mut len, mut is_pattern) = (0u64, true);
+                loop {
+                    let chunk = match part.chunk().await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => return bad(&format!("malformed multipart body: {e}")),
+                    };
+                    if is_pattern && !pattern::is_pattern(len, &chunk) {
+                        if len > INLINE_UPLOAD {
+                            return bad("uploads over 16 MiB must carry testkit::pattern content");
+                        }
+                        is_pattern = false;
+                    }
+                    len += chunk.len() as u64;
+                    if len <= INLINE_UPLOAD || !is_pattern {
+                        held.push(chunk);
+                    } else {
+                        held.clear();
+                    }
+                }
+                let blob = if is_pattern && len > INLINE_UPLOAD {
+                    Blob::Pattern(len)
+                } else {
+                    Blob::Mem(held.concat().into())
+                };
+                file = Some((mime, blob));
+            }
+            "preview" => match part.bytes().await {
+                Ok(d) => preview = Some((file_name, mime, d)),
+                Err(e) => return bad(&format!("malformed multipart body: {e}")),
+            },
             other => return bad(&format!("unexpected multipart part {other:?}")),
         }
     }
@@ -252,7 +289,10 @@ async fn download(
             }
             match what.as_str() {
                 "download" if f.ready == 2 => Some((f.mime.clone(), f.data.clone())),
-                "preview" => f.preview.as_ref().map(|(_, m, d)| (m.clone(), d.clone())),
+                "preview" => f
+                    .preview
+                    .as_ref()
+                    .map(|(_, m, d)| (m.clone(), Blob::Mem(d.clone()))),
                 _ => None,
             }
         })
@@ -260,7 +300,7 @@ async fn download(
     let Some((mime, data)) = found else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let len = data.len() as u64;
+    let len = data.len();
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -268,20 +308,64 @@ async fn download(
     let builder = Response::builder()
         .header(header::CONTENT_TYPE, mime)
         .header(header::ACCEPT_RANGES, "bytes");
-    let resp = match range {
-        None => builder
-            .status(StatusCode::OK)
-            .body(Body::from(data)),
-        Some(Some((start, end))) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-            .body(Body::from(data.slice(start as usize..=end as usize))),
-        Some(None) => builder
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-            .body(Body::empty()),
+    let (builder, start, end) = match range {
+        None => (builder.status(StatusCode::OK), 0, len),
+        Some(Some((start, end))) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+            start,
+            end + 1,
+        ),
+        Some(None) => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
     };
-    resp.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let cut = inner.cut_download.swap(u64::MAX, Relaxed);
+    let stall = inner.stall_download.load(Relaxed);
+    let stream = body_stream(data, start, end, cut, stall);
+    builder
+        .header(header::CONTENT_LENGTH, end - start)
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The bytes `start..end` of `data`; the connection is aborted after `cut` bytes, or the body
+/// stops (connection left open) after `stall` bytes.
+fn body_stream(
+    data: Blob,
+    start: u64,
+    end: u64,
+    cut: u64,
+    stall: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let limit = cut.min(stall);
+    futures_util::stream::unfold(
+        Some((data.chunks(start, end), 0u64)),
+        move |st| async move {
+            let (mut chunks, sent) = st?;
+            if sent >= limit {
+                if sent >= cut {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "download cut by fault injection",
+                    );
+                    return Some((Err(e), None));
+                }
+                std::future::pending::<()>().await;
+            }
+            let mut chunk = chunks.next()?;
+            if sent + chunk.len() as u64 > limit {
+                chunk = chunk.slice(..(limit - sent) as usize);
+            }
+            let sent = sent + chunk.len() as u64;
+            Some((Ok(chunk), Some((chunks, sent))))
+        },
+    )
 }
 
 /// One `bytes=` range, inclusive; `None` when it cannot be satisfied.
@@ -294,7 +378,10 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
             (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
         }
         (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len.checked_sub(1)?)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?),
+        ),
     };
     (start <= end && start < len).then_some((start, end))
 }
@@ -411,4 +498,3 @@ fn respond(st: &super::state::State, conn: u64, id: u64, result: Result<Value, u
         let _ = c.tx.send(Out::Text(text));
     }
 }
-

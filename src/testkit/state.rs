@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use super::load::LoadRun;
+use super::pattern::Blob;
 use super::{RecordedRequest, SimStats, UploadLimits};
 
 /// Chat types (§10.3).
@@ -111,7 +112,7 @@ struct MsgRec {
 pub(crate) struct FileRec {
     pub(crate) name: String,
     pub(crate) mime: String,
-    pub(crate) data: Bytes,
+    pub(crate) data: Blob,
     pub(crate) ready: u8,
     pub(crate) received: u64,
     pub(crate) token: String,
@@ -123,7 +124,7 @@ pub(crate) struct TempFile {
     owner: String,
     name: String,
     mime: String,
-    data: Bytes,
+    data: Blob,
     preview: Option<(String, String, Bytes)>,
 }
 
@@ -502,7 +503,11 @@ impl State {
         if user.disabled {
             return Err(E_USER_DISABLED);
         }
-        Ok((login, b(p, "receiveUnread")?, b(p, "receiveSystemMessageEnvelopes")?))
+        Ok((
+            login,
+            b(p, "receiveUnread")?,
+            b(p, "receiveSystemMessageEnvelopes")?,
+        ))
     }
 
     // ---------------------------------------------------------------- objects on the wire
@@ -989,9 +994,9 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Bytes, ready: bool) -> String {
+    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Blob, ready: bool) -> String {
         let id = hex40();
-        let size = data.len() as u64;
+        let size = data.len();
         self.files.insert(
             id.clone(),
             FileRec {
@@ -1028,10 +1033,10 @@ impl State {
         let Some(f) = self.files.get_mut(file_id) else {
             return;
         };
-        f.received = received.min(f.data.len() as u64);
+        f.received = received.min(f.data.len());
         if ready {
             f.ready = 2;
-            f.received = f.data.len() as u64;
+            f.received = f.data.len();
         }
         let payload: Arc<str> = json!({ "fileId": file_id, "progress": f.received })
             .to_string()
@@ -1406,7 +1411,9 @@ impl State {
                 Ok(json!({ "chatId": id }))
             }
             "createGroupChat" | "createChannel" => {
-                let title = opt_s(p, "title")?.or(opt_s(p, "name")?).ok_or(E_BAD_PAYLOAD)?;
+                let title = opt_s(p, "title")?
+                    .or(opt_s(p, "name")?)
+                    .ok_or(E_BAD_PAYLOAD)?;
                 if title.is_empty() || title.chars().count() > 256 {
                     return Err(E_BAD_PAYLOAD);
                 }
@@ -1554,11 +1561,11 @@ impl State {
         &mut self,
         task: &str,
         mime: String,
-        data: Bytes,
+        data: Blob,
         preview: Option<(String, String, Bytes)>,
     ) -> Result<String, &'static str> {
         let t = self.tasks.get(task).ok_or("unknown Upload-Task-Id")?;
-        if t.size != data.len() as u64 {
+        if t.size != data.len() {
             return Err("file part size differs from uploadFile.fileSize");
         }
         let t = self.tasks.remove(task).ok_or("unknown Upload-Task-Id")?;
