@@ -326,11 +326,7 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert_eq!(
-        bot.in_flight(),
-        0,
-        "a timed-out request leaves no pending entry"
-    );
+    assert_eq!(bot.in_flight(), 0, "a timed-out request leaves no pending entry");
     bot.shutdown().await?;
     assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
@@ -357,9 +353,7 @@ async fn bad_credentials_and_bad_tokens_fail_fast_with_auth_errors() -> Result<(
     let bot = builder(addr).credentials("bot", "wrong").build()?;
     let err = bot.start().await.unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err}");
-    assert!(
-        matches!(&*bot.state().borrow(), ConnectionState::Failed(f) if f.kind == FailureKind::Auth)
-    );
+    assert!(matches!(&*bot.state().borrow(), ConnectionState::Failed(f) if f.kind == FailureKind::Auth));
 
     let bot = builder(addr).credentials("sso", "pw").build()?;
     let err = bot.start().await.unwrap_err();
@@ -368,10 +362,7 @@ async fn bad_credentials_and_bad_tokens_fail_fast_with_auth_errors() -> Result<(
     let bot = builder(addr).token(jwt(999)).build()?;
     let err = bot.start().await.unwrap_err();
     assert_eq!(err.api_code().map(|c| c.0), Some(201), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "no retries on auth errors"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "no retries on auth errors");
     Ok(())
 }
 
@@ -413,9 +404,7 @@ async fn server_drop_under_load_reconnects_and_nothing_hangs() -> Result<()> {
             if i % 2 == 0 {
                 bot.execute(Slow { ms: 300 }).await.map(|_| ())
             } else {
-                bot.execute(SlowRead { ms: 300 + i })
-                    .await
-                    .map(|r| assert_eq!(r["ms"], 300 + i))
+                bot.execute(SlowRead { ms: 300 + i }).await.map(|r| assert_eq!(r["ms"], 300 + i))
             }
         }));
     }
@@ -486,10 +475,7 @@ async fn restart_limit_fails_the_bot() -> Result<()> {
         .build()?;
     bot.start().await?;
     for _ in 0..3 {
-        wait_state(&bot, |s| {
-            matches!(s, ConnectionState::Ready) || s.is_terminal()
-        })
-        .await;
+        wait_state(&bot, |s| matches!(s, ConnectionState::Ready) || s.is_terminal()).await;
         if let Some(c) = bot.connection_actor() {
             c.kill();
         }
@@ -520,11 +506,7 @@ async fn shutdown_settles_100_in_flight_requests_within_its_deadline() -> Result
     tokio::time::sleep(Duration::from_millis(20)).await;
     let began = std::time::Instant::now();
     bot.shutdown().await?;
-    assert!(
-        began.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        began.elapsed()
-    );
+    assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
     let (mut ok, mut gone) = (0, 0);
     for t in tasks {
         match tokio::time::timeout(Duration::from_secs(1), t).await {

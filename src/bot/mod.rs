@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use self::config::ReconnectPolicy;
+pub use self::throttle::{Rate, ThrottleConfig};
 use self::config::{AuthSource, Config};
 use self::core::{Core, lock, read, write};
-pub use self::throttle::{Rate, ThrottleConfig};
 use crate::connection::{AckMode, ConnectionState, ServerEvent, TlsOptions};
 use crate::error::{ApiErrorCode, Error, Result};
 use crate::methods::Request;
@@ -249,10 +249,7 @@ impl BotBuilder {
     }
 
     /// Called on every connection state change (health reporting). Keep it quick.
-    pub fn on_state_change(
-        mut self,
-        hook: impl Fn(&ConnectionState) + Send + Sync + 'static,
-    ) -> Self {
+    pub fn on_state_change(mut self, hook: impl Fn(&ConnectionState) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
     }
@@ -269,10 +266,7 @@ impl BotBuilder {
         if host.is_empty() || host.contains(['/', ' ', '@']) {
             return Err(Error::invalid(
                 "server",
-                format!(
-                    "expected a host name such as `video.example.com`, got {:?}",
-                    self.server
-                ),
+                format!("expected a host name such as `video.example.com`, got {:?}", self.server),
             ));
         }
         let auth = self.auth.ok_or_else(|| {
@@ -290,10 +284,7 @@ impl BotBuilder {
             }
         }
         if self.request_timeout.is_zero() {
-            return Err(Error::invalid(
-                "request_timeout",
-                "must be greater than zero",
-            ));
+            return Err(Error::invalid("request_timeout", "must be greater than zero"));
         }
         let tls = connection::tls::client_config(&self.tls)?;
         let http = reqwest::Client::builder()
@@ -533,9 +524,7 @@ impl Bot {
                 core.set_state(ConnectionState::Connecting);
                 let (sup, _) = Actor::spawn(None, Supervisor, core.clone())
                     .await
-                    .map_err(|e| {
-                        Error::Disconnected(format!("could not start the runtime: {e}"))
-                    })?;
+                    .map_err(|e| Error::Disconnected(format!("could not start the runtime: {e}")))?;
                 *write(&core.supervisor) = Some(sup);
                 *started = true;
             }
@@ -768,10 +757,7 @@ async fn execute<R: Request>(
         t.acquire(chat.as_deref()).await;
     }
     let mut payload = Some(serde_json::value::to_raw_value(&request).map_err(|e| {
-        Error::invalid(
-            "request",
-            format!("`{}` could not be encoded: {e}", R::METHOD),
-        )
+        Error::invalid("request", format!("`{}` could not be encoded: {e}", R::METHOD))
     })?);
     drop(request);
     let result = loop {
@@ -925,8 +911,9 @@ pub(crate) fn decode<R: Request>(payload: Option<Box<RawValue>>) -> Result<R::Re
             }
         }
     }
-    serde_json::from_str(raw)
-        .map_err(|e| Error::protocol(format!("`{}`: unexpected response {raw}: {e}", R::METHOD)))
+    serde_json::from_str(raw).map_err(|e| {
+        Error::protocol(format!("`{}`: unexpected response {raw}: {e}", R::METHOD))
+    })
 }
 
 #[cfg(test)]
@@ -971,12 +958,6 @@ mod tests {
         assert!(Bot::builder("").token("x.y.z").build().is_err());
         assert!(Bot::builder("a/b").token("x.y.z").build().is_err());
         let e = Bot::builder("h.example").build().unwrap_err();
-        assert!(matches!(
-            e,
-            Error::InvalidArgument {
-                argument: "token",
-                ..
-            }
-        ));
+        assert!(matches!(e, Error::InvalidArgument { argument: "token", .. }));
     }
 }

@@ -64,10 +64,7 @@ pub(crate) async fn server_info(
         tracing::warn!(%url, %status, "server info unavailable; bare user ids will not be completed");
         return Ok(None);
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| http_error("server info", e))?;
+    let body = resp.bytes().await.map_err(|e| http_error("server info", e))?;
     let info: Info = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => {
@@ -140,13 +137,8 @@ pub(crate) async fn fetch_token(
                 "username": user,
                 "password": password.expose(),
             });
-            let web: TokenResponse = post(
-                http,
-                &format!("{base}/api/v4/oauth2/token"),
-                &body,
-                "OAuth token",
-            )
-            .await?;
+            let web: TokenResponse =
+                post(http, &format!("{base}/api/v4/oauth2/token"), &body, "OAuth token").await?;
             #[derive(Deserialize)]
             struct Code {
                 authorization_code: String,

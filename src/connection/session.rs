@@ -16,7 +16,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
 use super::http::{self, ConnectError};
-use super::{AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent};
+use super::{Acknowledger, AckMode, ConnectionState, Failure, FailureKind, ServerEvent};
 use crate::bot::Secret;
 use crate::bot::config::AuthSource;
 use crate::bot::core::{Core, read, write};
@@ -173,12 +173,7 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
         Some(connector),
     )
     .await
-    .map_err(|e| {
-        classify_tls(
-            Error::transport("WebSocket connect failed", e).into(),
-            "socket",
-        )
-    })?;
+    .map_err(|e| classify_tls(Error::transport("WebSocket connect failed", e).into(), "socket"))?;
     core.set_state(ConnectionState::Authenticating);
     match authorise(core, &mut ws, &token).await {
         Ok(user_id) => {
