@@ -378,6 +378,7 @@ async fn deliver(
     method: String,
     payload: Box<RawValue>,
 ) {
+    crate::transfer::observe(core, &method, &payload);
     let events = read(&core.events_tx).clone();
     let Some(events) = events else {
         // Nobody consumes events. While running, ack them so the server does not keep
