@@ -12,12 +12,20 @@ impl Bot {
     ///
     /// The file is checked against the server's upload limits before anything is sent, then
     /// streamed from its source.
-    pub fn send_document(&self, chat_id: impl Into<String>, file: impl Into<InputFile>) -> SendFileCall {
+    pub fn send_document(
+        &self,
+        chat_id: impl Into<String>,
+        file: impl Into<InputFile>,
+    ) -> SendFileCall {
         SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Document)
     }
 
     /// Sends an image as a photo; `.preview(..)` adds a thumbnail.
-    pub fn send_photo(&self, chat_id: impl Into<String>, file: impl Into<InputFile>) -> SendFileCall {
+    pub fn send_photo(
+        &self,
+        chat_id: impl Into<String>,
+        file: impl Into<InputFile>,
+    ) -> SendFileCall {
         SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Photo)
     }
 
@@ -25,12 +33,20 @@ impl Bot {
     /// anything else fails with [`Error::InvalidArgument`](crate::Error::InvalidArgument)
     /// before any upload); it is uploaded with its own copy as the preview, as the official
     /// client does.
-    pub fn send_sticker(&self, chat_id: impl Into<String>, file: impl Into<InputFile>) -> SendFileCall {
+    pub fn send_sticker(
+        &self,
+        chat_id: impl Into<String>,
+        file: impl Into<InputFile>,
+    ) -> SendFileCall {
         SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Sticker)
     }
 
     /// Uploads an image and makes it the chat's avatar.
-    pub async fn edit_chat_avatar(&self, chat_id: impl Into<String>, file: impl Into<InputFile>) -> Result<()> {
+    pub async fn edit_chat_avatar(
+        &self,
+        chat_id: impl Into<String>,
+        file: impl Into<InputFile>,
+    ) -> Result<()> {
         edit_chat_avatar(self, chat_id.into(), file.into()).await
     }
 

@@ -221,6 +221,8 @@ pub(crate) struct Inner {
     cut_download: AtomicU64,
     /// Downloads: stall every one after this many bytes (`u64::MAX` = off).
     stall_download: AtomicU64,
+    /// The `Range` header of every file download request.
+    download_ranges: Mutex<Vec<Option<String>>>,
     refuse_until: Mutex<Option<Instant>>,
     web_tokens: Mutex<HashMap<String, String>>,
     auth_codes: Mutex<HashMap<String, String>>,
@@ -358,6 +360,7 @@ impl Sim {
             delay_us: AtomicU64::new(0),
             cut_download: AtomicU64::new(u64::MAX),
             stall_download: AtomicU64::new(u64::MAX),
+            download_ranges: Mutex::new(Vec::new()),
             refuse_until: Mutex::new(None),
             web_tokens: Mutex::new(HashMap::new()),
             auth_codes: Mutex::new(HashMap::new()),
@@ -597,6 +600,11 @@ impl Sim {
             .files
             .get(file_id)
             .map(|f| f.data.to_bytes())
+    }
+
+    /// The `Range` header (if any) of every file download request so far, in order.
+    pub fn download_ranges(&self) -> Vec<Option<String>> {
+        lock(&self.inner.download_ranges).clone()
     }
 
     /// What the emulator stored for a file: name, MIME type, size and preview.
@@ -846,6 +854,14 @@ impl Upload {
         self.inner
             .lock()
             .file_progress(&self.file.file_id, received, false);
+    }
+
+    /// Abandons the upload: the file becomes NOT_AVAILABLE (`readyState` 0).
+    pub fn fail(&self) {
+        if let Some(f) = self.inner.lock().files.get_mut(&self.file.file_id) {
+            f.ready = 0;
+        }
+        self.inner.notify.notify_waiters();
     }
 
     /// Completes the upload: the file becomes READY and subscribers get a final progress event.

@@ -195,12 +195,6 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Uploads up to this size are stored as received; larger ones must be [`pattern`] content
-/// and are stored as its length, so tests can push gigabytes through the emulator.
-///
-/// [`pattern`]: super::pattern::pattern
-const INLINE_UPLOAD: u64 = 16 << 20;
-
 async fn upload(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -227,7 +221,9 @@ async fn upload(
             .to_owned();
         match name.as_str() {
             "file" => {
-                let mut held = Vec::new();
+                // Content that is the testkit pattern is kept as its length only, so tests can
+                // push gigabytes through; anything else is kept as received.
+                let mut held: Vec<Bytes> = Vec::new();
                 let (mut len, mut is_pattern) = (0u64, true);
                 loop {
                     let chunk = match part.chunk().await {
@@ -236,19 +232,15 @@ async fn upload(
                         Err(e) => return bad(&format!("malformed multipart body: {e}")),
                     };
                     if is_pattern && !pattern::is_pattern(len, &chunk) {
-                        if len > INLINE_UPLOAD {
-                            return bad("uploads over 16 MiB must carry testkit::pattern content");
-                        }
                         is_pattern = false;
+                        held.push(pattern::pattern(0, len as usize));
                     }
                     len += chunk.len() as u64;
-                    if len <= INLINE_UPLOAD || !is_pattern {
+                    if !is_pattern {
                         held.push(chunk);
-                    } else {
-                        held.clear();
                     }
                 }
-                let blob = if is_pattern && len > INLINE_UPLOAD {
+                let blob = if is_pattern {
                     Blob::Pattern(len)
                 } else {
                     Blob::Mem(held.concat().into())
@@ -281,6 +273,11 @@ async fn download(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    lock(&inner.download_ranges).push(range_header);
     let found = {
         let st = inner.lock();
         st.files.get(&id).and_then(|f| {

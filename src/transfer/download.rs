@@ -111,7 +111,10 @@ impl DownloadCall {
         file.flush().await?;
         drop(file);
         tokio::fs::rename(&tmp, &path).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot move the download to {}: {e}", path.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot move the download to {}: {e}", path.display()),
+            )
         })?;
         guard.0 = None;
         Ok(info)
@@ -176,7 +179,10 @@ impl DownloadCall {
         let url = info
             .download_url()
             .ok_or_else(|| {
-                Error::protocol(format!("file {} is ready but has no downloadUrl", self.file_id))
+                Error::protocol(format!(
+                    "file {} is ready but has no downloadUrl",
+                    self.file_id
+                ))
             })?
             .to_owned();
         let permit = transfers.permit().await?;
@@ -323,9 +329,14 @@ fn ready(file_id: &str, info: &FileInfo) -> Result<bool> {
         ReadyState::Uploading => Ok(false),
         ReadyState::NotAvailable => Err(Error::invalid(
             "file_id",
-            format!("file {file_id} ({:?}) is not available for download (readyState 0)", info.name),
+            format!(
+                "file {file_id} ({:?}) is not available for download (readyState 0)",
+                info.name
+            ),
         )),
-        other => Err(Error::protocol(format!("file {file_id}: unknown readyState {other:?}"))),
+        other => Err(Error::protocol(format!(
+            "file {file_id}: unknown readyState {other:?}"
+        ))),
     }
 }
 
@@ -393,7 +404,10 @@ impl Fetch {
                 }
                 Ok(Ok(None)) => Error::http(
                     None,
-                    format!("the download ended after {} of {} bytes", self.received, self.total),
+                    format!(
+                        "the download ended after {} of {} bytes",
+                        self.received, self.total
+                    ),
                 ),
                 Ok(Err(e)) => http_error("file download", e),
                 Err(timeout) => timeout,

@@ -75,7 +75,11 @@ impl InputFile {
 
     /// `size` bytes from a reader, sent as `name`. The server wants the size before the
     /// upload; a reader that ends early or goes on longer fails the upload.
-    pub fn reader(name: impl Into<String>, size: u64, reader: impl AsyncRead + Send + 'static) -> Self {
+    pub fn reader(
+        name: impl Into<String>,
+        size: u64,
+        reader: impl AsyncRead + Send + 'static,
+    ) -> Self {
         InputFile::stream(name, size, ReaderStream::with_capacity(reader, CHUNK))
     }
 
@@ -177,7 +181,10 @@ impl Opened {
         if self.size > max {
             return Err(Error::invalid(
                 what,
-                format!("{:?} is {} bytes; at most {max} are accepted", self.name, self.size),
+                format!(
+                    "{:?} is {} bytes; at most {max} are accepted",
+                    self.name, self.size
+                ),
             ));
         }
         let mut buf = BytesMut::with_capacity(self.size as usize);
@@ -200,7 +207,9 @@ pub(crate) fn check_size(name: &str, declared: u64, actual: u64) -> Result<()> {
     let rule = if actual > declared {
         format!("{name:?} produced more than its declared {declared} bytes")
     } else {
-        format!("{name:?} ended after {actual} of its declared {declared} bytes (fewer bytes than announced)")
+        format!(
+            "{name:?} ended after {actual} of its declared {declared} bytes (fewer bytes than announced)"
+        )
     };
     Err(Error::invalid("file", rule))
 }
@@ -263,24 +272,54 @@ mod tests {
     #[tokio::test]
     async fn bytes_are_chunked_and_sized() {
         let data = vec![7u8; CHUNK * 2 + 3];
-        let opened = InputFile::bytes("x.bin", data.clone()).open().await.unwrap();
+        let opened = InputFile::bytes("x.bin", data.clone())
+            .open()
+            .await
+            .unwrap();
         assert_eq!(opened.size, data.len() as u64);
         assert_eq!(opened.mime, "application/octet-stream");
         let chunks: Vec<_> = opened.body.collect().await;
         assert_eq!(chunks.len(), 3);
-        let back = InputFile::bytes("x.bin", data.clone()).open().await.unwrap();
+        let back = InputFile::bytes("x.bin", data.clone())
+            .open()
+            .await
+            .unwrap();
         assert_eq!(back.into_bytes(u64::MAX, "file").await.unwrap(), data);
     }
 
     #[tokio::test]
     async fn nameless_and_short_sources_are_rejected() {
         let e = InputFile::bytes(" ", "x").open().await.unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { argument: "file", .. }), "{e}");
-        let short = InputFile::reader("r.bin", 10, &b"abc"[..]).open().await.unwrap();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    argument: "file",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let short = InputFile::reader("r.bin", 10, &b"abc"[..])
+            .open()
+            .await
+            .unwrap();
         let e = short.into_bytes(100, "file").await.unwrap_err();
         assert!(e.to_string().contains("fewer"), "{e}");
-        let big = InputFile::bytes("b.bin", vec![0u8; 10]).open().await.unwrap();
+        let big = InputFile::bytes("b.bin", vec![0u8; 10])
+            .open()
+            .await
+            .unwrap();
         let e = big.into_bytes(5, "sticker").await.unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { argument: "sticker", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    argument: "sticker",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

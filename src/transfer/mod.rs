@@ -39,7 +39,9 @@ use crate::bot::Bot;
 use crate::bot::core::Core;
 use crate::connection::ConnectionState;
 use crate::error::{Error, Result};
-use crate::methods::{GetFileInfo, GetFileUploadLimits, SubscribeFileProgress, UnsubscribeFileProgress};
+use crate::methods::{
+    GetFileInfo, GetFileUploadLimits, SubscribeFileProgress, UnsubscribeFileProgress,
+};
 use crate::protocol::RawValue;
 use crate::types::event::UploadProgress;
 use crate::types::{ReadyState, UploadLimits};
@@ -186,8 +188,12 @@ impl<T> Future for TransferHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         Pin::new(&mut self.task).poll(cx).map(|r| match r {
             Ok(r) => r,
-            Err(e) if e.is_cancelled() => Err(Error::Disconnected("the transfer was cancelled".into())),
-            Err(e) => Err(Error::Disconnected(format!("the transfer task failed: {e}"))),
+            Err(e) if e.is_cancelled() => {
+                Err(Error::Disconnected("the transfer was cancelled".into()))
+            }
+            Err(e) => Err(Error::Disconnected(format!(
+                "the transfer task failed: {e}"
+            ))),
         })
     }
 }

@@ -17,9 +17,9 @@ use super::{Direction, Progress, ProgressStream, Transfers};
 use crate::bot::Bot;
 use crate::error::{Error, Result};
 use crate::methods::{Caption, EditChatAvatar, FileSent, Request, SendFile, UploadFile};
-use crate::types::file::check_sticker;
 use crate::types::ParseMode;
 use crate::types::file::UploadResponse;
+use crate::types::file::check_sticker;
 
 /// Stickers are read into memory (they are sent twice: as the file and as its preview).
 const MAX_STICKER: u64 = 16 * 1024 * 1024;
@@ -128,7 +128,10 @@ impl SendFileCall {
         let mut request = SendFile::new(&self.chat_id, "");
         if let Some(text) = self.caption {
             if self.kind == Kind::Sticker {
-                return Err(Error::invalid("caption", "stickers are sent without a caption"));
+                return Err(Error::invalid(
+                    "caption",
+                    "stickers are sent without a caption",
+                ));
             }
             let mode = self.parse_mode.unwrap_or_else(|| bot.default_parse_mode());
             request = request.caption(Caption::new(text).parse_mode(mode));
@@ -228,7 +231,13 @@ pub(crate) async fn upload(
 
     let activity = Arc::new(Activity::new());
     let failure = Arc::new(Mutex::new(None));
-    let reporter = Reporter::new(transfers.clone(), Direction::Upload, None, Some(main.size), progress);
+    let reporter = Reporter::new(
+        transfers.clone(),
+        Direction::Upload,
+        None,
+        Some(main.size),
+        progress,
+    );
     let mut form = Form::new().part(
         "file",
         part(main, Meter::new(&activity, &failure, Some(reporter)))?,
@@ -397,7 +406,11 @@ struct Meter {
 }
 
 impl Meter {
-    fn new(activity: &Arc<Activity>, failure: &Arc<Mutex<Option<Error>>>, reporter: Option<Reporter>) -> Self {
+    fn new(
+        activity: &Arc<Activity>,
+        failure: &Arc<Mutex<Option<Error>>>,
+        reporter: Option<Reporter>,
+    ) -> Self {
         Meter {
             activity: activity.clone(),
             failure: failure.clone(),
