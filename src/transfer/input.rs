@@ -289,7 +289,9 @@ mod tests {
 
     #[tokio::test]
     async fn nameless_and_short_sources_are_rejected() {
-        let e = InputFile::bytes(" ", "x").open().await.unwrap_err();
+        let Err(e) = InputFile::bytes(" ", "x").open().await else {
+            panic!("a blank name was accepted");
+        };
         assert!(
             matches!(
                 e,
