@@ -69,10 +69,17 @@ async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
                 let frame: Frame<'_> = serde_json::from_str(text.as_str())?;
                 match (frame.kind, frame.payload) {
                     (2, Some(p)) if frame.id == 1 => {
-                        me = p.user_id.unwrap_or_default().split('/').next().unwrap_or("").to_owned();
+                        me = p
+                            .user_id
+                            .unwrap_or_default()
+                            .split('/')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
                     }
                     (1, payload) => {
-                        sink.feed(Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id))).await?;
+                        sink.feed(Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id)))
+                            .await?;
                         if frame.method.as_deref() == Some("sendMessage")
                             && let Some(p) = payload
                             && p.author.as_ref().is_some_and(|a| a.id != me)

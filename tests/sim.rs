@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use trueconf_bot::testkit::{
-    ExtensionFilter, LoadSpec, OAuthApp, Sim, SimConfig, UploadLimits,
-};
+use trueconf_bot::testkit::{ExtensionFilter, LoadSpec, OAuthApp, Sim, SimConfig, UploadLimits};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WAIT: Duration = Duration::from_secs(5);
@@ -206,9 +204,7 @@ async fn http_endpoints_tokens_and_oauth_flow() {
     assert_shape(&fixture("http.server.response"), &info, "server");
     assert_eq!(info["product"]["display_name"], "sim.example");
 
-    let token = |user: &str, pw: &str| {
-        json!({ "client_id": "chat_bot", "grant_type": "password", "username": user, "password": pw })
-    };
+    let token = |user: &str, pw: &str| json!({ "client_id": "chat_bot", "grant_type": "password", "username": user, "password": pw });
     let r = http
         .post(format!("{url}/bridge/api/client/v1/oauth/token"))
         .json(&token("bot", "bot-password"))
@@ -224,7 +220,12 @@ async fn http_endpoints_tokens_and_oauth_flow() {
         .auth(body["access_token"].as_str().unwrap(), false, false)
         .await;
     assert_shape(&fixture("resp.auth")["payload"], &auth, "auth");
-    assert!(auth["userId"].as_str().unwrap().starts_with("bot@sim.example/"));
+    assert!(
+        auth["userId"]
+            .as_str()
+            .unwrap()
+            .starts_with("bot@sim.example/")
+    );
 
     let r = http
         .post(format!("{url}/bridge/api/client/v1/oauth/token"))
@@ -245,12 +246,13 @@ async fn http_endpoints_tokens_and_oauth_flow() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "auth_method_disabled");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "auth_method_disabled"
+    );
 
     // §2.1: OAuth application flow still works with password login off.
-    let step1 = |app: &str| {
-        json!({ "client_id": app, "grant_type": "password", "username": "bot", "password": "bot-password" })
-    };
+    let step1 = |app: &str| json!({ "client_id": app, "grant_type": "password", "username": "bot", "password": "bot-password" });
     let r = http
         .post(format!("{url}/api/v4/oauth2/token"))
         .json(&step1("noscope"))
@@ -270,7 +272,9 @@ async fn http_endpoints_tokens_and_oauth_flow() {
         .await
         .unwrap();
     let code: Value = http
-        .post(format!("{url}/bridge/api/client/v1/auth/web_rest_api_token"))
+        .post(format!(
+            "{url}/bridge/api/client/v1/auth/web_rest_api_token"
+        ))
         .json(&json!({ "client_id": "bot", "token": web["access_token"] }))
         .send()
         .await
@@ -280,8 +284,10 @@ async fn http_endpoints_tokens_and_oauth_flow() {
         .unwrap();
     let r = http
         .post(format!("{url}/bridge/api/client/v1/auth/token"))
-        .json(&json!({ "client_id": "user", "grant_type": "authorization_code",
-                       "code": code["authorization_code"] }))
+        .json(
+            &json!({ "client_id": "user", "grant_type": "authorization_code",
+                       "code": code["authorization_code"] }),
+        )
         .send()
         .await
         .unwrap();
@@ -295,8 +301,10 @@ async fn http_endpoints_tokens_and_oauth_flow() {
     // A code is single-use.
     let r = http
         .post(format!("{url}/bridge/api/client/v1/auth/token"))
-        .json(&json!({ "client_id": "user", "grant_type": "authorization_code",
-                       "code": code["authorization_code"] }))
+        .json(
+            &json!({ "client_id": "user", "grant_type": "authorization_code",
+                       "code": code["authorization_code"] }),
+        )
         .send()
         .await
         .unwrap();
@@ -307,7 +315,10 @@ async fn http_endpoints_tokens_and_oauth_flow() {
 async fn auth_errors() {
     let sim = sim().await;
     let mut c = Client::connect(&sim).await;
-    assert_eq!(c.err("getChats", json!({ "count": 10, "page": 1 })).await, 200);
+    assert_eq!(
+        c.err("getChats", json!({ "count": 10, "page": 1 })).await,
+        200
+    );
     assert_eq!(c.auth("not.a.jwt", false, false).await["errorCode"], 201);
     let forged = {
         let t = sim.bot_token();
@@ -327,12 +338,21 @@ async fn auth_errors() {
         .await;
     assert_eq!(r["errorCode"], 204);
     sim.set_user_disabled("bot", true);
-    assert_eq!(c.auth(&sim.bot_token(), false, false).await["errorCode"], 202);
+    assert_eq!(
+        c.auth(&sim.bot_token(), false, false).await["errorCode"],
+        202
+    );
     sim.set_user_disabled("bot", false);
     assert!(c.auth(&sim.bot_token(), false, false).await["userId"].is_string());
     assert_eq!(c.err("noSuchMethod", json!({})).await, 104);
     assert_eq!(c.err("sendMessage", json!({ "chatId": 5 })).await, 399);
     assert_eq!(sim.requests()[0].method, "getChats");
+    // Keepalive is WebSocket-level: a Ping is answered with a Pong right away.
+    c.ws.send(Message::Ping(b"hb"[..].into())).await.unwrap();
+    match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+        Some(Ok(Message::Pong(p))) => assert_eq!(p.as_ref(), b"hb"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -363,11 +383,17 @@ async fn messages_events_and_history() {
     let seen = sim.expect_message(&chat).await.unwrap();
     assert_eq!(seen["content"]["text"], "Hello, world!");
     assert_eq!(seen["replyMessage"]["messageId"], hi.as_str());
-    assert_eq!(sim.requests().last().unwrap().payload["replyMessageId"], hi.as_str());
+    assert_eq!(
+        sim.requests().last().unwrap().payload["replyMessageId"],
+        hi.as_str()
+    );
     let bot_msg = sent["messageId"].as_str().unwrap().to_owned();
 
     // A user reply arrives with the expanded replyMessage.
-    alice.reply(&chat, &bot_msg, "Is anyone on call?").await.unwrap();
+    alice
+        .reply(&chat, &bot_msg, "Is anyone on call?")
+        .await
+        .unwrap();
     let ev = bot.event("sendMessage").await;
     assert_shape(&fixture("event.sendMessage.reply"), &ev, "reply");
 
@@ -378,28 +404,54 @@ async fn messages_events_and_history() {
     alice.remove(&hi).await.unwrap();
     let ev = bot.event("removeMessage").await;
     assert_shape(&fixture("event.removeMessage"), &ev, "removeMessage");
-    assert_eq!(bot.err("getMessageById", json!({ "messageId": hi })).await, 306);
+    assert_eq!(
+        bot.err("getMessageById", json!({ "messageId": hi })).await,
+        306
+    );
 
     // Bot edits its own message; it may not edit alice's.
     let r = bot
-        .ok("editMessage", json!({ "messageId": bot_msg, "content": text("v2") }))
+        .ok(
+            "editMessage",
+            json!({ "messageId": bot_msg, "content": text("v2") }),
+        )
         .await;
     assert_shape(&fixture("resp.editMessage")["payload"], &r, "edit");
-    let m = bot.ok("getMessageById", json!({ "messageId": bot_msg })).await;
-    assert_shape(&fixture("resp.getMessageById")["payload"], &m, "getMessageById");
-    assert_eq!((m["isEdited"].clone(), m["content"]["text"].clone()), (json!(true), json!("v2")));
+    let m = bot
+        .ok("getMessageById", json!({ "messageId": bot_msg }))
+        .await;
+    assert_shape(
+        &fixture("resp.getMessageById")["payload"],
+        &m,
+        "getMessageById",
+    );
+    assert_eq!(
+        (m["isEdited"].clone(), m["content"]["text"].clone()),
+        (json!(true), json!("v2"))
+    );
     let other = alice.send_text(&chat, "mine").await.unwrap();
     assert_eq!(
-        bot.err("editMessage", json!({ "messageId": other, "content": text("x") })).await,
+        bot.err(
+            "editMessage",
+            json!({ "messageId": other, "content": text("x") })
+        )
+        .await,
         303
     );
     assert_eq!(
-        bot.err("sendMessage", json!({ "chatId": "nope", "content": text("x") })).await,
+        bot.err(
+            "sendMessage",
+            json!({ "chatId": "nope", "content": text("x") })
+        )
+        .await,
         304
     );
     assert_eq!(
-        bot.err("sendMessage", json!({ "chatId": chat, "content": { "text": "x", "parseMode": "rtf" } }))
-            .await,
+        bot.err(
+            "sendMessage",
+            json!({ "chatId": chat, "content": { "text": "x", "parseMode": "rtf" } })
+        )
+        .await,
         399
     );
 
@@ -432,31 +484,58 @@ async fn messages_events_and_history() {
     let group = bot.ok("createGroupChat", json!({ "title": "G" })).await;
     let group = group["chatId"].as_str().unwrap().to_owned();
     let fwd = bot
-        .ok("forwardMessage", json!({ "messageId": other, "chatId": group }))
+        .ok(
+            "forwardMessage",
+            json!({ "messageId": other, "chatId": group }),
+        )
         .await;
     let f = sim.expect_message(&group).await.unwrap();
-    assert_eq!((f["type"].clone(), f["content"]["messageId"].clone()), (json!(201), json!(other)));
+    assert_eq!(
+        (f["type"].clone(), f["content"]["messageId"].clone()),
+        (json!(201), json!(other))
+    );
     assert_eq!(fwd["chatId"], group.as_str());
-    bot.ok("removeMessage", json!({ "messageId": fwd["messageId"], "forAll": true }))
-        .await;
+    bot.ok(
+        "removeMessage",
+        json!({ "messageId": fwd["messageId"], "forAll": true }),
+    )
+    .await;
     assert!(sim.message(fwd["messageId"].as_str().unwrap()).is_none());
     assert_eq!(
-        bot.err("removeMessage", json!({ "messageId": "gone", "forAll": true })).await,
+        bot.err(
+            "removeMessage",
+            json!({ "messageId": "gone", "forAll": true })
+        )
+        .await,
         306
     );
 
     // Activity, display names.
     let act = bot
-        .ok("sendChatActivity", json!({ "chatId": chat, "activityType": "typing" }))
+        .ok(
+            "sendChatActivity",
+            json!({ "chatId": chat, "activityType": "typing" }),
+        )
         .await;
-    assert_shape(&fixture("resp.sendChatActivity")["payload"], &act, "activity");
+    assert_shape(
+        &fixture("resp.sendChatActivity")["payload"],
+        &act,
+        "activity",
+    );
     assert!(act["retryAfter"].as_u64().unwrap() > 0);
     let name = bot
-        .ok("getUserDisplayName", json!({ "userId": "alice@sim.example" }))
+        .ok(
+            "getUserDisplayName",
+            json!({ "userId": "alice@sim.example" }),
+        )
         .await;
     assert_eq!(name["displayName"], "Alice");
     // Bare logins are not completed by the server: that is the client's job.
-    assert_eq!(bot.err("getUserDisplayName", json!({ "userId": "alice" })).await, 302);
+    assert_eq!(
+        bot.err("getUserDisplayName", json!({ "userId": "alice" }))
+            .await,
+        302
+    );
 }
 
 #[tokio::test]
@@ -471,75 +550,151 @@ async fn chats_participants_and_roles() {
 
     // Bot is a plain user: no rights to manage.
     assert_eq!(
-        bot.err("editChatTitle", json!({ "chatId": group, "title": "x" })).await,
+        bot.err("editChatTitle", json!({ "chatId": group, "title": "x" }))
+            .await,
         303
     );
     assert_eq!(
-        bot.err("addChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false }))
-            .await,
+        bot.err(
+            "addChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false })
+        )
+        .await,
         303
     );
     alice.set_role(&group, "bot", "admin").await.unwrap();
     let ev = bot.event("changeParticipantRole").await;
     assert_shape(&fixture("event.changeParticipantRole"), &ev, "role");
     let sys = bot.event("sendMessage").await;
-    assert_shape(&fixture("event.sendMessage.system.participantRole"), &sys, "sys110");
+    assert_shape(
+        &fixture("event.sendMessage.system.participantRole"),
+        &sys,
+        "sys110",
+    );
 
-    bot.ok("addChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false }))
-        .await;
+    bot.ok(
+        "addChatParticipant",
+        json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false }),
+    )
+    .await;
     assert_eq!(
-        bot.err("addChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false }))
-            .await,
+        bot.err(
+            "addChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example", "displayHistory": false })
+        )
+        .await,
         309
     );
     let p = bot
-        .ok("getChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example" }))
+        .ok(
+            "getChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example" }),
+        )
         .await;
-    assert_shape(&fixture("resp.getChatParticipant")["payload"], &p, "participant");
+    assert_shape(
+        &fixture("resp.getChatParticipant")["payload"],
+        &p,
+        "participant",
+    );
     let all = bot
-        .ok("getChatParticipants", json!({ "chatId": group, "pageSize": 2, "pageNumber": 2 }))
+        .ok(
+            "getChatParticipants",
+            json!({ "chatId": group, "pageSize": 2, "pageNumber": 2 }),
+        )
         .await;
     assert_eq!(all["participants"][0]["userId"], "carol@sim.example");
-    bot.ok("changeParticipantRole", json!({ "chatId": group, "userId": "carol@sim.example", "role": 1 }))
-        .await;
+    bot.ok(
+        "changeParticipantRole",
+        json!({ "chatId": group, "userId": "carol@sim.example", "role": 1 }),
+    )
+    .await;
     assert_eq!(sim.participants(&group)[2].1, "admin");
     assert_eq!(
-        bot.err("changeParticipantRole", json!({ "chatId": group, "userId": "carol@sim.example", "role": "boss" }))
-            .await,
+        bot.err(
+            "changeParticipantRole",
+            json!({ "chatId": group, "userId": "carol@sim.example", "role": "boss" })
+        )
+        .await,
         312
     );
-    bot.ok("removeChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example", "clearHistory": false }))
-        .await;
+    bot.ok(
+        "removeChatParticipant",
+        json!({ "chatId": group, "userId": "carol@sim.example", "clearHistory": false }),
+    )
+    .await;
     assert_eq!(
-        bot.err("getChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example" }))
-            .await,
+        bot.err(
+            "getChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example" })
+        )
+        .await,
         305
     );
     assert_eq!(
-        bot.ok("hasChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example" }))
-            .await["result"],
+        bot.ok(
+            "hasChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example" })
+        )
+        .await["result"],
         false
     );
     assert_eq!(
-        bot.err("removeChatParticipant", json!({ "chatId": group, "userId": "carol@sim.example", "clearHistory": false }))
-            .await,
+        bot.err(
+            "removeChatParticipant",
+            json!({ "chatId": group, "userId": "carol@sim.example", "clearHistory": false })
+        )
+        .await,
         305
     );
 
     // Title and history clearing by a user reach the bot as events and system envelopes.
-    alice.rename_chat(&group, "Support team (EU)").await.unwrap();
+    alice
+        .rename_chat(&group, "Support team (EU)")
+        .await
+        .unwrap();
     let ev = bot.event("editChatTitle").await;
     assert_shape(&fixture("event.editChatTitle"), &ev, "title");
     let sys = bot.event("sendMessage").await;
-    assert_shape(&fixture("event.sendMessage.system.editChatTitle"), &sys, "sys21");
+    assert_shape(
+        &fixture("event.sendMessage.system.editChatTitle"),
+        &sys,
+        "sys21",
+    );
     let r = bot
-        .ok("editChatTitle", json!({ "chatId": group, "title": "Renamed" }))
+        .ok(
+            "editChatTitle",
+            json!({ "chatId": group, "title": "Renamed" }),
+        )
         .await;
-    assert_shape(&fixture("resp.editChatTitle")["payload"], &r, "editChatTitle");
+    assert_shape(
+        &fixture("resp.editChatTitle")["payload"],
+        &r,
+        "editChatTitle",
+    );
     assert_eq!(sim.chat_title(&group).as_deref(), Some("Renamed"));
     alice.clear_history(&group).await.unwrap();
     let ev = bot.event("clearHistory").await;
     assert_shape(&fixture("event.clearHistory"), &ev, "clear");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.clearHistory"),
+        &sys,
+        "sys23",
+    );
+    let url = alice
+        .set_chat_avatar(&group, "logo.png", &b"\x89PNG"[..])
+        .await
+        .unwrap();
+    let ev = bot.event("editChatAvatar").await;
+    assert_shape(&fixture("event.editChatAvatar"), &ev, "avatar");
+    let sys = bot.event("sendMessage").await;
+    assert_shape(
+        &fixture("event.sendMessage.system.editChatAvatar"),
+        &sys,
+        "sys22",
+    );
+    let png = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(png.as_ref(), b"\x89PNG");
 
     // getChats paging and getChatByID.
     let own = bot.ok("createChannel", json!({ "title": "News" })).await;
@@ -555,36 +710,94 @@ async fn chats_participants_and_roles() {
     assert_eq!(page2["chats"][0]["chatType"], 5);
     let png = upload(&sim, &mut bot, "a.png", b"\x89PNG", "image/png").await;
     let r = bot
-        .ok("editChatAvatar", json!({ "chatId": own["chatId"], "temporalFileId": png }))
+        .ok(
+            "editChatAvatar",
+            json!({ "chatId": own["chatId"], "temporalFileId": png }),
+        )
         .await;
     assert_eq!(r, json!({}));
-    let byid = bot.ok("getChatByID", json!({ "chatId": own["chatId"] })).await;
+    let byid = bot
+        .ok("getChatByID", json!({ "chatId": own["chatId"] }))
+        .await;
     assert_shape(&fixture("resp.getChatByID")["payload"], &byid, "byId");
     assert_eq!(byid["chatType"], 6);
 
     // Channel: members cannot post until made writers.
     let channel = sim.create_channel(&alice, "Announcements", &["bot"]).await;
     assert_eq!(
-        bot.err("sendMessage", json!({ "chatId": channel, "content": text("hi") })).await,
+        bot.err(
+            "sendMessage",
+            json!({ "chatId": channel, "content": text("hi") })
+        )
+        .await,
         303
     );
     alice.set_role(&channel, "bot", "writer").await.unwrap();
-    bot.ok("sendMessage", json!({ "chatId": channel, "content": text("hi") }))
+    bot.ok(
+        "sendMessage",
+        json!({ "chatId": channel, "content": text("hi") }),
+    )
+    .await;
+
+    // Personal chats: one per pair, created by either side.
+    let p2p = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
         .await;
+    assert_shape(&fixture("resp.createP2PChat")["payload"], &p2p, "p2p");
+    let again = bot
+        .ok("createP2PChat", json!({ "userId": "carol@sim.example" }))
+        .await;
+    assert_eq!(p2p, again);
+    assert_eq!(
+        bot.err("createP2PChat", json!({ "userId": "nobody@sim.example" }))
+            .await,
+        302
+    );
+    let p2p = p2p["chatId"].as_str().unwrap().to_owned();
+    let carol = sim.user("carol");
+    carol.send_text(&p2p, "c1").await.unwrap();
+    // clearHistory for the bot only hides; for all it empties the chat.
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": false }))
+        .await;
+    let h = bot
+        .ok("getChatHistory", json!({ "chatId": p2p, "count": 10 }))
+        .await;
+    assert_eq!(h["count"], 0);
+    assert_eq!(sim.history(&p2p).len(), 1);
+    carol.send_text(&p2p, "c2").await.unwrap();
+    let c2 = bot.event("sendMessage").await["payload"]["messageId"].clone();
+    bot.ok("removeMessage", json!({ "messageId": c2, "forAll": false }))
+        .await;
+    assert_eq!(sim.history(&p2p).len(), 2);
+    bot.ok("clearHistory", json!({ "chatId": p2p, "forAll": true }))
+        .await;
+    assert!(sim.history(&p2p).iter().all(|m| m["type"] == 23));
+    bot.ok("removeChat", json!({ "chatId": own["chatId"] }))
+        .await;
+    assert!(!sim.chat_exists(own["chatId"].as_str().unwrap()));
 
     // Not a participant: 305. Removal of the chat: only the owner, then 304.
     let private = sim.create_group(&alice, "Private", &[]).await;
-    assert_eq!(bot.err("getChatByID", json!({ "chatId": private })).await, 305);
+    assert_eq!(
+        bot.err("getChatByID", json!({ "chatId": private })).await,
+        305
+    );
     assert_eq!(bot.err("removeChat", json!({ "chatId": group })).await, 303);
     alice.remove_chat(&group).await.unwrap();
     let ev = bot.event("removeChat").await;
     assert_eq!(ev["payload"]["chatId"], group.as_str());
-    assert_eq!(bot.err("getChatByID", json!({ "chatId": group })).await, 304);
+    assert_eq!(
+        bot.err("getChatByID", json!({ "chatId": group })).await,
+        304
+    );
 }
 
 async fn upload(sim: &Sim, bot: &mut Client, name: &str, data: &[u8], mime: &str) -> String {
     let task = bot
-        .ok("uploadFile", json!({ "fileSize": data.len(), "fileName": name }))
+        .ok(
+            "uploadFile",
+            json!({ "fileSize": data.len(), "fileName": name }),
+        )
         .await;
     let mut form = reqwest::multipart::Form::new().part(
         "file",
@@ -631,19 +844,31 @@ async fn files_upload_download_progress_and_limits() {
                     "caption": { "text": "the report", "parseMode": "text" } } }),
         )
         .await;
-    assert_shape(&fixture("resp.sendFile.caption")["payload"], &sent, "sendFile");
+    assert_shape(
+        &fixture("resp.sendFile.caption")["payload"],
+        &sent,
+        "sendFile",
+    );
     let msgs = sim.expect_messages(&chat, 2).await.unwrap();
     assert_eq!(msgs[0]["content"]["name"], "report.pdf");
     assert_eq!(msgs[1]["messageId"], sent["captionMessageId"]);
     // The temporal id is consumed.
     assert_eq!(
-        bot.err("sendFile", json!({ "chatId": chat, "content": { "temporalFileId": tmp } }))
-            .await,
+        bot.err(
+            "sendFile",
+            json!({ "chatId": chat, "content": { "temporalFileId": tmp } })
+        )
+        .await,
         308
     );
 
-    let info = bot.ok("getFileInfo", json!({ "fileId": sent["fileId"] })).await;
-    assert_eq!((info["size"].clone(), info["readyState"].clone()), (json!(1000), json!(2)));
+    let info = bot
+        .ok("getFileInfo", json!({ "fileId": sent["fileId"] }))
+        .await;
+    assert_eq!(
+        (info["size"].clone(), info["readyState"].clone()),
+        (json!(1000), json!(2))
+    );
     let url = info["downloadUrl"].as_str().unwrap();
     let http = reqwest::Client::new();
     let body = http.get(url).send().await.unwrap().bytes().await.unwrap();
@@ -657,20 +882,38 @@ async fn files_upload_download_progress_and_limits() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 10-19/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[10..20]);
-    let r = http.get(url).header("Range", "bytes=-5").send().await.unwrap();
+    let r = http
+        .get(url)
+        .header("Range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[995..]);
-    let r = http.get(url).header("Range", "bytes=2000-").send().await.unwrap();
+    let r = http
+        .get(url)
+        .header("Range", "bytes=2000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
     let forged = url.replace("token=", "token=x");
     assert_eq!(http.get(forged).send().await.unwrap().status(), 404);
-    assert_eq!(bot.err("getFileInfo", json!({ "fileId": "nope" })).await, 308);
+    assert_eq!(
+        bot.err("getFileInfo", json!({ "fileId": "nope" })).await,
+        308
+    );
 
     // Sticker: the sticker/webp part needs a preview.
     let tmp = upload(&sim, &mut bot, "s.webp", b"RIFFxxxxWEBP", "sticker/webp").await;
     let s = bot
-        .ok("sendFile", json!({ "chatId": chat, "content": { "temporalFileId": tmp } }))
+        .ok(
+            "sendFile",
+            json!({ "chatId": chat, "content": { "temporalFileId": tmp } }),
+        )
         .await;
-    let info = bot.ok("getFileInfo", json!({ "fileId": s["fileId"] })).await;
+    let info = bot
+        .ok("getFileInfo", json!({ "fileId": s["fileId"] }))
+        .await;
     assert_shape(&fixture("resp.getFileInfo")["payload"], &info, "fileInfo");
     assert_eq!(info["mimeType"], "sticker/webp");
 
@@ -683,21 +926,33 @@ async fn files_upload_download_progress_and_limits() {
     assert_eq!(ev["payload"]["content"]["readyState"], 1);
     let fid = up.file.file_id.clone();
     let info = bot.ok("getFileInfo", json!({ "fileId": fid })).await;
-    assert_eq!((info["readyState"].clone(), info["downloadUrl"].clone()), (json!(1), Value::Null));
     assert_eq!(
-        bot.err("forwardMessage", json!({ "messageId": up.file.message_id, "chatId": chat }))
-            .await,
+        (info["readyState"].clone(), info["downloadUrl"].clone()),
+        (json!(1), Value::Null)
+    );
+    assert_eq!(
+        bot.err(
+            "forwardMessage",
+            json!({ "messageId": up.file.message_id, "chatId": chat })
+        )
+        .await,
         311
     );
-    let r = bot.ok("subscribeFileProgress", json!({ "fileId": fid })).await;
+    let r = bot
+        .ok("subscribeFileProgress", json!({ "fileId": fid }))
+        .await;
     assert_eq!(r["result"], true);
     up.progress(1024);
     let ev = bot.event("uploadFileProgress").await;
     assert_shape(&fixture("event.uploadFileProgress"), &ev, "progress");
     assert_eq!(ev["payload"]["progress"], 1024);
     up.finish();
-    assert_eq!(bot.event("uploadFileProgress").await["payload"]["progress"], 4096);
-    bot.ok("unsubscribeFileProgress", json!({ "fileId": fid })).await;
+    assert_eq!(
+        bot.event("uploadFileProgress").await["payload"]["progress"],
+        4096
+    );
+    bot.ok("unsubscribeFileProgress", json!({ "fileId": fid }))
+        .await;
     let info = bot.ok("getFileInfo", json!({ "fileId": fid })).await;
     assert_eq!(info["readyState"], 2);
 
@@ -714,14 +969,23 @@ async fn files_upload_download_progress_and_limits() {
     let ev = bot.event("getFileUploadLimits").await;
     assert_shape(&fixture("event.getFileUploadLimits"), &ev, "limits");
     assert_eq!(
-        bot.err("uploadFile", json!({ "fileSize": 101, "fileName": "a.txt" })).await,
+        bot.err(
+            "uploadFile",
+            json!({ "fileSize": 101, "fileName": "a.txt" })
+        )
+        .await,
         310
     );
     assert_eq!(
-        bot.err("uploadFile", json!({ "fileSize": 1, "fileName": "a.EXE" })).await,
+        bot.err("uploadFile", json!({ "fileSize": 1, "fileName": "a.EXE" }))
+            .await,
         310
     );
-    bot.ok("uploadFile", json!({ "fileSize": 100, "fileName": "a.txt" })).await;
+    bot.ok(
+        "uploadFile",
+        json!({ "fileSize": 100, "fileName": "a.txt" }),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -742,16 +1006,29 @@ async fn buttons_commands_surveys_and_system_envelopes() {
         )
         .await;
     let msg = sent["messageId"].as_str().unwrap();
-    assert_eq!(sim.expect_message(&chat).await.unwrap()["content"]["buttons"], buttons);
+    assert_eq!(
+        sim.expect_message(&chat).await.unwrap()["content"]["buttons"],
+        buttons
+    );
 
-    assert!(alice.press_button(&chat, msg, "/confirm").await.unwrap().is_none());
+    assert!(
+        alice
+            .press_button(&chat, msg, "/confirm")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let ev = bot.event("command").await;
     assert_shape(&fixture("event.command"), &ev, "command");
     assert_eq!(ev["payload"]["commandSource"]["buttonId"], "btn-yes");
     let err = alice.press_button(&chat, msg, "/nope").await.unwrap_err();
     assert_eq!(err.api_code().map(|c| c.0), Some(306));
 
-    let cid = alice.press_button(&chat, msg, "/wait").await.unwrap().unwrap();
+    let cid = alice
+        .press_button(&chat, msg, "/wait")
+        .await
+        .unwrap()
+        .unwrap();
     let ev = bot.event("command").await;
     assert_shape(&fixture("event.command.waitReply"), &ev, "waitReply");
     let answer = json!({ "commandId": cid, "answerType": "message", "message": { "text": "done", "status": "ok" } });
@@ -759,20 +1036,40 @@ async fn buttons_commands_surveys_and_system_envelopes() {
     assert_eq!(bot.err("answerCommand", answer).await, 306);
 
     // editMessage without buttons removes the keyboard (full overwrite).
-    bot.ok("editMessage", json!({ "messageId": msg, "content": text("closed") }))
-        .await;
-    assert!(sim.message(msg).unwrap()["content"].get("buttons").is_none());
+    bot.ok(
+        "editMessage",
+        json!({ "messageId": msg, "content": text("closed") }),
+    )
+    .await;
+    assert!(
+        sim.message(msg).unwrap()["content"]
+            .get("buttons")
+            .is_none()
+    );
 
     let survey = fixture("req.sendSurvey")["payload"]["content"].clone();
     let s = bot
-        .ok("sendSurvey", json!({ "chatId": chat, "replyMessageId": null, "content": survey }))
+        .ok(
+            "sendSurvey",
+            json!({ "chatId": chat, "replyMessageId": null, "content": survey }),
+        )
         .await;
     let env = sim.expect_message(&chat).await.unwrap();
-    assert_shape(&fixture("event.sendMessage.survey")["payload"], &env, "survey");
+    assert_shape(
+        &fixture("event.sendMessage.survey")["payload"],
+        &env,
+        "survey",
+    );
     let edit = fixture("req.editSurvey")["payload"]["content"].clone();
-    bot.ok("editSurvey", json!({ "messageId": s["messageId"], "content": edit.clone() }))
-        .await;
-    assert_eq!(sim.message(s["messageId"].as_str().unwrap()).unwrap()["content"]["title"], edit["title"]);
+    bot.ok(
+        "editSurvey",
+        json!({ "messageId": s["messageId"], "content": edit.clone() }),
+    )
+    .await;
+    assert_eq!(
+        sim.message(s["messageId"].as_str().unwrap()).unwrap()["content"]["title"],
+        edit["title"]
+    );
 
     // Group membership changes arrive as events and (opted in) as system envelopes.
     let group = sim.create_group(&alice, "Support team", &["bot"]).await;
@@ -780,16 +1077,26 @@ async fn buttons_commands_surveys_and_system_envelopes() {
     let ev = bot.event("addChatParticipant").await;
     assert_shape(&fixture("event.addChatParticipant"), &ev, "add");
     let sys = bot.event("sendMessage").await;
-    assert_shape(&fixture("event.sendMessage.system.addParticipant"), &sys, "sys1");
+    assert_shape(
+        &fixture("event.sendMessage.system.addParticipant"),
+        &sys,
+        "sys1",
+    );
     alice.remove_participant(&group, "carol").await.unwrap();
     let ev = bot.event("removeChatParticipant").await;
     assert_shape(&fixture("event.removeChatParticipant"), &ev, "remove");
     let sys = bot.event("sendMessage").await;
-    assert_shape(&fixture("event.sendMessage.system.removeParticipant"), &sys, "sys2");
+    assert_shape(
+        &fixture("event.sendMessage.system.removeParticipant"),
+        &sys,
+        "sys2",
+    );
     // The mention helper links the bot's id.
     alice.mention_bot(&group).await.unwrap();
     let ev = bot.event("sendMessage").await;
-    let t = ev["payload"]["content"]["text"].as_str().unwrap_or_default();
+    let t = ev["payload"]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
     assert!(t.contains(r#"href="trueconf:bot@sim.example""#), "{ev}");
     // History holds the system envelopes too.
     assert!(sim.history(&group).iter().any(|m| m["type"] == 1));
@@ -819,7 +1126,12 @@ async fn unacked_events_are_redelivered_in_order() {
 
     // Without receiveUnread nothing is re-sent.
     let mut quiet = Client::bot_with(&sim, false, false).await;
-    assert_eq!(quiet.call("getChats", json!({ "count": 1, "page": 1 })).await["chats"][0]["chatId"], chat.as_str());
+    assert_eq!(
+        quiet
+            .call("getChats", json!({ "count": 1, "page": 1 }))
+            .await["chats"][0]["chatId"],
+        chat.as_str()
+    );
     assert!(quiet.events.is_empty());
     quiet.ws.close(None).await.unwrap();
     drop(quiet);
@@ -876,14 +1188,20 @@ async fn fault_injection() {
 
     // Drop after N frames: the second response never arrives; the socket just ends.
     faults.drop_after_frames(1);
-    bot.send(json!({ "type": 1, "id": 100, "method": "getChats", "payload": q })).await;
-    bot.send(json!({ "type": 1, "id": 101, "method": "getChats", "payload": q })).await;
+    bot.send(json!({ "type": 1, "id": 100, "method": "getChats", "payload": q }))
+        .await;
+    bot.send(json!({ "type": 1, "id": 101, "method": "getChats", "payload": q }))
+        .await;
     assert_eq!(bot.frame().await.unwrap()["id"], 100);
     assert!(bot.frame().await.is_none());
 
     // Refused connections, then accepted again.
     faults.refuse_connections(Duration::from_millis(300));
-    assert!(tokio_tungstenite::connect_async(sim.ws_url()).await.is_err());
+    assert!(
+        tokio_tungstenite::connect_async(sim.ws_url())
+            .await
+            .is_err()
+    );
     tokio::time::sleep(Duration::from_millis(350)).await;
     let mut bot = Client::bot(&sim).await;
 
@@ -895,7 +1213,11 @@ async fn fault_injection() {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1012),
         other => panic!("expected close 1012, got {other:?}"),
     }
-    assert!(tokio_tungstenite::connect_async(sim.ws_url()).await.is_err());
+    assert!(
+        tokio_tungstenite::connect_async(sim.ws_url())
+            .await
+            .is_err()
+    );
     tokio::time::sleep(Duration::from_millis(350)).await;
     let mut bot = Client::bot(&sim).await;
     let chats = bot.ok("getChats", json!({ "count": 10, "page": 1 })).await;
@@ -915,7 +1237,13 @@ async fn tls_with_self_signed_certificate() {
     assert!(sim.ws_url().starts_with("wss://"));
     // Untrusted by default: the handshake fails.
     let strict = reqwest::Client::builder().build().unwrap();
-    assert!(strict.get(format!("{}/api/v4/server", sim.url())).send().await.is_err());
+    assert!(
+        strict
+            .get(format!("{}/api/v4/server", sim.url()))
+            .send()
+            .await
+            .is_err()
+    );
     // verify_ssl=false path.
     let lax = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
@@ -942,7 +1270,9 @@ async fn tls_with_self_signed_certificate() {
         sim.ws_url().replace("127.0.0.1", "localhost"),
         None,
         false,
-        Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config))),
+        Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+            config,
+        ))),
     )
     .await
     .unwrap();
@@ -984,7 +1314,10 @@ async fn load_mode_reports_every_echo() {
         })
         .await
         .unwrap();
-    assert_eq!((report.sent, report.replied, report.order_violations), (2000, 2000, 0));
+    assert_eq!(
+        (report.sent, report.replied, report.order_violations),
+        (2000, 2000, 0)
+    );
     assert!(report.p50 <= report.p99 && report.p99 <= report.p999);
     assert!(report.msgs_per_sec > 0.0);
     let json = serde_json::to_value(&report).unwrap();
@@ -993,4 +1326,21 @@ async fn load_mode_reports_every_echo() {
     assert!(sim.requests().iter().all(|r| r.method != "sendMessage"));
     sim.faults().restart(Duration::ZERO);
     let _ = echo.await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn assertions_run_on_tokio_paused_time() {
+    let sim = sim().await;
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    alice.send_text(&chat, "anyone?").await.unwrap();
+    let t = std::time::Instant::now();
+    // Ten virtual minutes of silence cost no real time.
+    sim.expect_no_message(&chat, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let err = sim.expect_message(&chat).await.unwrap_err();
+    assert!(matches!(err, trueconf_bot::Error::Timeout { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(sim.history(&chat).len(), 1);
 }

@@ -174,7 +174,9 @@ async fn play(sim: &Sim, script: &str, connect: Duration) -> Result<(), String> 
         match cmd {
             "wait-bot" => {
                 let secs = a.parse().map(Duration::from_secs).unwrap_or(connect);
-                sim.wait_for_bot(secs).await.map_err(|e| fail(e.to_string()))?;
+                sim.wait_for_bot(secs)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
             }
             "p2p" => {
                 let chat = sim

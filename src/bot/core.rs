@@ -146,7 +146,8 @@ impl Core {
             self.generation.store(epoch + 1, Ordering::Release);
         }
         let router = read(&self.router).clone();
-        let delivered = router.is_some_and(|r| r.send_message(RouterMsg::Offline { epoch }).is_ok());
+        let delivered =
+            router.is_some_and(|r| r.send_message(RouterMsg::Offline { epoch }).is_ok());
         if !delivered {
             self.table.settle_offline(epoch);
         }

@@ -41,8 +41,9 @@ impl Bot {
         SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Sticker)
     }
 
-    /// Uploads an image and makes it the chat's avatar.
-    pub async fn edit_chat_avatar(
+    /// Uploads an image and makes it the chat's avatar (`uploadFile`, the HTTP upload, then
+    /// `editChatAvatar`; [`Bot::edit_chat_avatar`] takes an already uploaded image).
+    pub async fn set_chat_avatar(
         &self,
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,

@@ -8,6 +8,7 @@
 pub(crate) mod config;
 pub(crate) mod core;
 mod files;
+mod methods;
 mod throttle;
 
 use std::future::{Future, IntoFuture};
@@ -23,13 +24,14 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use self::config::ReconnectPolicy;
-pub use self::throttle::{Rate, ThrottleConfig};
 use self::config::{AuthSource, Config};
 use self::core::{Core, lock, read, write};
+pub use self::methods::ActivityGuard;
+pub use self::throttle::{Rate, ThrottleConfig};
 use crate::connection::{AckMode, ConnectionState, ServerEvent, TlsOptions};
-use crate::error::{ApiErrorCode, Error, Result};
-use crate::methods::Request;
-use crate::protocol::{Frame, RawValue};
+use crate::error::{Error, Result};
+use crate::methods::{Request, decode_response};
+use crate::protocol::Frame;
 use crate::router::{Outcome, Pending, RouterMsg};
 use crate::supervisor::Supervisor;
 use crate::types::ParseMode;
@@ -250,7 +252,10 @@ impl BotBuilder {
     }
 
     /// Called on every connection state change (health reporting). Keep it quick.
-    pub fn on_state_change(mut self, hook: impl Fn(&ConnectionState) + Send + Sync + 'static) -> Self {
+    pub fn on_state_change(
+        mut self,
+        hook: impl Fn(&ConnectionState) + Send + Sync + 'static,
+    ) -> Self {
         self.hook = Some(Arc::new(hook));
         self
     }
@@ -267,7 +272,10 @@ impl BotBuilder {
         if host.is_empty() || host.contains(['/', ' ', '@']) {
             return Err(Error::invalid(
                 "server",
-                format!("expected a host name such as `video.example.com`, got {:?}", self.server),
+                format!(
+                    "expected a host name such as `video.example.com`, got {:?}",
+                    self.server
+                ),
             ));
         }
         let auth = self.auth.ok_or_else(|| {
@@ -277,15 +285,18 @@ impl BotBuilder {
             )
         })?;
         if let Some(t) = &self.token {
-            check_token(t.expose())?;
+            crate::protocol::token::check(t.expose(), std::time::SystemTime::now())?;
         }
-        if let AuthSource::Credentials { user, .. } | AuthSource::OAuthApp { user, .. } = &auth {
-            if user.trim().is_empty() {
-                return Err(Error::invalid("user", "the login must not be empty"));
-            }
+        if let AuthSource::Credentials { user, .. } | AuthSource::OAuthApp { user, .. } = &auth
+            && user.trim().is_empty()
+        {
+            return Err(Error::invalid("user", "the login must not be empty"));
         }
         if self.request_timeout.is_zero() {
-            return Err(Error::invalid("request_timeout", "must be greater than zero"));
+            return Err(Error::invalid(
+                "request_timeout",
+                "must be greater than zero",
+            ));
         }
         let tls = connection::tls::client_config(&self.tls)?;
         let http = reqwest::Client::builder()
@@ -332,47 +343,6 @@ impl BotBuilder {
 }
 
 use crate::connection;
-
-/// The client-side token sanity check of the official client (§2.2): three base64url parts,
-/// JSON header and payload, `exp` not in the past. The signature is the server's business.
-fn check_token(token: &str) -> Result<()> {
-    use base64::Engine;
-    let bad = |rule: String| Error::Auth {
-        reason: format!("malformed token: {rule}"),
-        code: None,
-    };
-    if token.is_empty() || token.chars().any(char::is_whitespace) {
-        return Err(bad("it is empty or contains whitespace".into()));
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 || parts[0].is_empty() || parts[1].is_empty() {
-        return Err(bad(format!(
-            "expected three dot-separated parts, got {}",
-            parts.len()
-        )));
-    }
-    let decode = |part: &str, name: &str| -> Result<serde_json::Value> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part.trim_end_matches('='))
-            .map_err(|e| bad(format!("the {name} is not base64url: {e}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the {name} is not JSON: {e}")))
-    };
-    decode(parts[0], "header")?;
-    let claims = decode(parts[1], "payload")?;
-    if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_f64) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        if exp < now {
-            return Err(Error::Auth {
-                reason: format!("the token expired (exp {exp}); get a new one or use credentials"),
-                code: Some(ApiErrorCode::CREDENTIALS_EXPIRED),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// A cheap-to-clone handle to a bot: configuration, connection, and every protocol method.
 #[derive(Clone)]
@@ -489,6 +459,11 @@ impl Bot {
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
+    ///
+    /// The stream is bounded ([`BotBuilder::event_buffer`]); when it is full the connection
+    /// stops reading, and so also stops reading responses. Drain it from a task that does not
+    /// itself wait for bot calls (hand events to other tasks), or a full buffer stalls those
+    /// calls until their timeout.
     pub fn events(&self) -> Option<EventStream> {
         lock(&self.core.events_rx)
             .take()
@@ -525,7 +500,9 @@ impl Bot {
                 core.set_state(ConnectionState::Connecting);
                 let (sup, _) = Actor::spawn(None, Supervisor, core.clone())
                     .await
-                    .map_err(|e| Error::Disconnected(format!("could not start the runtime: {e}")))?;
+                    .map_err(|e| {
+                        Error::Disconnected(format!("could not start the runtime: {e}"))
+                    })?;
                 *write(&core.supervisor) = Some(sup);
                 *started = true;
             }
@@ -579,6 +556,11 @@ impl Bot {
         }
         core.stop_events.cancel();
         *write(&core.events_tx) = None;
+        lock(&core.events_rx).take();
+        if !*core.started.lock().await {
+            core.set_state(ConnectionState::Stopped);
+            return Ok(());
+        }
         let router = read(&core.router).clone();
         let drained = match router {
             Some(r) => r
@@ -746,11 +728,14 @@ impl Drop for OfflineSlot<'_> {
 
 async fn execute<R: Request>(
     core: Arc<Core>,
-    request: R,
+    mut request: R,
     chat: Option<String>,
     timeout: Option<Duration>,
 ) -> Result<R::Response> {
     request.validate()?;
+    if let Some(domain) = core.domain.get() {
+        request.complete_user_ids(domain);
+    }
     let started = Instant::now();
     let after = timeout.unwrap_or(core.config.request_timeout);
     let deadline = started + after;
@@ -758,7 +743,10 @@ async fn execute<R: Request>(
         t.acquire(chat.as_deref()).await;
     }
     let mut payload = Some(serde_json::value::to_raw_value(&request).map_err(|e| {
-        Error::invalid("request", format!("`{}` could not be encoded: {e}", R::METHOD))
+        Error::invalid(
+            "request",
+            format!("`{}` could not be encoded: {e}", R::METHOD),
+        )
     })?);
     drop(request);
     let result = loop {
@@ -837,7 +825,7 @@ async fn execute<R: Request>(
             Ok(Ok(outcome)) => {
                 guard.id = None;
                 match outcome {
-                    Outcome::Response(p) => break decode::<R>(p),
+                    Outcome::Response(p) => break decode_response::<R>(p.as_deref()),
                     Outcome::Retry => {
                         tracing::debug!(id, "re-sending idempotent request after reconnect");
                         continue;
@@ -892,31 +880,6 @@ async fn wait_online(core: &Core, deadline: Instant, after: Duration, method: &s
     }
 }
 
-/// Turns a response payload into `R::Response`, or into [`Error::Api`] when it carries a
-/// non-zero `errorCode`. A missing payload reads as `{}`.
-pub(crate) fn decode<R: Request>(payload: Option<Box<RawValue>>) -> Result<R::Response> {
-    let raw = payload.as_deref().map(RawValue::get).unwrap_or("{}");
-    if raw.contains("\"errorCode\"") {
-        #[derive(serde::Deserialize)]
-        struct Code {
-            #[serde(rename = "errorCode")]
-            code: Option<u32>,
-        }
-        if let Ok(Code { code: Some(c) }) = serde_json::from_str::<Code>(raw) {
-            if c != 0 {
-                return Err(Error::Api {
-                    method: R::METHOD,
-                    code: ApiErrorCode(c),
-                    payload: Some(raw.to_owned()),
-                });
-            }
-        }
-    }
-    serde_json::from_str(raw).map_err(|e| {
-        Error::protocol(format!("`{}`: unexpected response {raw}: {e}", R::METHOD))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,14 +895,13 @@ mod tests {
     }
 
     #[test]
-    fn token_check_follows_the_official_rules() {
-        assert!(check_token(&jwt(serde_json::json!({"exp": 4_000_000_000u64}))).is_ok());
-        assert!(check_token(&jwt(serde_json::json!({}))).is_ok());
-        let expired = check_token(&jwt(serde_json::json!({"exp": 1}))).unwrap_err();
+    fn build_rejects_malformed_and_expired_tokens() {
+        assert!(Bot::builder("h.example").token("abc").build().is_err());
+        let expired = Bot::builder("h.example")
+            .token(jwt(serde_json::json!({"exp": 1})))
+            .build()
+            .unwrap_err();
         assert!(matches!(expired, Error::Auth { .. }), "{expired}");
-        assert!(check_token("abc").is_err());
-        assert!(check_token("a b.c.d").is_err());
-        assert!(check_token("!!.??.x").is_err());
     }
 
     #[test]
@@ -956,9 +918,16 @@ mod tests {
 
     #[test]
     fn builder_rejects_bad_servers_and_missing_auth() {
-        assert!(Bot::builder("").token("x.y.z").build().is_err());
-        assert!(Bot::builder("a/b").token("x.y.z").build().is_err());
+        let t = jwt(serde_json::json!({}));
+        assert!(Bot::builder("").token(t.clone()).build().is_err());
+        assert!(Bot::builder("a/b").token(t).build().is_err());
         let e = Bot::builder("h.example").build().unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { argument: "token", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidArgument {
+                argument: "token",
+                ..
+            }
+        ));
     }
 }

@@ -70,7 +70,8 @@ impl Bucket {
         let cap = f64::from(rate.count.max(1));
         let per_sec = cap / rate.per.as_secs_f64().max(1e-9);
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(cap);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(cap);
         self.last = now;
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {

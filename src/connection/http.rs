@@ -7,6 +7,7 @@ use crate::bot::Secret;
 use crate::bot::config::{AuthSource, Config};
 use crate::connection::{Failure, FailureKind};
 use crate::error::Error;
+use crate::types::{ServerInfo, ServerVersion, server::MIN_SERVER_VERSION};
 
 /// Why connecting failed: worth retrying, or not.
 #[derive(Debug)]
@@ -33,26 +34,12 @@ fn http_error(what: &str, e: reqwest::Error) -> Error {
     }
 }
 
-pub(crate) struct ServerInfo {
-    pub domain: String,
-    pub version: Option<String>,
-}
-
 /// `GET /api/v4/server`. Transport errors are transient; an unreadable answer only loses the
 /// domain (bare user ids then go out as they are) and the version check.
 pub(crate) async fn server_info(
     http: &reqwest::Client,
     config: &Config,
 ) -> Result<Option<ServerInfo>, ConnectError> {
-    #[derive(Deserialize)]
-    struct Info {
-        product: Product,
-    }
-    #[derive(Deserialize)]
-    struct Product {
-        display_name: String,
-        version: Option<String>,
-    }
     let url = format!("{}/api/v4/server", config.http_base());
     let resp = http
         .get(&url)
@@ -64,42 +51,36 @@ pub(crate) async fn server_info(
         tracing::warn!(%url, %status, "server info unavailable; bare user ids will not be completed");
         return Ok(None);
     }
-    let body = resp.bytes().await.map_err(|e| http_error("server info", e))?;
-    let info: Info = match serde_json::from_slice(&body) {
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| http_error("server info", e))?;
+    let info: ServerInfo = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(%url, error = %e, "unreadable server info; bare user ids will not be completed");
             return Ok(None);
         }
     };
-    if let Some(v) = &info.product.version {
-        check_version(v)?;
-    }
-    Ok(Some(ServerInfo {
-        domain: info.product.display_name,
-        version: info.product.version,
-    }))
+    check_version(&info.product.version)?;
+    Ok(Some(info))
 }
 
-/// Refuses servers older than 5.5.0 (no Chatbot Connector).
+/// Refuses servers older than 5.5.0 (no Chatbot Connector); an unparsable version only warns.
 pub(crate) fn check_version(version: &str) -> Result<(), ConnectError> {
-    let parts: Vec<u32> = version
-        .split('.')
-        .take(3)
-        .map_while(|p| p.trim().parse().ok())
-        .collect();
-    if parts.len() < 2 {
-        tracing::warn!(version, "unrecognised server version; continuing");
-        return Ok(());
-    }
-    let key = (parts[0], parts[1], parts.get(2).copied().unwrap_or(0));
-    if key < (5, 5, 0) {
-        return Err(fatal(
+    match version.parse::<ServerVersion>() {
+        Ok(v) if !v.supports_bots() => Err(fatal(
             FailureKind::UnsupportedServer,
-            format!("TrueConf Server {version} is too old: chat bots need 5.5.0 or newer"),
-        ));
+            format!(
+                "TrueConf Server {version} is too old: chat bots need {MIN_SERVER_VERSION} or newer"
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => {
+            tracing::warn!(version, "unrecognised server version; continuing");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -137,8 +118,13 @@ pub(crate) async fn fetch_token(
                 "username": user,
                 "password": password.expose(),
             });
-            let web: TokenResponse =
-                post(http, &format!("{base}/api/v4/oauth2/token"), &body, "OAuth token").await?;
+            let web: TokenResponse = post(
+                http,
+                &format!("{base}/api/v4/oauth2/token"),
+                &body,
+                "OAuth token",
+            )
+            .await?;
             #[derive(Deserialize)]
             struct Code {
                 authorization_code: String,

@@ -16,7 +16,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
 use super::http::{self, ConnectError};
-use super::{Acknowledger, AckMode, ConnectionState, Failure, FailureKind, ServerEvent};
+use super::{AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent};
 use crate::bot::Secret;
 use crate::bot::config::AuthSource;
 use crate::bot::core::{Core, read, write};
@@ -143,8 +143,8 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
             .await
             .map_err(|e| classify_tls(e, "server info"))?;
         if let Some(info) = info {
-            tracing::debug!(domain = %info.domain, version = ?info.version, "server info");
-            let _ = core.domain.set(info.domain);
+            tracing::debug!(domain = %info.domain(), version = %info.product.version, "server info");
+            let _ = core.domain.set(info.product.display_name);
         }
     }
     let current = read(&core.token).clone();
@@ -173,7 +173,12 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
         Some(connector),
     )
     .await
-    .map_err(|e| classify_tls(Error::transport("WebSocket connect failed", e).into(), "socket"))?;
+    .map_err(|e| {
+        classify_tls(
+            Error::transport("WebSocket connect failed", e).into(),
+            "socket",
+        )
+    })?;
     core.set_state(ConnectionState::Authenticating);
     match authorise(core, &mut ws, &token).await {
         Ok(user_id) => {

@@ -6,8 +6,8 @@
 //! in-flight requests when a socket is lost (reads are re-sent, writes fail with
 //! [`Error::Disconnected`]) and drains the table on shutdown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -89,7 +89,11 @@ impl RequestTable {
             .collect();
         let mut settled = 0;
         for id in ids {
-            let Some(p) = self.pending.remove_if(&id, |_, p| p.epoch <= epoch).map(|(_, p)| p) else {
+            let Some(p) = self
+                .pending
+                .remove_if(&id, |_, p| p.epoch <= epoch)
+                .map(|(_, p)| p)
+            else {
                 continue;
             };
             settled += 1;

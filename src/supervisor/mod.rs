@@ -44,13 +44,8 @@ async fn spawn_child(
 ) -> Result<ActorCell, ActorProcessingErr> {
     let cell = match child {
         Child::Connection => {
-            let (r, _) = Actor::spawn_linked(
-                None,
-                ConnectionActor,
-                core.clone(),
-                myself.get_cell(),
-            )
-            .await?;
+            let (r, _) =
+                Actor::spawn_linked(None, ConnectionActor, core.clone(), myself.get_cell()).await?;
             *write(&core.connection) = Some(r.clone());
             r.get_cell()
         }

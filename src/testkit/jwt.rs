@@ -28,7 +28,8 @@ pub(crate) fn sign(secret: &[u8], sub: &str, exp: i64) -> String {
 /// Verifies signature and expiry; returns the `sub` claim.
 pub(crate) fn verify(secret: &[u8], token: &str) -> Result<String, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(b), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Invalid);
     };

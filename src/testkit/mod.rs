@@ -324,7 +324,7 @@ impl std::fmt::Debug for Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        self.handle.shutdown();
+        self.shutdown();
     }
 }
 
@@ -538,8 +538,6 @@ impl Sim {
 
     /// Waits until the bot has made a request with this method and returns its payload.
     pub async fn expect_request(&self, method: &str) -> Result<Value> {
-        let seen = self.inner.lock().requests.len();
-        let _ = seen;
         self.inner
             .wait_for(
                 &format!("a {method} request"),
@@ -714,9 +712,12 @@ impl Sim {
         Ok(run.report(seq, started))
     }
 
-    /// Stops the server and closes every socket.
+    /// Stops the server and closes every socket (close code 1001).
     pub fn shutdown(&self) {
         self.handle.shutdown();
+        // Upgraded WebSocket connections outlive the HTTP server; close them explicitly.
+        self.inner
+            .send_all(|| state::Out::Close(1001, "server shutting down"));
     }
 }
 
@@ -1069,6 +1070,19 @@ impl SimUser {
     pub async fn rename_chat(&self, chat: &str, title: &str) -> Result<()> {
         self.run("editChatTitle", |st| {
             st.edit_title(&self.login, chat, title, None).map(drop)
+        })
+    }
+
+    /// Sets a chat's avatar from image bytes; members get `editChatAvatar`.
+    pub async fn set_chat_avatar(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<String> {
+        let data = data.into();
+        self.run("editChatAvatar", |st| {
+            st.set_avatar(&self.login, chat, name, data, None)
         })
     }
 

@@ -443,6 +443,12 @@ async fn connection(inner: Arc<Inner>, socket: WebSocket) {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => handle_frame(&inner, id, t.as_str()).await,
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                // The library queued the Pong; send it now, not with the next frame.
+                Some(Ok(Message::Ping(_))) => {
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                }
                 Some(Ok(_)) => {}
             },
         }

@@ -607,10 +607,9 @@ impl State {
             // Load chats keep no history: only the echo bookkeeping matters.
             if let (Some(run), false) = (self.load.as_mut(), system)
                 && self.users.get(actor).is_some_and(|u| u.bot)
+                && let Some(text) = content.get("text").and_then(Value::as_str)
             {
-                if let Some(text) = content.get("text").and_then(Value::as_str) {
-                    run.on_reply(idx, text);
-                }
+                run.on_reply(idx, text);
             }
             return Ok((id, ts));
         }
@@ -797,7 +796,7 @@ impl State {
             return Ok(());
         }
         let is_p2p = self.chat(&chat)?.chat_type == P2P;
-        if m.author != actor && !(manager(role) && !is_p2p) {
+        if m.author != actor && (is_p2p || !manager(role)) {
             return Err(E_NO_RIGHTS);
         }
         self.messages.remove(msg_id);
@@ -941,6 +940,40 @@ impl State {
         Ok(now_ms())
     }
 
+    /// Stores the image as a file and makes its download URL the chat's avatar.
+    pub(crate) fn set_avatar(
+        &mut self,
+        actor: &str,
+        chat: &str,
+        name: &str,
+        data: Bytes,
+        except: Option<u64>,
+    ) -> R<String> {
+        self.require_manager(chat, actor)?;
+        let mime = if name.ends_with(".png") {
+            "image/png"
+        } else {
+            "image/jpeg"
+        };
+        let fid = self.store_file(name, mime, data.into(), true);
+        let url = self
+            .files
+            .get(&fid)
+            .map(|f| self.file_url(&fid, &f.token, "download"))
+            .unwrap_or_default();
+        if let Some(c) = self.chats.get_mut(chat) {
+            c.avatar_url = Some(url.clone());
+        }
+        self.broadcast(
+            chat,
+            except,
+            "editChatAvatar",
+            json!({ "chatId": chat, "avatarUrl": url }),
+        );
+        self.system(chat, 22, json!({ "avatarUrl": url }));
+        Ok(url)
+    }
+
     pub(crate) fn clear_history(
         &mut self,
         actor: &str,
@@ -994,7 +1027,13 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Blob, ready: bool) -> String {
+    pub(crate) fn store_file(
+        &mut self,
+        name: &str,
+        mime: &str,
+        data: Blob,
+        ready: bool,
+    ) -> String {
         let id = hex40();
         let size = data.len();
         self.files.insert(
@@ -1450,22 +1489,12 @@ impl State {
                 let chat = s(p, "chatId")?;
                 let tmp = s(p, "temporalFileId")?;
                 self.require_manager(chat, me)?;
-                let t = self.temporal.remove(tmp).ok_or(E_NO_FILE)?;
-                let fid = self.store_file(&t.name, &t.mime, t.data, true);
-                let url = self
-                    .files
-                    .get(&fid)
-                    .map(|f| self.file_url(&fid, &f.token, "download"));
-                if let Some(c) = self.chats.get_mut(chat) {
-                    c.avatar_url = url.clone();
+                let t = self.temporal.get(tmp).ok_or(E_NO_FILE)?;
+                if t.owner != me {
+                    return Err(E_NO_FILE);
                 }
-                self.broadcast(
-                    chat,
-                    ex,
-                    "editChatAvatar",
-                    json!({ "chatId": chat, "avatarUrl": url }),
-                );
-                self.system(chat, 22, json!({ "avatarUrl": url }));
+                let t = self.temporal.remove(tmp).ok_or(E_NO_FILE)?;
+                self.set_avatar(me, chat, &t.name, t.data.to_bytes(), ex)?;
                 Ok(json!({}))
             }
             "clearHistory" => {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Conformance: the official Python client (python-trueconf-bot) against trueconf-sim.
+# Creates a virtualenv, installs the client, starts the emulator in --script mode and a small
+# Python bot; the script plays a user and checks every answer. Non-zero exit on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TARGET=${CARGO_TARGET_DIR:-target}
+VENV=${CONFORMANCE_VENV:-$TARGET/conformance-venv}
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check python-trueconf-bot
+cargo build --quiet --features testkit --bin trueconf-sim
+
+WORK=$(mktemp -d)
+SIM_PID=""
+BOT_PID=""
+cleanup() {
+    [ -n "$BOT_PID" ] && kill "$BOT_PID" 2>/dev/null || true
+    [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$TARGET/debug/trueconf-sim" --port 0 --info-file "$WORK/info.json" \
+    --script tests/conformance/script.txt --connect-timeout 90 >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+for _ in $(seq 100); do
+    [ -s "$WORK/info.json" ] && break
+    sleep 0.1
+done
+[ -s "$WORK/info.json" ] || { cat "$WORK/sim.log"; echo "conformance: trueconf-sim did not start" >&2; exit 1; }
+
+"$VENV/bin/python" tests/conformance/bot.py "$WORK/info.json" >"$WORK/bot.log" 2>&1 &
+BOT_PID=$!
+
+status=0
+wait "$SIM_PID" || status=$?
+SIM_PID=""
+if [ "$status" -ne 0 ]; then
+    echo "---- trueconf-sim log" >&2; cat "$WORK/sim.log" >&2
+    echo "---- python bot log" >&2; cat "$WORK/bot.log" >&2
+    echo "conformance: FAILED" >&2
+    exit "$status"
+fi
+cat "$WORK/sim.log"
+echo "conformance: passed"
