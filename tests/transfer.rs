@@ -56,6 +56,18 @@ async fn env_with(gate: Gate) -> Env {
 }
 
 impl Env {
+    /// The server pushes limit changes as events; wait until the bot has taken this one in.
+    async fn limits_event_applied(
+        &self,
+        applied: impl Fn(&trueconf_bot::types::UploadLimits) -> bool,
+    ) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !applied(&self.bot.upload_limits().await.unwrap()) {
+            assert!(Instant::now() < until, "the limits event never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn count(&self, method: &str) -> usize {
         self.sim
             .requests()
@@ -245,6 +257,14 @@ async fn photos_carry_their_preview_and_stickers_their_own_copy() {
 #[tokio::test]
 async fn long_captions_and_limit_violations_are_refused_before_uploading() {
     let env = env().await;
+    let none = trueconf_bot::types::UploadLimits::default();
+    assert_eq!(env.bot.upload_limits().await.unwrap(), none);
+    assert_eq!(env.bot.upload_limits().await.unwrap(), none);
+    assert_eq!(
+        env.count("getFileUploadLimits"),
+        1,
+        "cached for the connection"
+    );
     let e = env
         .bot
         .send_document(&env.chat, InputFile::bytes("a.txt", "x"))
@@ -269,6 +289,7 @@ async fn long_captions_and_limit_violations_are_refused_before_uploading() {
             list: vec!["txt".into(), "pdf".into()],
         }),
     });
+    env.limits_event_applied(|l| l.max_size == Some(1000)).await;
     let too_big = env
         .bot
         .send_document(&env.chat, InputFile::bytes("big.txt", vec![b'a'; 1001]))
@@ -293,7 +314,6 @@ async fn long_captions_and_limit_violations_are_refused_before_uploading() {
         .unwrap();
 
     // A limits change pushed by the server applies at once, without asking again.
-    let asked = env.count("getFileUploadLimits");
     env.sim.set_upload_limits(UploadLimits {
         max_size: None,
         extensions: Some(ExtensionFilter {
@@ -301,11 +321,7 @@ async fn long_captions_and_limit_violations_are_refused_before_uploading() {
             list: vec!["txt".into()],
         }),
     });
-    let until = Instant::now() + Duration::from_secs(5);
-    while env.bot.upload_limits().await.unwrap().max_size.is_some() {
-        assert!(Instant::now() < until, "the limits event never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    env.limits_event_applied(|l| l.max_size.is_none()).await;
     let blocked = env
         .bot
         .send_document(&env.chat, InputFile::bytes("notes.txt", "x"))
@@ -319,15 +335,28 @@ async fn long_captions_and_limit_violations_are_refused_before_uploading() {
         .send_document(&env.chat, InputFile::bytes("big.bin", vec![0; 5000]))
         .await
         .unwrap();
-    assert!(
-        env.count("getFileUploadLimits") <= asked.max(1),
-        "limits fetched once per connection"
+    assert_eq!(
+        env.count("getFileUploadLimits"),
+        1,
+        "events update the cache"
     );
     assert_eq!(
         env.count("uploadFile"),
         2,
         "only accepted files were uploaded"
     );
+
+    // A new connection asks again.
+    env.sim.faults().drop_connections();
+    let until = Instant::now() + Duration::from_secs(5);
+    while env.count("getFileUploadLimits") < 2 {
+        assert!(
+            Instant::now() < until,
+            "limits not fetched on the new connection"
+        );
+        env.bot.upload_limits().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -368,6 +397,18 @@ async fn a_download_waits_for_a_file_still_being_uploaded() {
     );
     drop(watching);
     env.wait_for_requests("unsubscribeFileProgress", 1).await;
+
+    // Watching a complete file yields one final report and ends.
+    let mut done = env.bot.file_progress(&file_id);
+    let last = tokio::time::timeout(Duration::from_secs(5), done.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        last.is_done() && last.transferred == data.len() as u64,
+        "{last:?}"
+    );
+    assert!(done.next().await.is_none());
 
     let gone = env
         .alice
