@@ -5,10 +5,10 @@
 //! future aborts the HTTP request (and removes a half-written file). What has to be shared
 //! and ordered lives here:
 //!
-//! * the [`TransferActor`], a supervised child, owns the wire `subscribeFileProgress` /
+//! * the `TransferActor`, a supervised child, owns the wire `subscribeFileProgress` /
 //!   `unsubscribeFileProgress`: sent once per file however many local subscribers there are,
 //!   and restored on every new socket, after which waiting downloads re-check the file;
-//! * the shared [`Transfers`] state holds the progress channels (fed by our own transfers and
+//! * the shared `Transfers` state holds the progress channels (fed by our own transfers and
 //!   by the server's `uploadFileProgress` events without an actor hop), the upload limits
 //!   cached per connection, and the semaphore that bounds concurrent transfers.
 //!
