@@ -483,6 +483,15 @@ async fn messages_events_and_history() {
     // Forward into a group the bot owns; remove for all; the message is gone.
     let group = bot.ok("createGroupChat", json!({ "title": "G" })).await;
     let group = group["chatId"].as_str().unwrap().to_owned();
+    // The creator-role system envelope is in the history but was not pushed: this bot did not
+    // ask for system envelopes.
+    assert_eq!(sim.history(&group)[0]["type"], 110);
+    bot.ok("getChats", json!({ "count": 1, "page": 1 })).await;
+    assert!(
+        bot.events.iter().all(|e| e["payload"]["type"] != 110),
+        "{:?}",
+        bot.events
+    );
     let fwd = bot
         .ok(
             "forwardMessage",
@@ -901,6 +910,63 @@ async fn files_upload_download_progress_and_limits() {
     assert_eq!(
         bot.err("getFileInfo", json!({ "fileId": "nope" })).await,
         308
+    );
+
+    // Upload failures: unknown task, size differing from uploadFile, sticker without preview.
+    let post = |task: String, mime: &'static str, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name("x.webp")
+                .mime_str(mime)
+                .unwrap(),
+        );
+        reqwest::Client::new()
+            .post(format!("{}/bridge/api/client/v1/files", sim.url()))
+            .header("Upload-Task-Id", task)
+            .multipart(form)
+            .send()
+    };
+    assert_eq!(
+        post("nope".into(), "text/plain", vec![1])
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let task = bot
+        .ok("uploadFile", json!({ "fileSize": 3, "fileName": "x.webp" }))
+        .await["uploadTaskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post(task.clone(), "text/plain", vec![1])
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        post(task, "sticker/webp", vec![1, 2, 3])
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    // Bigger than axum's default body limit.
+    let big = vec![1u8; 3 << 20];
+    let tmp = upload(&sim, &mut bot, "big.bin", &big, "application/octet-stream").await;
+    let r = bot
+        .ok(
+            "sendFile",
+            json!({ "chatId": chat, "content": { "temporalFileId": tmp } }),
+        )
+        .await;
+    assert_eq!(
+        sim.file_bytes(r["fileId"].as_str().unwrap()).unwrap().len(),
+        big.len()
     );
 
     // Sticker: the sticker/webp part needs a preview.

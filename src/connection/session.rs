@@ -1,6 +1,7 @@
 //! The Connection actor and the socket task it owns: connect, authorise, read, write, keep
 //! alive, reconnect.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -333,10 +334,41 @@ async fn session(core: &Core, ws: Ws) -> SessionEnd {
         awaiting_pong.clone(),
     ));
     let mut writer = WriterTask(writer);
+    // Events the full stream could not take yet. While it holds fewer than `event_buffer`
+    // events the socket is still read, so responses keep flowing to a consumer that waits for
+    // a bot call; once it is full too, reading stops (backpressure).
+    let cap = core.config.event_buffer.max(1);
+    let mut overflow: VecDeque<ServerEvent> = VecDeque::new();
     loop {
+        let sender = if overflow.is_empty() {
+            None
+        } else {
+            match read(&core.events_tx).clone() {
+                Some(s) => Some(s),
+                None => {
+                    // Shutting down: un-acked events are re-delivered to the next session.
+                    overflow.clear();
+                    continue;
+                }
+            }
+        };
         tokio::select! {
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => on_text(core, &tx, text.as_str()).await,
+            permit = async {
+                match &sender {
+                    Some(s) => s.reserve().await,
+                    None => std::future::pending().await,
+                }
+            }, if sender.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some(ev) = overflow.pop_front() {
+                        permit.send(ev);
+                    }
+                }
+                Err(_) => overflow.clear(),
+            },
+            _ = core.stop_events.cancelled(), if !overflow.is_empty() => overflow.clear(),
+            msg = stream.next(), if overflow.len() < cap => match msg {
+                Some(Ok(Message::Text(text))) => on_text(core, &tx, text.as_str(), &mut overflow),
                 Some(Ok(Message::Pong(_))) => awaiting_pong.store(false, Ordering::Release),
                 Some(Ok(Message::Close(frame))) => {
                     return SessionEnd::Lost(format!("server closed the socket ({frame:?})"));
@@ -364,24 +396,30 @@ impl Drop for WriterTask {
     }
 }
 
-async fn on_text(core: &Core, tx: &mpsc::UnboundedSender<Frame>, text: &str) {
+fn on_text(
+    core: &Core,
+    tx: &mpsc::UnboundedSender<Frame>,
+    text: &str,
+    overflow: &mut VecDeque<ServerEvent>,
+) {
     match Frame::decode(text) {
         Ok(Frame::Response { id, payload }) => core.table.resolve(id, payload),
         Ok(Frame::Request {
             id,
             method,
             payload,
-        }) => deliver(core, tx, id, method, payload).await,
+        }) => deliver(core, tx, id, method, payload, overflow),
         Err(e) => tracing::warn!(error = %e, "malformed frame dropped"),
     }
 }
 
-async fn deliver(
+fn deliver(
     core: &Core,
     tx: &mpsc::UnboundedSender<Frame>,
     id: u64,
     method: String,
     payload: Box<RawValue>,
+    overflow: &mut VecDeque<ServerEvent>,
 ) {
     crate::transfer::observe(core, &method, &payload);
     let events = read(&core.events_tx).clone();
@@ -406,13 +444,16 @@ async fn deliver(
         payload,
         ack,
     };
-    // Backpressure: a full buffer stops the reader (and so the socket) until the consumer
-    // catches up, unless the bot is shutting down.
-    tokio::select! {
-        r = events.send(event) => if r.is_err() {
+    if !overflow.is_empty() {
+        overflow.push_back(event);
+        return;
+    }
+    match events.try_send(event) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(event)) => overflow.push_back(event),
+        Err(mpsc::error::TrySendError::Closed(_)) => {
             tracing::debug!(id, "event stream dropped; event discarded");
-        },
-        _ = core.stop_events.cancelled() => {}
+        }
     }
 }
 
@@ -444,9 +485,12 @@ async fn write_loop(
                 sink.flush().await.map_err(err)?;
             }
             _ = ping.tick() => {
-                awaiting_pong.store(true, Ordering::Release);
+                let answered = !awaiting_pong.swap(true, Ordering::AcqRel);
                 sink.send(Message::Ping(Default::default())).await.map_err(err)?;
-                pong_deadline = Some(Instant::now() + pong_timeout);
+                // An unanswered earlier ping keeps its deadline.
+                if answered || pong_deadline.is_none() {
+                    pong_deadline = Some(Instant::now() + pong_timeout);
+                }
             }
             _ = sleep_until(pong_deadline.unwrap_or_else(far)), if pong_deadline.is_some() => {
                 if awaiting_pong.load(Ordering::Acquire) {

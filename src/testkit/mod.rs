@@ -23,6 +23,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Acknowledgements: every event frame the emulator pushes is remembered until the client acks
+//! it (`{"type":2,"id":N}`). Events still un-acked when a socket closes, and events for a bot
+//! account that has no connection, are pushed again — as ordinary events, in their original
+//! order — to the next connection of that account that authenticates with
+//! `receiveUnread: true`. [`Sim::stats`] counts pushed, acked and re-delivered events.
+//!
+//! Faults ([`Sim::faults`]): drop a socket after N frames, delay responses, refuse handshakes
+//! for a while, send a malformed frame or an unknown event, restart (close every socket, refuse
+//! briefly, keep state), make a method fail with a chosen error code.
+//!
 //! Emulator conventions where the protocol leaves room (documented so tests can rely on them):
 //! user ids must be complete (`login@domain`) and name a known user, otherwise error 302;
 //! `getChatHistory` returns the `count` messages *before* `fromMessageId` (exclusive, or the

@@ -33,6 +33,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/bridge/api/client/v1/auth/token", post(auth_code_token))
         .route(
             "/bridge/api/client/v1/files",
+            // Uploads are bounded by the emulated upload limits, not by axum's 2 MB default.
             post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/bridge/api/client/v1/files/{id}/{what}", get(download))

@@ -1433,7 +1433,7 @@ impl State {
                     .chat_order
                     .iter()
                     .filter(|id| self.role(id, me).is_ok())
-                    .skip((page - 1) * count)
+                    .skip((page - 1).saturating_mul(count))
                     .take(count)
                     .map(|id| self.chat_object(id))
                     .collect();
@@ -1513,7 +1513,7 @@ impl State {
                     .chat(chat)?
                     .participants
                     .iter()
-                    .skip((page - 1) * size)
+                    .skip((page - 1).saturating_mul(size))
                     .take(size)
                     .map(|(l, r)| json!({ "userId": self.full_id(l), "role": r }))
                     .collect();

@@ -21,26 +21,35 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$TARGET/debug/trueconf-sim" --port 0 --info-file "$WORK/info.json" \
-    --script tests/conformance/script.txt --connect-timeout 90 >"$WORK/sim.log" 2>&1 &
-SIM_PID=$!
-for _ in $(seq 100); do
-    [ -s "$WORK/info.json" ] && break
-    sleep 0.1
+# One run over plain HTTP/WS, one over TLS with a self-signed certificate (verify_ssl=False).
+for mode in plain tls; do
+    flags=()
+    [ "$mode" = tls ] && flags=(--tls)
+    rm -f "$WORK/info.json"
+    "$TARGET/debug/trueconf-sim" --port 0 --info-file "$WORK/info.json" "${flags[@]}" \
+        --script tests/conformance/script.txt --connect-timeout 90 >"$WORK/sim.log" 2>&1 &
+    SIM_PID=$!
+    for _ in $(seq 100); do
+        [ -s "$WORK/info.json" ] && break
+        sleep 0.1
+    done
+    [ -s "$WORK/info.json" ] || { cat "$WORK/sim.log"; echo "conformance: trueconf-sim did not start" >&2; exit 1; }
+
+    "$VENV/bin/python" tests/conformance/bot.py "$WORK/info.json" >"$WORK/bot.log" 2>&1 &
+    BOT_PID=$!
+
+    status=0
+    wait "$SIM_PID" || status=$?
+    SIM_PID=""
+    kill "$BOT_PID" 2>/dev/null || true
+    wait "$BOT_PID" 2>/dev/null || true
+    BOT_PID=""
+    if [ "$status" -ne 0 ]; then
+        echo "---- trueconf-sim log ($mode)" >&2; cat "$WORK/sim.log" >&2
+        echo "---- python bot log ($mode)" >&2; cat "$WORK/bot.log" >&2
+        echo "conformance ($mode): FAILED" >&2
+        exit "$status"
+    fi
+    cat "$WORK/sim.log"
+    echo "conformance ($mode): passed"
 done
-[ -s "$WORK/info.json" ] || { cat "$WORK/sim.log"; echo "conformance: trueconf-sim did not start" >&2; exit 1; }
-
-"$VENV/bin/python" tests/conformance/bot.py "$WORK/info.json" >"$WORK/bot.log" 2>&1 &
-BOT_PID=$!
-
-status=0
-wait "$SIM_PID" || status=$?
-SIM_PID=""
-if [ "$status" -ne 0 ]; then
-    echo "---- trueconf-sim log" >&2; cat "$WORK/sim.log" >&2
-    echo "---- python bot log" >&2; cat "$WORK/bot.log" >&2
-    echo "conformance: FAILED" >&2
-    exit "$status"
-fi
-cat "$WORK/sim.log"
-echo "conformance: passed"
