@@ -102,9 +102,11 @@ impl DownloadCall {
         let (info, mut fetch) = self.open().await?;
         let tmp = dir.join(format!(".{base}.{:08x}.part", rand::random::<u32>()));
         let mut guard = TempPath(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| {
+        let file = tokio::fs::File::create(&tmp).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot create {}: {e}", tmp.display()))
         })?;
+        // Fewer, larger writes: each one is a trip to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(4 * super::input::CHUNK, file);
         while let Some(chunk) = fetch.next_chunk().await? {
             file.write_all(&chunk).await?;
         }

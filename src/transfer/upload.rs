@@ -226,9 +226,7 @@ pub(crate) async fn upload(
     transfers.limits(bot).await?.check(&main.name, main.size)?;
     let _permit = transfers.permit().await?;
     let config = transfers.config();
-    let task = bot.execute(UploadFile::new(&main.name, main.size)).await?;
-    tracing::debug!(name = %main.name, size = main.size, "uploading");
-
+    let (name, size) = (main.name.clone(), main.size);
     let activity = Arc::new(Activity::new());
     let failure = Arc::new(Mutex::new(None));
     let reporter = Reporter::new(
@@ -247,6 +245,9 @@ pub(crate) async fn upload(
     }
     let client = transfers.http(&bot.core)?;
     let url = format!("{}/bridge/api/client/v1/files", bot.core.config.http_base());
+    // Everything that can fail locally has; now the server gets an upload task.
+    let task = bot.execute(UploadFile::new(&name, size)).await?;
+    tracing::debug!(%name, size, "uploading");
     let sent = client
         .post(&url)
         .header("Upload-Task-Id", task.upload_task_id)
