@@ -592,7 +592,12 @@ async fn concurrent_transfers_are_bounded() {
         .unwrap();
     env.sim.faults().stall_downloads_after(Some(1000));
     let first = TransferHandle::spawn(env.bot.download_file_by_id(&a.file_id).to_bytes());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stall applies to requests the server has seen; later ones run freely.
+    let until = Instant::now() + Duration::from_secs(5);
+    while env.sim.download_ranges().is_empty() {
+        assert!(Instant::now() < until, "the first download never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     env.sim.faults().clear();
     // The only slot is held by the stalled download, so this one cannot start.
     let second = env.bot.download_file_by_id(&b.file_id).to_bytes();
