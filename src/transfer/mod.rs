@@ -625,14 +625,29 @@ impl Actor for TransferActor {
     }
 }
 
-/// Subscribes on the wire, then learns the file's size (and whether it is already complete).
+/// Subscribes on the wire. The file's size is learned first, so every progress event can
+/// carry its total, and again afterwards unless it was complete already: it may have
+/// finished before the subscription took effect.
 async fn subscribe(bot: &Bot, file_id: &str) -> Result<()> {
+    let before = learn_info(bot, file_id).await;
     bot.execute(SubscribeFileProgress::new(file_id)).await?;
-    match bot.execute(GetFileInfo::new(file_id)).await {
-        Ok(info) => bot.core.transfers.learn(&info, file_id),
-        Err(e) => tracing::debug!(%file_id, error = %e, "getFileInfo after subscribing failed"),
+    if before != Some(ReadyState::Ready) {
+        learn_info(bot, file_id).await;
     }
     Ok(())
+}
+
+async fn learn_info(bot: &Bot, file_id: &str) -> Option<ReadyState> {
+    match bot.execute(GetFileInfo::new(file_id)).await {
+        Ok(info) => {
+            bot.core.transfers.learn(&info, file_id);
+            Some(info.ready_state)
+        }
+        Err(e) => {
+            tracing::debug!(%file_id, error = %e, "getFileInfo for progress failed");
+            None
+        }
+    }
 }
 
 /// Tells the actor about every newly authorised socket (including the first, which restores
