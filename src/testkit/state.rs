@@ -1027,13 +1027,7 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(
-        &mut self,
-        name: &str,
-        mime: &str,
-        data: Blob,
-        ready: bool,
-    ) -> String {
+    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Blob, ready: bool) -> String {
         let id = hex40();
         let size = data.len();
         self.files.insert(
