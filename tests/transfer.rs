@@ -193,17 +193,14 @@ async fn photos_carry_their_preview_and_stickers_their_own_copy() {
             &env.chat,
             InputFile::bytes("cat.png", vec![0x89, b'P', b'N', b'G', 1, 2, 3]),
         )
-        .preview(InputFile::bytes("cat-small.jpg", vec![0xff, 0xd8, 0xff, 9]))
+        .preview(InputFile::bytes("котик.jpg", vec![0xff, 0xd8, 0xff, 9]))
         .caption("a cat")
         .await
         .unwrap();
     let stored = env.sim.file_info(&sent.file_id).unwrap();
     assert_eq!(stored.mime, "image/png");
     let (name, mime, data) = stored.preview.expect("preview stored");
-    assert_eq!(
-        (name.as_str(), mime.as_str()),
-        ("cat-small.jpg", "image/jpeg")
-    );
+    assert_eq!((name.as_str(), mime.as_str()), ("котик.jpg", "image/jpeg"));
     assert_eq!(data.as_ref(), &[0xff, 0xd8, 0xff, 9]);
 
     // A sticker is recognised by content, whatever its name says.

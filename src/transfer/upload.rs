@@ -236,7 +236,8 @@ pub(crate) async fn upload(
         Some(main.size),
         progress,
     );
-    let mut form = Form::new().part(
+    // File names go out as UTF-8, as browsers send them, not percent-encoded.
+    let mut form = Form::new().percent_encode_noop().part(
         "file",
         part(main, Meter::new(&activity, &failure, Some(reporter)))?,
     );
