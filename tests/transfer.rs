@@ -545,6 +545,21 @@ async fn a_cut_download_resumes_with_a_range_request() {
         2,
         "refused before fetching"
     );
+
+    // A server without range support sends everything again; what we have is skipped.
+    env.sim.faults().ignore_download_ranges(true);
+    env.sim.faults().cut_next_download_after(1 << 20);
+    let bytes = env
+        .bot
+        .download_file_by_id(&sent.file_id)
+        .to_bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len() as u64, len);
+    assert!(is_pattern(0, &bytes));
+    let ranges = env.sim.download_ranges();
+    assert_eq!(ranges.len(), 4, "{ranges:?}");
+    assert!(ranges[3].is_some(), "{ranges:?}");
 }
 
 #[tokio::test]

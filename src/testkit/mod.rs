@@ -231,6 +231,9 @@ pub(crate) struct Inner {
     cut_download: AtomicU64,
     /// Downloads: stall every one after this many bytes (`u64::MAX` = off).
     stall_download: AtomicU64,
+    /// Downloads: answer `Range` requests with the whole file (200), as servers without range
+    /// support do.
+    ignore_ranges: AtomicBool,
     /// The `Range` header of every file download request.
     download_ranges: Mutex<Vec<Option<String>>>,
     refuse_until: Mutex<Option<Instant>>,
@@ -371,6 +374,7 @@ impl Sim {
             cut_download: AtomicU64::new(u64::MAX),
             stall_download: AtomicU64::new(u64::MAX),
             download_ranges: Mutex::new(Vec::new()),
+            ignore_ranges: AtomicBool::new(false),
             refuse_until: Mutex::new(None),
             web_tokens: Mutex::new(HashMap::new()),
             auth_codes: Mutex::new(HashMap::new()),
@@ -811,8 +815,15 @@ impl Faults {
             .store(bytes.unwrap_or(u64::MAX), Relaxed);
     }
 
+    /// Makes file downloads ignore `Range` headers and send the whole file, as a server without
+    /// range support would.
+    pub fn ignore_download_ranges(&self, on: bool) {
+        self.inner.ignore_ranges.store(on, Relaxed);
+    }
+
     /// Removes every injected method failure and the response delay.
     pub fn clear(&self) {
+        self.ignore_download_ranges(false);
         self.inner.lock().failures.clear();
         self.stall_downloads_after(None);
         self.inner.cut_download.store(u64::MAX, Relaxed);

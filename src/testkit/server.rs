@@ -302,6 +302,7 @@ async fn download(
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !inner.ignore_ranges.load(Relaxed))
         .map(|r| parse_range(r, len));
     let builder = Response::builder()
         .header(header::CONTENT_TYPE, mime)
