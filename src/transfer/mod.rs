@@ -260,6 +260,23 @@ impl TransferConfig {
     }
 }
 
+#[derive(Default)]
+struct LimitsCache {
+    /// The limits and the socket generation they were learned on.
+    value: Option<(u64, UploadLimits)>,
+    /// Limits events seen so far.
+    events: u64,
+}
+
+impl LimitsCache {
+    fn get(&self, generation: u64) -> Option<UploadLimits> {
+        self.value
+            .as_ref()
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, l)| l.clone())
+    }
+}
+
 struct Watched {
     tx: watch::Sender<Option<Progress>>,
     subscribers: usize,
@@ -269,8 +286,9 @@ struct Watched {
 /// Transfer state shared by the `Bot` handle, the connection (events) and the actor.
 pub(crate) struct Transfers {
     files: Mutex<HashMap<String, Watched>>,
-    /// Upload limits and the socket generation they were learned on.
-    limits: Mutex<Option<(u64, UploadLimits)>>,
+    limits: Mutex<LimitsCache>,
+    /// One `getFileUploadLimits` at a time; the others wait for its answer.
+    fetching_limits: tokio::sync::Mutex<()>,
     config: RwLock<TransferConfig>,
     permits: RwLock<Arc<Semaphore>>,
     http: OnceLock<reqwest::Client>,
@@ -285,6 +303,7 @@ impl Default for Transfers {
         Transfers {
             files: Mutex::default(),
             limits: Mutex::default(),
+            fetching_limits: tokio::sync::Mutex::const_new(()),
             permits: RwLock::new(Arc::new(Semaphore::new(config.max_concurrent))),
             config: RwLock::new(config),
             http: OnceLock::new(),
@@ -350,11 +369,17 @@ impl Transfers {
     /// The upload limits, fetched once per connection and updated by the server's event.
     pub(crate) async fn limits(&self, bot: &Bot) -> Result<UploadLimits> {
         let generation = bot.core.generation();
-        if let Some((g, l)) = &*lock(&self.limits)
-            && *g == generation
-        {
-            return Ok(l.clone());
+        if let Some(l) = lock(&self.limits).get(generation) {
+            return Ok(l);
         }
+        let _one = self.fetching_limits.lock().await;
+        let events = {
+            let cache = lock(&self.limits);
+            if let Some(l) = cache.get(generation) {
+                return Ok(l);
+            }
+            cache.events
+        };
         let limits = match bot.execute(GetFileUploadLimits {}).await {
             Ok(l) => l,
             // Servers before 5.5.3 do not know the method: they have no limits to tell.
@@ -364,8 +389,12 @@ impl Transfers {
             }
             Err(e) => return Err(e),
         };
-        *lock(&self.limits) = Some((generation, limits.clone()));
-        Ok(limits)
+        let mut cache = lock(&self.limits);
+        // An event that came in meanwhile is newer than this answer.
+        if cache.events == events {
+            cache.value = Some((generation, limits.clone()));
+        }
+        Ok(cache.get(generation).unwrap_or(limits))
     }
 
     /// A local subscription to a file's progress; the wire subscription follows through the
@@ -505,7 +534,9 @@ pub(crate) fn observe(core: &Core, method: &str, payload: &RawValue) {
         "getFileUploadLimits" => match serde_json::from_str::<UploadLimits>(payload.get()) {
             Ok(l) => {
                 tracing::debug!(limits = ?l, "upload limits changed");
-                *lock(&core.transfers.limits) = Some((core.generation(), l));
+                let mut cache = lock(&core.transfers.limits);
+                cache.value = Some((core.generation(), l));
+                cache.events += 1;
             }
             Err(e) => tracing::warn!(error = %e, "unreadable getFileUploadLimits event"),
         },
