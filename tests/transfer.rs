@@ -627,6 +627,35 @@ async fn concurrent_transfers_are_bounded() {
     assert_eq!(bytes.len(), 1000);
 }
 
+#[tokio::test]
+async fn transfers_use_the_bots_tls_settings() {
+    let _gate = GATE.read().await;
+    let sim = Sim::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let bot = Bot::builder("localhost")
+        .port(sim.addr().port())
+        .ca_certificate_pem(sim.cert_pem().unwrap().as_bytes().to_vec())
+        .token(sim.bot_token())
+        .build()
+        .unwrap();
+    bot.start().await.unwrap();
+    let chat = sim.user("alice").create_p2p_with_bot().await.unwrap();
+    let sent = bot
+        .send_document(&chat, InputFile::bytes("secret.txt", "over TLS"))
+        .await
+        .unwrap();
+    let back = bot
+        .download_file_by_id(&sent.file_id)
+        .to_bytes()
+        .await
+        .unwrap();
+    assert_eq!(back, "over TLS");
+}
+
 // ---------------------------------------------------------------- memory
 
 fn status_kib(field: &str) -> u64 {
