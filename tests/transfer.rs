@@ -451,6 +451,43 @@ async fn a_waiting_download_survives_a_reconnect() {
 }
 
 #[tokio::test]
+async fn progress_survives_a_restart_of_the_transfer_actor() {
+    let env = env().await;
+    let upload = env
+        .alice
+        .start_upload(&env.chat, "big.iso", vec![0u8; 4000])
+        .await
+        .unwrap();
+    let mut watching = env.bot.file_progress(&upload.file.file_id);
+    env.wait_for_requests("subscribeFileProgress", 1).await;
+    let actor = env.bot.transfer_actor().expect("running");
+    actor.kill();
+    let until = Instant::now() + Duration::from_secs(5);
+    while env
+        .bot
+        .transfer_actor()
+        .is_none_or(|a| a.get_id() == actor.get_id())
+    {
+        assert!(
+            Instant::now() < until,
+            "the supervisor did not restart the actor"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.bot.restarts(), 1);
+    // The new actor re-establishes what the local subscribers want.
+    env.wait_for_requests("subscribeFileProgress", 2).await;
+    upload.finish();
+    let last = tokio::time::timeout(Duration::from_secs(5), watching.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(last.is_done() && last.transferred == 4000, "{last:?}");
+    drop(watching);
+    env.wait_for_requests("unsubscribeFileProgress", 1).await;
+}
+
+#[tokio::test]
 async fn dropping_a_download_leaves_no_file() {
     let env = env().await;
     let sent = env

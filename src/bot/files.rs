@@ -77,6 +77,11 @@ impl Bot {
         self.core.transfers.configure(config);
     }
 
+    /// The current FileTransfer actor, for supervision tooling and fault-injection tests.
+    pub fn transfer_actor(&self) -> Option<ractor::ActorCell> {
+        self.core.transfers.actor_cell()
+    }
+
     /// The transfer settings.
     pub fn transfer_config(&self) -> TransferConfig {
         self.core.transfers.config()

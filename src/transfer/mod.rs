@@ -457,6 +457,10 @@ impl Transfers {
         self.online.subscribe()
     }
 
+    pub(crate) fn actor_cell(&self) -> Option<ractor::ActorCell> {
+        read(&self.actor).as_ref().map(|a| a.get_cell())
+    }
+
     fn send(&self, msg: TransferMsg) -> bool {
         let actor = read(&self.actor).clone();
         actor.is_some_and(|a| a.send_message(msg).is_ok())
