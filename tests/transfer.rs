@@ -413,6 +413,14 @@ async fn a_download_waits_for_a_file_still_being_uploaded() {
         .start_upload(&env.chat, "gone.txt", "x")
         .await
         .unwrap();
+    let short_wait = env
+        .bot
+        .download_file_by_id(&gone.file.file_id)
+        .ready_timeout(Duration::from_millis(200))
+        .wait_ready()
+        .await
+        .unwrap_err();
+    assert!(matches!(short_wait, Error::Timeout { .. }), "{short_wait}");
     gone.fail();
     let e = env
         .bot

@@ -85,6 +85,14 @@ impl DownloadCall {
         (self, stream)
     }
 
+    /// Waits until the file can be downloaded and returns its info, without downloading it.
+    pub async fn wait_ready(self) -> Result<FileInfo> {
+        let timeout = self
+            .ready_timeout
+            .unwrap_or_else(|| self.bot.core.transfers.config().ready_timeout);
+        ready_info(&self.bot, &self.file_id, timeout).await
+    }
+
     /// Saves the file at `path`. The bytes go to a temporary file in the same directory that
     /// is renamed at the end, so a failed or cancelled download never leaves a partial file
     /// under `path`.
