@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 pub(crate) mod core;
+mod files;
 mod methods;
 mod throttle;
 
