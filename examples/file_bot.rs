@@ -1,105 +1,66 @@
 //! A bot that downloads every file a user sends it, with a progress bar, and sends it back.
 //!
 //! ```text
-//! cargo run --example file_bot -- --server video.example.com --user file_bot --password …
-//! cargo run --example file_bot -- --once        # embedded emulator and a scripted user
+//! cargo run --example file_bot                   # embedded emulator and a scripted user
+//! cargo run --example file_bot -- --server video.example.com --username file_bot --password …
 //! ```
 //!
 //! Without `--server` it starts the embedded TrueConf emulator, and a scripted user sends the
 //! bot a file that is still being uploaded: the bot waits for it (progress events, no
-//! polling), downloads it and sends it back. `--once` stops after the first file and
-//! `--for-seconds N` after N seconds, for CI.
+//! polling), downloads it and sends it back; the run stops after that file. With a server,
+//! `--once` stops after the first file and `--for-seconds N` after N seconds.
+
+mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use common::{BoxError, Connect};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use trueconf_bot::bot::Bot;
-use trueconf_bot::testkit::{Sim, SimConfig};
 use trueconf_bot::transfer::InputFile;
 use trueconf_bot::types::Event;
 
+/// Echoes every file it receives back to its sender.
 #[derive(Parser)]
-#[command(about = "Echoes every file it receives back to its sender")]
 struct Args {
-    /// TrueConf Server host; without it the embedded emulator is used.
+    #[command(flatten)]
+    connect: Connect,
+    /// Where downloads are kept [default: ./downloads, or a temporary directory in emulator
+    /// mode].
     #[arg(long)]
-    server: Option<String>,
-    /// Server port (default 443, or 4309 with --plain).
-    #[arg(long)]
-    port: Option<u16>,
-    /// Use plain HTTP/WS instead of HTTPS/WSS.
-    #[arg(long)]
-    plain: bool,
-    /// Do not verify the server certificate (testing only).
-    #[arg(long)]
-    insecure: bool,
-    /// Bot login.
-    #[arg(long, env = "TRUECONF_USER")]
-    user: Option<String>,
-    /// Bot password.
-    #[arg(long, env = "TRUECONF_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// Where downloads are kept.
-    #[arg(long, default_value = "downloads")]
-    dir: PathBuf,
-    /// Stop after the first file.
-    #[arg(long)]
-    once: bool,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    for_seconds: Option<u64>,
+    dir: Option<PathBuf>,
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
-    let (bot, sim) = match &args.server {
-        Some(server) => {
-            let (Some(user), Some(password)) = (&args.user, &args.password) else {
-                return Err("--server needs --user and --password".into());
-            };
-            let mut b = Bot::builder(server.as_str())
-                .credentials(user.as_str(), password.as_str())
-                .https(!args.plain)
-                .verify_ssl(!args.insecure);
-            if let Some(p) = args.port {
-                b = b.port(p);
-            }
-            (b.build()?, None)
-        }
-        None => {
-            let sim = Sim::start(SimConfig::default()).await?;
-            let bot = Bot::builder("127.0.0.1")
-                .port(sim.addr().port())
-                .https(false)
-                .token(sim.bot_token())
-                .build()?;
-            (bot, Some(sim))
-        }
+    let for_seconds = args.connect.for_seconds;
+    let mut once = args.connect.once;
+    let session = args.connect.connect(|bot| bot).await?;
+    let (bot, sim) = (session.bot.clone(), session.sim.clone());
+    let scratch = tempfile::tempdir()?;
+    let dir = match (args.dir, &sim) {
+        (Some(dir), _) => dir,
+        (None, Some(_)) => scratch.path().to_path_buf(),
+        (None, None) => PathBuf::from("downloads"),
     };
-    tokio::fs::create_dir_all(&args.dir).await?;
+    if let Some(sim) = &sim {
+        session.announce_emulator(sim);
+        once = true; // the script sends one file
+    }
+    tokio::fs::create_dir_all(&dir).await?;
     let mut events = bot.events().ok_or("event stream already taken")?;
     bot.start().await?;
-    tracing::info!(me = ?bot.me(), "file bot ready");
+    println!("-- file bot ready as {}", bot.me().unwrap_or_default());
     if let Some(sim) = &sim {
         tokio::spawn(scripted_user(sim.user("alice")));
     }
 
     let mut last_chat = None;
-    let stop = tokio::time::sleep(Duration::from_secs(
-        args.for_seconds.unwrap_or(u64::MAX / 4),
-    ));
+    let stop = tokio::time::sleep(Duration::from_secs(for_seconds.unwrap_or(u64::MAX / 4)));
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {
@@ -115,19 +76,10 @@ async fn main() -> Result<(), BoxError> {
         if bot.me().as_deref() == Some(msg.author_id()) {
             continue;
         }
-        match echo_file(
-            &bot,
-            &args.dir,
-            chat,
-            &msg.message_id,
-            &file.file_id,
-            &file.name,
-        )
-        .await
-        {
+        match echo_file(&bot, &dir, chat, &msg.message_id, &file.file_id, &file.name).await {
             Ok(()) => {
                 last_chat = Some(chat.to_owned());
-                if args.once {
+                if once {
                     break;
                 }
             }
@@ -140,7 +92,11 @@ async fn main() -> Result<(), BoxError> {
         if *size != serde_json::json!(8u64 << 20) {
             return Err(format!("the echoed file has size {size}, expected 8 MiB").into());
         }
-        tracing::info!("the scripted user got the file back intact");
+        println!(
+            "{:>8} < [file] {} ({size} bytes, the same size as sent)",
+            "bot",
+            echo["content"]["name"].as_str().unwrap_or_default()
+        );
     }
     bot.shutdown().await?;
     Ok(())
@@ -180,13 +136,18 @@ async fn echo_file(
     let _ = drawing.await;
     bar.finish();
     let info = info?;
-    tracing::info!(file = %info.name, size = info.size, path = %target.display(), "downloaded");
+    println!(
+        "          [bot] downloaded {} ({} bytes) to {}",
+        info.name,
+        info.size,
+        target.display()
+    );
     let sent = bot
         .send_document(chat, InputFile::path(&target))
         .caption(format!("Here is {} back ({} bytes).", info.name, info.size))
         .reply_to(message_id)
         .await?;
-    tracing::info!(file_id = %sent.file_id, "sent it back");
+    println!("          [bot] sent it back as file {}", sent.file_id);
     Ok(())
 }
 
@@ -195,6 +156,7 @@ async fn scripted_user(alice: trueconf_bot::testkit::SimUser) -> trueconf_bot::R
     let chat = alice.create_p2p_with_bot().await?;
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
     let len = data.len() as u64;
+    println!("   alice * uploads holiday.mp4 (8 MiB, arriving in 8 steps)");
     let upload = alice.start_upload(&chat, "holiday.mp4", data).await?;
     for step in 1..8 {
         tokio::time::sleep(Duration::from_millis(150)).await;

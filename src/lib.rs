@@ -170,7 +170,7 @@
 //! ### Examples
 //!
 //! `examples/` holds runnable bots: `quickstart`, `echo`, `commands`, `fsm_form`,
-//! `multi_chat`, `survey`, `admin`, `middleware`. Each starts the emulator and a scripted user
+//! `multi_chat`, `survey`, `admin`, `middleware`, `file_bot`. Each starts the emulator and a scripted user
 //! when run without `--server`: `cargo run --example fsm_form`.
 //!
 //! ## Layout

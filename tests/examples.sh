@@ -64,12 +64,9 @@ check admin "" "bob@sim.example is now admin" "title changed to «Release 1.0 te
     "3 members" "dave@sim.example is now writer"
 check middleware "" "(no answer: banned)" "Sorry, /admin is for administrators." \
     "Slow down: 3 messages per 10 s." "(no answer: throttled)"
-if [ -x "$BIN/file_bot" ]; then
-    cd "$BIN" || exit 1 # it downloads into the working directory
-    check file_bot "--once"
-    cd - >/dev/null || exit 1
-fi
-for example in quickstart echo commands fsm_form multi_chat survey admin middleware; do
+check file_bot "" "alice * uploads holiday.mp4" "[bot] downloaded holiday.mp4 (8388608 bytes)" \
+    "the same size as sent"
+for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot; do
     check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds"
 done
 
