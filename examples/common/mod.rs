@@ -30,8 +30,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connection options shared by every example. Each can also come from the environment
-/// variable named in `--help`.
-#[derive(Debug, clap::Args)]
+/// variable named in `--help`. No `Debug`: it holds secrets.
+#[derive(clap::Args)]
 pub struct Connect {
     /// TrueConf Server host name (e.g. video.example.com). Without it the embedded emulator
     /// is started and a scripted user talks to the bot.
@@ -49,13 +49,14 @@ pub struct Connect {
     /// Trust the CA certificates in this PEM file instead of the system roots.
     #[arg(long, env = "TRUECONF_CA_CERT", value_name = "PEM_FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// The bot's access token (a JWT).
+    /// The bot's access token (a JWT). Prefer the environment variable: command lines are
+    /// visible to other users of the machine.
     #[arg(long, env = "TRUECONF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The bot account's login (with --password; the token is fetched and renewed).
     #[arg(long, env = "TRUECONF_USERNAME")]
     pub username: Option<String>,
-    /// The bot account's password.
+    /// The bot account's password (prefer the environment variable).
     #[arg(long, env = "TRUECONF_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Log in through this registered OAuth application (with --username/--password), for
