@@ -150,7 +150,11 @@ fn chat_id_in(reply: &serde_json::Value) -> Result<String, BoxError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let session = args.connect.connect(|bot| bot).await?;
     let bot = session.bot.clone();

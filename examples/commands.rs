@@ -123,7 +123,11 @@ fn router() -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let session = args.connect.connect(|bot| bot).await?;
     let dispatcher = Dispatcher::builder(session.bot.clone(), router()).build()?;

@@ -72,7 +72,11 @@ async fn echo(msg: MessageContext, quiet: Dep<Quiet>) -> HandlerResult {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let ack = match args.ack_mode {
         Ack::OnReceive => AckMode::OnReceive,

@@ -35,7 +35,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let for_seconds = args.connect.for_seconds;
     let mut once = args.connect.once;

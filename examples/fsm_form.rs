@@ -188,7 +188,11 @@ fn dispatcher(bot: Bot, storage: Arc<dyn Storage>) -> Result<Dispatcher, BoxErro
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let sqlite = args.sqlite;
     let session = args.connect.connect(|bot| bot).await?;

@@ -170,7 +170,11 @@ fn router(admins: Vec<String>) -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let emulated = args.connect.server.is_none();
     let session = args

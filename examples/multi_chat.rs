@@ -71,7 +71,11 @@ async fn burst(person: &Person, tag: &str) -> Result<String, BoxError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let session = args.connect.connect(|bot| bot).await?;
     let counters: Counters = Arc::default();

@@ -37,7 +37,11 @@ async fn echo(msg: MessageContext) -> HandlerResult {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let session = args.connect.connect(|bot| bot).await?;
     let router = Router::new().command("start", start).message(echo);

@@ -218,7 +218,11 @@ fn router() -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     let session = args.connect.connect(|bot| bot).await?;
     let polls: Shared = Arc::default();

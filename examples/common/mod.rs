@@ -92,6 +92,7 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -286,6 +287,22 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// The process exit status for an example's outcome; an error is printed as one readable
+/// line (with its causes) instead of `main`'s `Debug` output.
+pub fn exit_code(result: Result<(), BoxError>) -> std::process::ExitCode {
+    let Err(error) = result else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let mut line = format!("error: {error}");
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        line.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    eprintln!("{line}");
+    std::process::ExitCode::FAILURE
 }
 
 /// Prints the dispatcher's counters at the end of an emulator run.
