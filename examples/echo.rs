@@ -24,7 +24,8 @@ use trueconf_bot::testkit::LoadSpec;
 enum Ack {
     /// Acknowledge on receipt (the official client's behaviour).
     OnReceive,
-    /// Acknowledge after the handler finished (at-least-once).
+    /// Acknowledge after the handler finished (at-least-once); also asks for unread
+    /// events, so what arrived while the bot was away is delivered on connect.
     AfterHandled,
 }
 
