@@ -15,6 +15,26 @@
 //! The user-facing calls are methods of [`Bot`]: [`Bot::send_document`],
 //! [`Bot::send_photo`], [`Bot::send_sticker`], [`Bot::set_chat_avatar`],
 //! [`Bot::download_file_by_id`] and [`Bot::file_progress`].
+//!
+//! ```no_run
+//! # async fn demo(bot: trueconf_bot::bot::Bot, chat: String) -> trueconf_bot::Result<()> {
+//! use futures_util::StreamExt;
+//! use trueconf_bot::transfer::InputFile;
+//!
+//! // Stream a file of any size from disk, watching the bytes go out.
+//! let (call, mut progress) = bot.send_document(&chat, InputFile::path("backup.tar")).with_progress();
+//! tokio::spawn(async move {
+//!     while let Some(p) = progress.next().await {
+//!         println!("{:.0} %", 100.0 * p.fraction().unwrap_or(0.0));
+//!     }
+//! });
+//! let sent = call.caption("nightly backup").await?;
+//!
+//! // Fetch it back; a failed or cancelled download leaves no file behind.
+//! let info = bot.download_file_by_id(&sent.file_id).to_path("restore/backup.tar").await?;
+//! assert_eq!(info.size, std::fs::metadata("restore/backup.tar")?.len());
+//! # Ok(()) }
+//! ```
 
 mod download;
 mod input;
