@@ -306,6 +306,17 @@ impl Request for Unknown {
     type Response = Value;
 }
 
+/// Polls `cond` until it holds (at most 3 s), so assertions do not depend on scheduling.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
 async fn wait_state(bot: &Bot, pred: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
     let mut rx = bot.state();
     tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| pred(s)))
@@ -509,6 +520,40 @@ async fn killed_connection_actor_is_restarted() -> Result<()> {
 }
 
 #[tokio::test]
+async fn killed_router_is_restarted_and_still_settles_lost_requests() -> Result<()> {
+    let (srv, addr) = serve().await;
+    let bot = builder(addr).token(srv.new_token()).build()?;
+    bot.start().await?;
+    let first = bot.router_actor().expect("running");
+    first.kill();
+    for _ in 0..100 {
+        if bot.restarts() == 1
+            && bot
+                .router_actor()
+                .is_some_and(|r| r.get_id() != first.get_id())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(bot.restarts(), 1);
+    assert_eq!(bot.execute(Echo { n: 6 }).await?.n, 6);
+    let write = tokio::spawn({
+        let bot = bot.clone();
+        async move { bot.execute(Slow { ms: 10_000 }).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    srv.kick_all();
+    let err = tokio::time::timeout(Duration::from_secs(2), write)
+        .await
+        .expect("settled by the new router")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    bot.shutdown().await
+}
+
+#[tokio::test]
 async fn restart_limit_fails_the_bot() -> Result<()> {
     let (srv, addr) = serve().await;
     let bot = builder(addr)
@@ -584,8 +629,7 @@ async fn events_are_acked_on_receive_or_after_handling() -> Result<()> {
         .unwrap();
     assert_eq!((ev.id, ev.method.as_str()), (1, "sendMessage"));
     assert!(!ev.ack.is_pending());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(*srv.acks.lock().unwrap(), vec![1]);
+    eventually("ack of event 1", || *srv.acks.lock().unwrap() == vec![1]).await;
     bot.shutdown().await?;
     assert!(events.recv().await.is_none(), "stream ends at shutdown");
 
@@ -602,8 +646,7 @@ async fn events_are_acked_on_receive_or_after_handling() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(srv.acks.lock().unwrap().is_empty());
     ev.ack.ack();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(*srv.acks.lock().unwrap(), vec![42]);
+    eventually("ack of event 42", || *srv.acks.lock().unwrap() == vec![42]).await;
     bot.shutdown().await
 }
 
@@ -619,8 +662,9 @@ async fn full_event_buffer_applies_backpressure() -> Result<()> {
     for id in 1..=5 {
         srv.push(json!({"type": 1, "id": id, "method": "sendMessage", "payload": {}}));
     }
+    // Two in the stream, two held back by the reader; the fifth stays unread on the socket.
+    eventually("four events read", || srv.acks.lock().unwrap().len() == 4).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // Two in the stream, two held back by the reader; the fifth is still unread on the socket.
     assert_eq!(srv.acks.lock().unwrap().len(), 4);
     for id in 1..=5 {
         assert_eq!(events.recv().await.unwrap().id, id, "order kept");
@@ -977,8 +1021,8 @@ async fn typing_guard_repeats_after_retry_after_and_stops_on_drop() -> Result<()
     tokio::time::sleep(Duration::from_millis(230)).await;
     drop(guard);
     let sent = srv.requests("sendChatActivity").len();
-    // retryAfter is 50 ms: about five activities in 230 ms.
-    assert!((3..=6).contains(&sent), "{sent}");
+    // retryAfter is 50 ms: about five activities in 230 ms (fewer on a busy machine).
+    assert!((2..=6).contains(&sent), "{sent}");
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         srv.requests("sendChatActivity").len(),
@@ -1463,7 +1507,10 @@ mod sim {
         assert_eq!(seen, ["createP2PChat", "sendMessage"]);
         bot.send_message(&chat, "yes").await?;
         assert_eq!(sim.expect_message(&chat).await?["content"]["text"], "yes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually("all events acked", || {
+            sim.stats().acked == sim.stats().pushed
+        })
+        .await;
         assert_eq!(
             sim.stats().acked,
             sim.stats().pushed,

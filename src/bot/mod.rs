@@ -456,6 +456,11 @@ impl Bot {
         read(&self.core.connection).as_ref().map(|r| r.get_cell())
     }
 
+    /// The current RequestRouter actor, for supervision tooling and fault-injection tests.
+    pub fn router_actor(&self) -> Option<ActorCell> {
+        read(&self.core.router).as_ref().map(|r| r.get_cell())
+    }
+
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
@@ -929,5 +934,117 @@ mod tests {
                 ..
             }
         ));
+    }
+}
+
+/// The request path without sockets: a fake writer stands in for the connection, and tokio's
+/// paused clock makes the timeouts exact.
+#[cfg(test)]
+mod offline_tests {
+    use super::*;
+    use crate::methods::{GetChats, SendMessage};
+    use crate::protocol::RawValue;
+
+    fn bot(offline_queue: usize) -> Bot {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let token = format!("{}.{}.s", e.encode(b"{}"), e.encode(b"{}"));
+        Bot::builder("h.example")
+            .https(false)
+            .token(token)
+            .offline_queue(offline_queue)
+            .request_timeout(Duration::from_secs(10))
+            .build()
+            .expect("valid")
+    }
+
+    fn online(bot: &Bot) -> (u64, mpsc::UnboundedReceiver<Frame>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let epoch = bot.core.go_online(tx);
+        bot.core.set_state(ConnectionState::Ready);
+        (epoch, rx)
+    }
+
+    fn offline(bot: &Bot, epoch: u64) {
+        bot.core.go_offline(epoch);
+        bot.core
+            .set_state(ConnectionState::Reconnecting { attempt: 1 });
+    }
+
+    fn answer(bot: &Bot, frame: &Frame, json: &str) {
+        let raw = RawValue::from_string(json.to_owned()).expect("json");
+        bot.core.table.resolve(frame.id(), Some(raw));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn offline_requests_wait_in_a_bounded_queue_and_time_out() {
+        let bot = bot(1);
+        bot.core.set_state(ConnectionState::Connecting);
+        let waiting = tokio::spawn(bot.get_chats(10, 1).into_future());
+        tokio::task::yield_now().await;
+        let err = bot.get_chats(10, 1).await.unwrap_err();
+        assert!(err.to_string().contains("already wait"), "{err}");
+
+        let (epoch, mut rx) = online(&bot);
+        let frame = rx.recv().await.expect("sent once online");
+        answer(&bot, &frame, r#"{"chats":[]}"#);
+        assert!(
+            waiting
+                .await
+                .expect("joined")
+                .expect("answered")
+                .chats
+                .is_empty()
+        );
+
+        offline(&bot, epoch);
+        let began = Instant::now();
+        let err = bot.get_chats(10, 1).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert_eq!(began.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_socket_resends_reads_and_fails_writes() {
+        let bot = bot(16);
+        let (epoch, mut rx) = online(&bot);
+        let read = tokio::spawn(bot.get_chats(10, 1).into_future());
+        let write = tokio::spawn(bot.send_message("c", "hi").into_future());
+        let first = rx.recv().await.expect("read sent");
+        let _ = rx.recv().await.expect("write sent");
+        offline(&bot, epoch);
+        let err = write.await.expect("joined").unwrap_err();
+        assert!(matches!(err, Error::Disconnected(_)), "{err}");
+        assert_eq!(bot.in_flight(), 0);
+
+        let (_, mut rx) = online(&bot);
+        let again = rx.recv().await.expect("read re-sent on the new socket");
+        assert!(again.id() > first.id(), "a fresh id, never reused");
+        // A late answer to the old id resolves nothing.
+        answer(&bot, &first, r#"{"chats":[]}"#);
+        answer(&bot, &again, r#"{"chats":[]}"#);
+        assert!(read.await.expect("joined").is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_and_cancelled_calls_leave_nothing_behind() {
+        let bot = bot(16);
+        let (_, mut rx) = online(&bot);
+        let call = tokio::spawn(bot.execute(SendMessage::new("c", "x")).into_future());
+        let frame = rx.recv().await.expect("sent");
+        answer(&bot, &frame, r#"{"errorCode":304}"#);
+        let err = call.await.expect("joined").unwrap_err();
+        assert_eq!(err.api_code().map(|c| c.0), Some(304));
+
+        let call = tokio::spawn(bot.execute(GetChats::new(1, 1)).into_future());
+        let _ = rx.recv().await.expect("sent");
+        assert_eq!(bot.in_flight(), 1);
+        call.abort();
+        let _ = call.await;
+        assert_eq!(
+            bot.in_flight(),
+            0,
+            "a dropped call removes its pending entry"
+        );
     }
 }

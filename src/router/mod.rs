@@ -2,7 +2,7 @@
 //! goes away.
 //!
 //! The pending table is a [`DashMap`] shared with the connection reader, so a response resolves
-//! its caller without an actor hop. The [`RouterActor`] owns the table's life cycle: it settles
+//! its caller without an actor hop. The RequestRouter actor owns the table's life cycle: it settles
 //! in-flight requests when a socket is lost (reads are re-sent, writes fail with
 //! [`Error::Disconnected`]) and drains the table on shutdown.
 
