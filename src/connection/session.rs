@@ -11,8 +11,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
@@ -167,9 +167,12 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
     } else {
         Connector::Plain
     };
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(core.config.max_message_size))
+        .max_frame_size(Some(core.config.max_frame_size));
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         core.config.ws_url(),
-        None,
+        Some(limits),
         true,
         Some(connector),
     )
@@ -374,6 +377,16 @@ async fn session(core: &Core, ws: Ws) -> SessionEnd {
                     return SessionEnd::Lost(format!("server closed the socket ({frame:?})"));
                 }
                 Some(Ok(_)) => {}
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                    // Refused before it was buffered; its id is unknown, so it cannot be acked.
+                    tracing::error!(
+                        error = %e,
+                        max_message_size = core.config.max_message_size,
+                        max_frame_size = core.config.max_frame_size,
+                        "protocol error: incoming message over the size limit; reconnecting"
+                    );
+                    return SessionEnd::Lost(format!("protocol error: {e}"));
+                }
                 Some(Err(e)) => return SessionEnd::Lost(format!("socket error: {e}")),
                 None => return SessionEnd::Lost("socket ended".into()),
             },
