@@ -86,7 +86,7 @@ fn sim_config(tls: bool) -> SimConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_logs_or_debug_output_during_a_full_session() {
-    let logs = logs();
+    let _ = logs();
     let sim = Sim::start(sim_config(true)).await.unwrap();
     let builder = Bot::builder("127.0.0.1")
         .port(sim.addr().port())
