@@ -108,7 +108,7 @@ async fn soak_with_churning_chats_and_a_flapping_socket() {
         while fl.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             n += 1;
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 faults.restart(Duration::from_millis(100));
             } else {
                 faults.drop_connections();
