@@ -1013,6 +1013,44 @@ async fn every_method_sends_the_official_payload_and_decodes_the_response() -> R
 }
 
 #[tokio::test]
+async fn default_parse_mode_and_throttle_apply_to_calls() -> Result<()> {
+    use trueconf_bot::bot::ThrottleConfig;
+    use trueconf_bot::types::ParseMode;
+    let (srv, addr) = serve().await;
+    let bot = builder(addr)
+        .token(srv.new_token())
+        .default_parse_mode(ParseMode::Html)
+        .throttle(ThrottleConfig::new().per_chat(1, Duration::from_millis(200)))
+        .build()?;
+    bot.start().await?;
+    bot.send_message("c1", "<b>hi</b>").await?;
+    assert_eq!(
+        srv.requests("sendMessage")[0]["content"]["parseMode"],
+        "html"
+    );
+    bot.send_message("c1", "plain")
+        .parse_mode(ParseMode::Text)
+        .await?;
+    assert_eq!(
+        srv.requests("sendMessage")[1]["content"]["parseMode"],
+        "text"
+    );
+    // c1's bucket is empty now: its next message waits ~200 ms, another chat's does not.
+    let (a, b) = (bot.clone(), bot.clone());
+    let c1 = tokio::spawn(async move {
+        a.send_message("c1", "third").await?;
+        Ok::<_, Error>(std::time::Instant::now())
+    });
+    let c2 = tokio::spawn(async move {
+        b.send_message("c2", "other chat").await?;
+        Ok::<_, Error>(std::time::Instant::now())
+    });
+    let (t1, t2) = (c1.await.unwrap()?, c2.await.unwrap()?);
+    assert!(t2 < t1, "the other chat was not held back");
+    bot.shutdown().await
+}
+
+#[tokio::test]
 async fn typing_guard_repeats_after_retry_after_and_stops_on_drop() -> Result<()> {
     let (srv, addr) = serve().await;
     let bot = builder(addr).token(srv.new_token()).build()?;
@@ -1390,6 +1428,19 @@ mod sim {
             .oauth_app("no-scope", "bot", "wrong")
             .build()?;
         assert!(matches!(bot.start().await, Err(Error::Auth { .. })));
+
+        let sim = Sim::start(SimConfig {
+            version: "5.4.9.100".into(),
+            ..SimConfig::default()
+        })
+        .await?;
+        let bot = bot_for(&sim).token(sim.bot_token()).build()?;
+        let err = bot.start().await.unwrap_err();
+        assert!(err.to_string().contains("too old"), "{err}");
+        assert!(matches!(
+            &*bot.state().borrow(),
+            ConnectionState::Failed(f) if f.kind == FailureKind::UnsupportedServer
+        ));
         Ok(())
     }
 
