@@ -588,3 +588,60 @@ async fn a_crash_loses_exactly_the_received_unhandled_events_on_receive() {
     );
     assert_eq!(f.duplicated, 0, "{f:?}");
 }
+
+/// A consumer that lags behind: the runtime holds events back while the stream is full. In
+/// OnReceive mode those were acknowledged already, so a socket drop must not discard them.
+async fn lagging_consumer_survives_a_drop(mode: AckMode) -> Figures {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let bot = builder(&sim, mode).event_buffer(4).build().unwrap();
+    let mut events = bot.events().unwrap();
+    bot.start().await.unwrap();
+    let mut users = Users::new(&sim, "lag", 1).await;
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Default::default();
+    let s = seen.clone();
+    let consumer = tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let Ok(trueconf_bot::types::Event::Message(m)) =
+                trueconf_bot::types::Event::decode(&ev.method, &ev.payload)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                *s.lock()
+                    .unwrap()
+                    .entry(m.text().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+            }
+            ev.ack.ack();
+        }
+    });
+    users.send_n(40).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.faults().drop_connections();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && seen.lock().unwrap().len() < users.sent.len() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let f = figures(&users.sent, &[&seen.lock().unwrap()]);
+    report(
+        "lagging consumer, socket dropped",
+        mode,
+        &f,
+        &sim,
+        "event_buffer=4",
+    );
+    bot.shutdown().await.unwrap();
+    consumer.abort();
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_consumer_loses_nothing_on_a_drop_on_receive() {
+    let f = lagging_consumer_survives_a_drop(AckMode::OnReceive).await;
+    assert_eq!(f.lost, 0, "{f:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_consumer_loses_nothing_on_a_drop_after_handled() {
+    let f = lagging_consumer_survives_a_drop(AckMode::AfterHandled).await;
+    assert_eq!(f.lost, 0, "{f:?}");
+}
