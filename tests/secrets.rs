@@ -79,7 +79,7 @@ fn sim_config(tls: bool) -> SimConfig {
         tls,
         bot: Account::new("bot", PASSWORD),
         // Short-lived tokens: the reconnect after the restart needs a fresh login.
-        token_ttl: Duration::from_secs(2),
+        token_ttl: Duration::from_secs(3),
         ..SimConfig::default()
     }
 }
@@ -125,7 +125,7 @@ async fn no_secret_in_logs_or_debug_output_during_a_full_session() {
     let failed = bot.get_chat_by_id("no-such-chat").await.unwrap_err();
 
     // The token expires; the server restarts; the bot logs in again with the password.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let mut st = bot.state();
     sim.faults().restart(Duration::from_millis(100));
     st.wait_for(|s| matches!(s, ConnectionState::Reconnecting { .. }))
