@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 pub(crate) mod core;
+mod files;
 mod methods;
 mod throttle;
 
@@ -361,6 +362,25 @@ impl BotBuilder {
 use crate::connection;
 
 /// A cheap-to-clone handle to a bot: configuration, connection, and every protocol method.
+///
+/// Methods are named as in the official Python client and return a [`Call`]: optional
+/// arguments chain before `.await`.
+///
+/// ```no_run
+/// # async fn demo() -> trueconf_bot::Result<()> {
+/// use trueconf_bot::bot::Bot;
+/// use trueconf_bot::types::Role;
+///
+/// let bot = Bot::builder("video.example.com").token("eyJ…").build()?;
+/// bot.start().await?;
+/// let chat = bot.create_group_chat("Release team").await?.chat_id;
+/// bot.add_participant_to_chat(&chat, "alice").display_history(true).await?;
+/// bot.change_participant_role(&chat, "alice", Role::Admin).await?;
+/// let hello = bot.send_message(&chat, "Welcome!").await?;
+/// bot.reply_message(&chat, &hello.message_id, "(a reply)").await?;
+/// bot.shutdown().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Bot {
     pub(crate) core: Arc<Core>,

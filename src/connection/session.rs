@@ -440,6 +440,7 @@ fn deliver(
     payload: Box<RawValue>,
     overflow: &mut VecDeque<ServerEvent>,
 ) {
+    crate::transfer::observe(core, &method, &payload);
     let events = read(&core.events_tx).clone();
     let Some(events) = events else {
         // Nobody consumes events. While running, ack them so the server does not keep
