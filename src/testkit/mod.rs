@@ -790,6 +790,13 @@ impl Faults {
             .send_all(|| state::Out::Text(r#"{"type":1,"id":"#.to_owned()));
     }
 
+    /// Sends `text` verbatim as one WebSocket text frame to every authenticated connection
+    /// (bad-input tests: wrong types, unknown response ids, huge or deeply nested frames).
+    pub fn send_raw_frame(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.inner.send_all(|| state::Out::Text(text.clone()));
+    }
+
     /// Pushes an event with an unknown method to every authenticated connection (it must be
     /// acked like any other).
     pub fn send_unknown_event(&self, method: &str, payload: Value) {
