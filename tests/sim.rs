@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -1326,7 +1327,9 @@ async fn tls_with_self_signed_certificate() {
     assert_eq!(info["product"]["version"], "5.5.6.0");
     // Trusting the exported certificate: WSS works end to end.
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut sim.cert_pem().unwrap().as_bytes()) {
+    for cert in
+        rustls::pki_types::CertificateDer::pem_slice_iter(sim.cert_pem().unwrap().as_bytes())
+    {
         roots.add(cert.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder()

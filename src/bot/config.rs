@@ -108,6 +108,8 @@ pub(crate) struct Config {
     pub pong_timeout: Duration,
     pub restart_limit: (u32, Duration),
     pub default_parse_mode: ParseMode,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
 }
 
 impl Config {

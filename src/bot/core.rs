@@ -52,6 +52,7 @@ pub(crate) struct Core {
     pub supervisor: RwLock<Option<ActorRef<SupervisorMsg>>>,
     pub connection: RwLock<Option<ActorRef<ConnMsg>>>,
     pub router: RwLock<Option<ActorRef<RouterMsg>>>,
+    pub transfers: Arc<crate::transfer::Transfers>,
 }
 
 impl Core {
@@ -88,6 +89,7 @@ impl Core {
             supervisor: RwLock::new(None),
             connection: RwLock::new(None),
             router: RwLock::new(None),
+            transfers: Arc::default(),
         }
     }
 

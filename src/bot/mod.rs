@@ -7,6 +7,7 @@
 
 pub(crate) mod config;
 pub(crate) mod core;
+mod files;
 mod methods;
 mod throttle;
 
@@ -34,6 +35,9 @@ use crate::protocol::Frame;
 use crate::router::{Outcome, Pending, RouterMsg};
 use crate::supervisor::Supervisor;
 use crate::types::ParseMode;
+
+/// Default limit of one incoming WebSocket message and frame.
+const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
 /// A secret string (token, password). `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,6 +105,8 @@ pub struct BotBuilder {
     throttle: ThrottleConfig,
     default_parse_mode: ParseMode,
     hook: Option<core::StateHook>,
+    max_message_size: usize,
+    max_frame_size: usize,
 }
 
 impl std::fmt::Debug for BotBuilder {
@@ -251,6 +257,15 @@ impl BotBuilder {
         self
     }
 
+    /// Largest incoming WebSocket message (default 16 MiB) and frame (default 16 MiB) the bot
+    /// accepts. A bigger one is refused before it is buffered: the error is logged as a
+    /// protocol error and the bot reconnects. Zero is taken as 1.
+    pub fn max_message_size(mut self, message: usize, frame: usize) -> Self {
+        self.max_message_size = message.max(1);
+        self.max_frame_size = frame.max(1);
+        self
+    }
+
     /// Called on every connection state change (health reporting). Keep it quick.
     pub fn on_state_change(
         mut self,
@@ -327,6 +342,8 @@ impl BotBuilder {
             pong_timeout: self.pong_timeout,
             restart_limit: self.restart_limit,
             default_parse_mode: self.default_parse_mode,
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_frame_size,
         };
         let core = Core::new(
             config,
@@ -345,6 +362,25 @@ impl BotBuilder {
 use crate::connection;
 
 /// A cheap-to-clone handle to a bot: configuration, connection, and every protocol method.
+///
+/// Methods are named as in the official Python client and return a [`Call`]: optional
+/// arguments chain before `.await`.
+///
+/// ```no_run
+/// # async fn demo() -> trueconf_bot::Result<()> {
+/// use trueconf_bot::bot::Bot;
+/// use trueconf_bot::types::Role;
+///
+/// let bot = Bot::builder("video.example.com").token("eyJ…").build()?;
+/// bot.start().await?;
+/// let chat = bot.create_group_chat("Release team").await?.chat_id;
+/// bot.add_participant_to_chat(&chat, "alice").display_history(true).await?;
+/// bot.change_participant_role(&chat, "alice", Role::Admin).await?;
+/// let hello = bot.send_message(&chat, "Welcome!").await?;
+/// bot.reply_message(&chat, &hello.message_id, "(a reply)").await?;
+/// bot.shutdown().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Bot {
     pub(crate) core: Arc<Core>,
@@ -413,6 +449,8 @@ impl Bot {
             throttle: ThrottleConfig::default(),
             default_parse_mode: ParseMode::Text,
             hook: None,
+            max_message_size: DEFAULT_MAX_MESSAGE,
+            max_frame_size: DEFAULT_MAX_MESSAGE,
         }
     }
 

@@ -11,8 +11,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
@@ -80,6 +80,8 @@ async fn run(core: Arc<Core>, me: ActorRef<ConnMsg>) {
     let mut backoff = core.config.reconnect.backoff();
     let mut attempt: u32 = 0;
     let mut connected_before = false;
+    // Events the full stream could not take yet; see `session`.
+    let mut overflow: VecDeque<ServerEvent> = VecDeque::new();
     let failure = loop {
         if core.shutdown.is_cancelled() {
             break None;
@@ -97,7 +99,7 @@ async fn run(core: Arc<Core>, me: ActorRef<ConnMsg>) {
                 attempt = 0;
                 connected_before = true;
                 backoff = core.config.reconnect.backoff();
-                match session(&core, ws).instrument(span).await {
+                match session(&core, ws, &mut overflow).instrument(span).await {
                     SessionEnd::Shutdown => break None,
                     SessionEnd::Lost(reason) => {
                         tracing::warn!(%reason, "connection lost; reconnecting")
@@ -167,9 +169,12 @@ async fn establish(core: &Core) -> Result<Ws, ConnectError> {
     } else {
         Connector::Plain
     };
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(core.config.max_message_size))
+        .max_frame_size(Some(core.config.max_frame_size));
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         core.config.ws_url(),
-        None,
+        Some(limits),
         true,
         Some(connector),
     )
@@ -318,7 +323,12 @@ impl Drop for OfflineGuard<'_> {
     }
 }
 
-async fn session(core: &Core, ws: Ws) -> SessionEnd {
+async fn session(core: &Core, ws: Ws, overflow: &mut VecDeque<ServerEvent>) -> SessionEnd {
+    if core.config.ack_mode == AckMode::AfterHandled {
+        // Unacknowledged: the server delivers them again on this connection. OnReceive
+        // events were acknowledged on receipt, so they are kept and delivered from here.
+        overflow.clear();
+    }
     let (tx, rx) = mpsc::unbounded_channel::<Frame>();
     let epoch = core.go_online(tx.clone());
     let _offline = OfflineGuard { core, epoch };
@@ -338,7 +348,6 @@ async fn session(core: &Core, ws: Ws) -> SessionEnd {
     // events the socket is still read, so responses keep flowing to a consumer that waits for
     // a bot call; once it is full too, reading stops (backpressure).
     let cap = core.config.event_buffer.max(1);
-    let mut overflow: VecDeque<ServerEvent> = VecDeque::new();
     loop {
         let sender = if overflow.is_empty() {
             None
@@ -368,12 +377,22 @@ async fn session(core: &Core, ws: Ws) -> SessionEnd {
             },
             _ = core.stop_events.cancelled(), if !overflow.is_empty() => overflow.clear(),
             msg = stream.next(), if overflow.len() < cap => match msg {
-                Some(Ok(Message::Text(text))) => on_text(core, &tx, text.as_str(), &mut overflow),
+                Some(Ok(Message::Text(text))) => on_text(core, &tx, text.as_str(), overflow),
                 Some(Ok(Message::Pong(_))) => awaiting_pong.store(false, Ordering::Release),
                 Some(Ok(Message::Close(frame))) => {
                     return SessionEnd::Lost(format!("server closed the socket ({frame:?})"));
                 }
                 Some(Ok(_)) => {}
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                    // Refused before it was buffered; its id is unknown, so it cannot be acked.
+                    tracing::error!(
+                        error = %e,
+                        max_message_size = core.config.max_message_size,
+                        max_frame_size = core.config.max_frame_size,
+                        "protocol error: incoming message over the size limit; reconnecting"
+                    );
+                    return SessionEnd::Lost(format!("protocol error: {e}"));
+                }
                 Some(Err(e)) => return SessionEnd::Lost(format!("socket error: {e}")),
                 None => return SessionEnd::Lost("socket ended".into()),
             },
@@ -421,6 +440,7 @@ fn deliver(
     payload: Box<RawValue>,
     overflow: &mut VecDeque<ServerEvent>,
 ) {
+    crate::transfer::observe(core, &method, &payload);
     let events = read(&core.events_tx).clone();
     let Some(events) = events else {
         // Nobody consumes events. While running, ack them so the server does not keep

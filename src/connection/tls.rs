@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -51,9 +52,9 @@ pub(crate) fn client_config(options: &TlsOptions) -> Result<ClientConfig> {
     let mut roots = RootCertStore::empty();
     match &options.ca_pem {
         Some(pem) => {
-            let mut reader = pem.as_slice();
             let mut added = 0;
-            for cert in rustls_pemfile::certs(&mut reader) {
+            // rustls-pemfile is unmaintained (RUSTSEC-2025-0134); pki-types has the same parser.
+            for cert in CertificateDer::pem_slice_iter(pem) {
                 let cert = cert.map_err(|e| {
                     Error::invalid("ca_certificate_pem", format!("unreadable PEM: {e}"))
                 })?;

@@ -390,6 +390,37 @@ impl Dedup {
 }
 
 /// Runs the routing tree over incoming events on per-chat conversation actors.
+///
+/// ```no_run
+/// # async fn demo() -> trueconf_bot::Result<()> {
+/// use std::time::Duration;
+/// use trueconf_bot::bot::Bot;
+/// use trueconf_bot::connection::AckMode;
+/// use trueconf_bot::dispatch::{Dispatcher, MessageContext, Overflow, Router};
+///
+/// let bot = Bot::builder("video.example.com")
+///     .token("eyJ…")
+///     .ack_mode(AckMode::AfterHandled) // at-least-once
+///     .build()?;
+/// let router = Router::new().message(|msg: MessageContext| async move {
+///     msg.reply("got it").await.map(drop)
+/// });
+/// let dispatcher = Dispatcher::builder(bot, router)
+///     .queue_capacity(128)
+///     .overflow(Overflow::DropOldest)
+///     .idle_timeout(Duration::from_secs(60))
+///     .error_handler(|update, error| async move {
+///         eprintln!("{} failed: {error}", update.method());
+///     })
+///     .build()?;
+/// let handle = dispatcher.handle(); // metrics() and shutdown()
+/// tokio::spawn(async move {
+///     let _ = tokio::signal::ctrl_c().await;
+///     handle.shutdown();
+/// });
+/// dispatcher.run().await
+/// # }
+/// ```
 pub struct Dispatcher {
     shared: Arc<Shared>,
     handle: DispatcherHandle,

@@ -70,6 +70,25 @@ enum Node {
 /// position where it was included: its routes are tried right there, before any route
 /// registered on the parent after it. A router-level [`Router::filter`] guards the whole
 /// subtree. An event no route takes is acknowledged and counted as unhandled.
+///
+/// ```
+/// use trueconf_bot::dispatch::{Filter, HandlerResult, MessageContext, Router, Text};
+///
+/// async fn ban(Text(t): Text) { let _ = t; }
+/// async fn help(msg: MessageContext) -> HandlerResult {
+///     msg.answer("/help, /ban <user>").await?;
+///     Ok(())
+/// }
+///
+/// let admins = Router::new()
+///     .filter(Filter::author_in(["root@video.example.com"]))
+///     .command("ban", ban);
+/// let router = Router::new()
+///     .include_router(admins) // tried first, for admins only
+///     .command("help", help)
+///     .message_when(Filter::text_contains("?"), help);
+/// # let _ = router;
+/// ```
 #[derive(Default)]
 pub struct Router {
     filter: Option<Filter>,

@@ -17,6 +17,38 @@ use crate::{Error, Result};
 ///
 /// Cheap to clone. Every write is atomic (a compare-and-swap on the whole record), so
 /// concurrent handlers of the same dialog never lose each other's changes.
+///
+/// In a handler, take it as a parameter: the dispatcher builds it from the event's chat and
+/// author and the `Arc<dyn Storage>` registered as a dependency.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use trueconf_bot::dispatch::{HandlerResult, MessageContext, Router, Text};
+/// use trueconf_bot::fsm::{Dialogue, StateFilter};
+///
+/// #[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// enum Quiz { Asked { answer: u32 } }
+///
+/// async fn ask(msg: MessageContext, quiz: Dialogue<Quiz>) -> HandlerResult {
+///     quiz.update(Quiz::Asked { answer: 4 }).await?;
+///     msg.answer("2 + 2 = ?").await?;
+///     Ok(())
+/// }
+///
+/// async fn check(msg: MessageContext, quiz: Dialogue<Quiz>, Text(t): Text) -> HandlerResult {
+///     if let Some(Quiz::Asked { answer }) = quiz.get().await? {
+///         let right = t.trim().parse() == Ok(answer);
+///         msg.answer(if right { "right!" } else { "no" }).await?;
+///         quiz.exit().await?;
+///     }
+///     Ok(())
+/// }
+///
+/// let router = Router::new()
+///     .command("quiz", ask)
+///     .message_in(StateFilter::<Quiz>::any(), check);
+/// # let _ = router;
+/// ```
 pub struct Dialogue<S> {
     storage: Arc<dyn Storage>,
     key: StorageKey,

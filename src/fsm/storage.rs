@@ -98,6 +98,8 @@ impl dyn Storage {
     }
 }
 
+// Used only by the SQLite and Redis backends.
+#[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
 /// A backend failure before it becomes an [`Error::Storage`].
 #[derive(Debug)]
 pub(crate) struct BackendError {
@@ -105,6 +107,7 @@ pub(crate) struct BackendError {
     pub source: BoxError,
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
 impl BackendError {
     pub fn new(transient: bool, source: impl Into<BoxError>) -> Self {
         Self {
@@ -116,6 +119,7 @@ impl BackendError {
 
 /// Runs `op` with bounded exponential retries of transient failures, and turns the final
 /// failure into an [`Error::Storage`] naming `what` and `target` (usually the key).
+#[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
 pub(crate) async fn with_retry<T, F, Fut>(
     backend: &'static str,
     what: &'static str,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::bot::core::{Core, write};
 use crate::connection::{ConnectionActor, ConnectionState, Failure, FailureKind};
 use crate::router::{RouterActor, RouterArgs};
+use crate::transfer::TransferActor;
 
 /// Messages of the [`Supervisor`] (it only reacts to supervision events).
 #[derive(Debug)]
@@ -25,6 +26,7 @@ pub(crate) struct SupState {
     core: Arc<Core>,
     connection: ActorCell,
     router: ActorCell,
+    transfer: ActorCell,
     restarts: VecDeque<Instant>,
 }
 
@@ -32,6 +34,7 @@ pub(crate) struct SupState {
 enum Child {
     Connection,
     Router,
+    Transfer,
 }
 
 async fn spawn_child(
@@ -44,6 +47,11 @@ async fn spawn_child(
             let (r, _) =
                 Actor::spawn_linked(None, ConnectionActor, core.clone(), myself.get_cell()).await?;
             *write(&core.connection) = Some(r.clone());
+            r.get_cell()
+        }
+        Child::Transfer => {
+            let (r, _) =
+                Actor::spawn_linked(None, TransferActor, core.clone(), myself.get_cell()).await?;
             r.get_cell()
         }
         Child::Router => {
@@ -74,9 +82,11 @@ impl Actor for Supervisor {
         // The router first, so the connection always has someone to report lost sockets to.
         let router = spawn_child(&core, Child::Router, &myself).await?;
         let connection = spawn_child(&core, Child::Connection, &myself).await?;
+        let transfer = spawn_child(&core, Child::Transfer, &myself).await?;
         Ok(SupState {
             core,
             connection,
+            transfer,
             router,
             restarts: VecDeque::new(),
         })
@@ -100,6 +110,8 @@ impl Actor for Supervisor {
             Child::Connection
         } else if cell.get_id() == state.router.get_id() {
             Child::Router
+        } else if cell.get_id() == state.transfer.get_id() {
+            Child::Transfer
         } else {
             return Ok(());
         };
@@ -140,6 +152,7 @@ impl Actor for Supervisor {
         match child {
             Child::Connection => state.connection = cell,
             Child::Router => state.router = cell,
+            Child::Transfer => state.transfer = cell,
         }
         Ok(())
     }

@@ -41,6 +41,7 @@
 
 mod jwt;
 mod load;
+mod pattern;
 mod server;
 mod state;
 
@@ -62,6 +63,7 @@ use tokio::time::Instant;
 use crate::error::{ApiErrorCode, Error, Result};
 
 pub use load::{LoadReport, LoadSpec};
+pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
 
 /// An account known to the emulator.
 #[derive(Clone)]
@@ -227,6 +229,15 @@ pub(crate) struct Inner {
     password_login: AtomicBool,
     drop_after: AtomicU64,
     delay_us: AtomicU64,
+    /// Downloads: cut the next one after this many bytes (one-shot; `u64::MAX` = off).
+    cut_download: AtomicU64,
+    /// Downloads: stall every one after this many bytes (`u64::MAX` = off).
+    stall_download: AtomicU64,
+    /// Downloads: answer `Range` requests with the whole file (200), as servers without range
+    /// support do.
+    ignore_ranges: AtomicBool,
+    /// The `Range` header of every file download request.
+    download_ranges: Mutex<Vec<Option<String>>>,
     refuse_until: Mutex<Option<Instant>>,
     web_tokens: Mutex<HashMap<String, String>>,
     auth_codes: Mutex<HashMap<String, String>>,
@@ -313,6 +324,24 @@ fn api(method: &'static str, code: u16) -> Error {
 }
 
 /// A running emulator. Dropping it stops the server.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> trueconf_bot::Result<()> {
+/// use trueconf_bot::testkit::{Sim, SimConfig};
+///
+/// let sim = Sim::start(SimConfig::default()).await?;
+/// // Point a bot at it: plain HTTP/WS on 127.0.0.1, a ready-made token.
+/// let (port, token) = (sim.addr().port(), sim.bot_token());
+/// let alice = sim.user("alice");
+/// let team = sim.create_group(&alice, "Team", &["bot", "bob"]).await;
+/// assert_eq!(sim.chat_title(&team).as_deref(), Some("Team"));
+/// assert_eq!(sim.participants(&team).len(), 3); // alice (the owner), the bot and bob
+/// // Faults for resilience tests: drop sockets, delay responses, fail a method.
+/// sim.faults().fail_method("sendMessage", 304, Some(1));
+/// # let _ = (port, token);
+/// # Ok(()) }
+/// ```
 pub struct Sim {
     inner: Arc<Inner>,
     handle: axum_server::Handle<SocketAddr>,
@@ -362,6 +391,10 @@ impl Sim {
             next_conn: AtomicU64::new(1),
             drop_after: AtomicU64::new(0),
             delay_us: AtomicU64::new(0),
+            cut_download: AtomicU64::new(u64::MAX),
+            stall_download: AtomicU64::new(u64::MAX),
+            download_ranges: Mutex::new(Vec::new()),
+            ignore_ranges: AtomicBool::new(false),
             refuse_until: Mutex::new(None),
             web_tokens: Mutex::new(HashMap::new()),
             auth_codes: Mutex::new(HashMap::new()),
@@ -598,9 +631,34 @@ impl Sim {
         self.inner.lock().chats.contains_key(chat)
     }
 
-    /// Contents of a stored file.
+    /// Contents of a stored file (pattern files are generated in full: mind their size).
     pub fn file_bytes(&self, file_id: &str) -> Option<Bytes> {
-        self.inner.lock().files.get(file_id).map(|f| f.data.clone())
+        self.inner
+            .lock()
+            .files
+            .get(file_id)
+            .map(|f| f.data.to_bytes())
+    }
+
+    /// The `Range` header (if any) of every file download request so far, in order.
+    pub fn download_ranges(&self) -> Vec<Option<String>> {
+        lock(&self.inner.download_ranges).clone()
+    }
+
+    /// What the emulator stored for a file: name, MIME type, size and preview.
+    pub fn file_info(&self, file_id: &str) -> Option<SimFile> {
+        let st = self.inner.lock();
+        let f = st.files.get(file_id)?;
+        Some(SimFile {
+            name: f.name.clone(),
+            mime: f.mime.clone(),
+            size: f.data.len(),
+            pattern: matches!(f.data, pattern::Blob::Pattern(_)),
+            preview: f
+                .preview
+                .as_ref()
+                .map(|(n, m, d)| (n.clone(), m.clone(), d.clone())),
+        })
     }
 
     /// Counters (pushed / acked / re-delivered events, connections).
@@ -754,6 +812,13 @@ impl Faults {
             .send_all(|| state::Out::Text(r#"{"type":1,"id":"#.to_owned()));
     }
 
+    /// Sends `text` verbatim as one WebSocket text frame to every authenticated connection
+    /// (bad-input tests: wrong types, unknown response ids, huge or deeply nested frames).
+    pub fn send_raw_frame(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.inner.send_all(|| state::Out::Text(text.clone()));
+    }
+
     /// Pushes an event with an unknown method to every authenticated connection (it must be
     /// acked like any other).
     pub fn send_unknown_event(&self, method: &str, payload: Value) {
@@ -784,9 +849,31 @@ impl Faults {
             .insert(method.to_owned(), (code, times));
     }
 
+    /// Cuts the next file download (connection aborted) after `bytes` body bytes; one-shot.
+    pub fn cut_next_download_after(&self, bytes: u64) {
+        self.inner.cut_download.store(bytes, Relaxed);
+    }
+
+    /// Makes every file download stop sending after `bytes` body bytes (the connection stays
+    /// open) until [`Faults::clear`]; `None` disarms.
+    pub fn stall_downloads_after(&self, bytes: Option<u64>) {
+        self.inner
+            .stall_download
+            .store(bytes.unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Makes file downloads ignore `Range` headers and send the whole file, as a server without
+    /// range support would.
+    pub fn ignore_download_ranges(&self, on: bool) {
+        self.inner.ignore_ranges.store(on, Relaxed);
+    }
+
     /// Removes every injected method failure and the response delay.
     pub fn clear(&self) {
+        self.ignore_download_ranges(false);
         self.inner.lock().failures.clear();
+        self.stall_downloads_after(None);
+        self.inner.cut_download.store(u64::MAX, Relaxed);
         self.delay_responses(Duration::ZERO);
         self.drop_after_frames(0);
         *lock(&self.inner.refuse_until) = None;
@@ -800,6 +887,21 @@ pub struct SentFile {
     pub message_id: String,
     /// Permanent file id (for `getFileInfo`).
     pub file_id: String,
+}
+
+/// A stored file as the emulator sees it ([`Sim::file_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFile {
+    /// File name.
+    pub name: String,
+    /// MIME type: the `Content-Type` of the uploaded `file` part.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether it is stored as generated [`pattern`] content rather than bytes.
+    pub pattern: bool,
+    /// The `preview` part: file name, MIME type, bytes.
+    pub preview: Option<(String, String, Bytes)>,
 }
 
 /// A file a scripted user is still uploading (`readyState` 1).
@@ -821,6 +923,14 @@ impl Upload {
         self.inner
             .lock()
             .file_progress(&self.file.file_id, received, false);
+    }
+
+    /// Abandons the upload: the file becomes NOT_AVAILABLE (`readyState` 0).
+    pub fn fail(&self) {
+        if let Some(f) = self.inner.lock().files.get_mut(&self.file.file_id) {
+            f.ready = 0;
+        }
+        self.inner.notify.notify_waiters();
     }
 
     /// Completes the upload: the file becomes READY and subscribers get a final progress event.
@@ -940,7 +1050,7 @@ impl SimUser {
         name: &str,
         data: impl Into<Bytes>,
     ) -> Result<SentFile> {
-        self.upload(chat, name, data.into(), true)
+        self.upload(chat, name, Into::<Bytes>::into(data), true)
     }
 
     /// Posts a file that is still UPLOADING; drive it with [`Upload::progress`] and
@@ -951,14 +1061,27 @@ impl SimUser {
         name: &str,
         data: impl Into<Bytes>,
     ) -> Result<Upload> {
-        let file = self.upload(chat, name, data.into(), false)?;
+        let file = self.upload(chat, name, Into::<Bytes>::into(data), false)?;
         Ok(Upload {
             inner: self.inner.clone(),
             file,
         })
     }
 
-    fn upload(&self, chat: &str, name: &str, data: Bytes, ready: bool) -> Result<SentFile> {
+    /// Posts a READY file of `len` generated [`pattern`] bytes, stored without holding them in
+    /// memory (for large-download tests).
+    pub async fn upload_pattern_file(&self, chat: &str, name: &str, len: u64) -> Result<SentFile> {
+        self.upload(chat, name, pattern::Blob::Pattern(len), true)
+    }
+
+    fn upload(
+        &self,
+        chat: &str,
+        name: &str,
+        data: impl Into<pattern::Blob>,
+        ready: bool,
+    ) -> Result<SentFile> {
+        let data = data.into();
         let mime = mime_of(name);
         self.run("sendFile", |st| {
             st.role_check(chat, &self.login)?;

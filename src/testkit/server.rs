@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Inner;
+use super::pattern::{self, Blob};
 use super::state::{E_BAD_PAYLOAD, Out, uuid};
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
@@ -208,7 +209,7 @@ async fn upload(
     let mut file = None;
     let mut preview = None;
     loop {
-        let part = match multipart.next_field().await {
+        let mut part = match multipart.next_field().await {
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(e) => return bad(&format!("malformed multipart body: {e}")),
@@ -219,13 +220,38 @@ async fn upload(
             .content_type()
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let data = match part.bytes().await {
-            Ok(d) => d,
-            Err(e) => return bad(&format!("malformed multipart body: {e}")),
-        };
         match name.as_str() {
-            "file" => file = Some((mime, data)),
-            "preview" => preview = Some((file_name, mime, data)),
+            "file" => {
+                // Content that is the testkit pattern is kept as its length only, so tests can
+                // push gigabytes through; anything else is kept as received.
+                let mut held: Vec<Bytes> = Vec::new();
+                let (mut len, mut is_pattern) = (0u64, true);
+                loop {
+                    let chunk = match part.chunk().await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => return bad(&format!("malformed multipart body: {e}")),
+                    };
+                    if is_pattern && !pattern::is_pattern(len, &chunk) {
+                        is_pattern = false;
+                        held.push(pattern::pattern(0, len as usize));
+                    }
+                    len += chunk.len() as u64;
+                    if !is_pattern {
+                        held.push(chunk);
+                    }
+                }
+                let blob = if is_pattern {
+                    Blob::Pattern(len)
+                } else {
+                    Blob::Mem(held.concat().into())
+                };
+                file = Some((mime, blob));
+            }
+            "preview" => match part.bytes().await {
+                Ok(d) => preview = Some((file_name, mime, d)),
+                Err(e) => return bad(&format!("malformed multipart body: {e}")),
+            },
             other => return bad(&format!("unexpected multipart part {other:?}")),
         }
     }
@@ -248,6 +274,11 @@ async fn download(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    lock(&inner.download_ranges).push(range_header);
     let found = {
         let st = inner.lock();
         st.files.get(&id).and_then(|f| {
@@ -256,7 +287,10 @@ async fn download(
             }
             match what.as_str() {
                 "download" if f.ready == 2 => Some((f.mime.clone(), f.data.clone())),
-                "preview" => f.preview.as_ref().map(|(_, m, d)| (m.clone(), d.clone())),
+                "preview" => f
+                    .preview
+                    .as_ref()
+                    .map(|(_, m, d)| (m.clone(), Blob::Mem(d.clone()))),
                 _ => None,
             }
         })
@@ -264,26 +298,73 @@ async fn download(
     let Some((mime, data)) = found else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let len = data.len() as u64;
+    let len = data.len();
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !inner.ignore_ranges.load(Relaxed))
         .map(|r| parse_range(r, len));
     let builder = Response::builder()
         .header(header::CONTENT_TYPE, mime)
         .header(header::ACCEPT_RANGES, "bytes");
-    let resp = match range {
-        None => builder.status(StatusCode::OK).body(Body::from(data)),
-        Some(Some((start, end))) => builder
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-            .body(Body::from(data.slice(start as usize..=end as usize))),
-        Some(None) => builder
-            .status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-            .body(Body::empty()),
+    let (builder, start, end) = match range {
+        None => (builder.status(StatusCode::OK), 0, len),
+        Some(Some((start, end))) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}")),
+            start,
+            end + 1,
+        ),
+        Some(None) => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
     };
-    resp.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    let cut = inner.cut_download.swap(u64::MAX, Relaxed);
+    let stall = inner.stall_download.load(Relaxed);
+    let stream = body_stream(data, start, end, cut, stall);
+    builder
+        .header(header::CONTENT_LENGTH, end - start)
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The bytes `start..end` of `data`; the connection is aborted after `cut` bytes, or the body
+/// stops (connection left open) after `stall` bytes.
+fn body_stream(
+    data: Blob,
+    start: u64,
+    end: u64,
+    cut: u64,
+    stall: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let limit = cut.min(stall);
+    futures_util::stream::unfold(
+        Some((data.chunks(start, end), 0u64)),
+        move |st| async move {
+            let (mut chunks, sent) = st?;
+            if sent >= limit {
+                if sent >= cut {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "download cut by fault injection",
+                    );
+                    return Some((Err(e), None));
+                }
+                std::future::pending::<()>().await;
+            }
+            let mut chunk = chunks.next()?;
+            if sent + chunk.len() as u64 > limit {
+                chunk = chunk.slice(..(limit - sent) as usize);
+            }
+            let sent = sent + chunk.len() as u64;
+            Some((Ok(chunk), Some((chunks, sent))))
+        },
+    )
 }
 
 /// One `bytes=` range, inclusive; `None` when it cannot be satisfied.

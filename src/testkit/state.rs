@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use super::load::LoadRun;
+use super::pattern::Blob;
 use super::{RecordedRequest, SimStats, UploadLimits};
 
 /// Chat types (§10.3).
@@ -111,7 +112,7 @@ struct MsgRec {
 pub(crate) struct FileRec {
     pub(crate) name: String,
     pub(crate) mime: String,
-    pub(crate) data: Bytes,
+    pub(crate) data: Blob,
     pub(crate) ready: u8,
     pub(crate) received: u64,
     pub(crate) token: String,
@@ -123,7 +124,7 @@ pub(crate) struct TempFile {
     owner: String,
     name: String,
     mime: String,
-    data: Bytes,
+    data: Blob,
     preview: Option<(String, String, Bytes)>,
 }
 
@@ -954,7 +955,7 @@ impl State {
         } else {
             "image/jpeg"
         };
-        let fid = self.store_file(name, mime, data, true);
+        let fid = self.store_file(name, mime, data.into(), true);
         let url = self
             .files
             .get(&fid)
@@ -1026,15 +1027,9 @@ impl State {
     }
 
     /// Stores a finished user upload as a permanent file (ready or still uploading).
-    pub(crate) fn store_file(
-        &mut self,
-        name: &str,
-        mime: &str,
-        data: Bytes,
-        ready: bool,
-    ) -> String {
+    pub(crate) fn store_file(&mut self, name: &str, mime: &str, data: Blob, ready: bool) -> String {
         let id = hex40();
-        let size = data.len() as u64;
+        let size = data.len();
         self.files.insert(
             id.clone(),
             FileRec {
@@ -1071,10 +1066,10 @@ impl State {
         let Some(f) = self.files.get_mut(file_id) else {
             return;
         };
-        f.received = received.min(f.data.len() as u64);
+        f.received = received.min(f.data.len());
         if ready {
             f.ready = 2;
-            f.received = f.data.len() as u64;
+            f.received = f.data.len();
         }
         let payload: Arc<str> = json!({ "fileId": file_id, "progress": f.received })
             .to_string()
@@ -1493,7 +1488,7 @@ impl State {
                     return Err(E_NO_FILE);
                 }
                 let t = self.temporal.remove(tmp).ok_or(E_NO_FILE)?;
-                self.set_avatar(me, chat, &t.name, t.data, ex)?;
+                self.set_avatar(me, chat, &t.name, t.data.to_bytes(), ex)?;
                 Ok(json!({}))
             }
             "clearHistory" => {
@@ -1589,11 +1584,11 @@ impl State {
         &mut self,
         task: &str,
         mime: String,
-        data: Bytes,
+        data: Blob,
         preview: Option<(String, String, Bytes)>,
     ) -> Result<String, &'static str> {
         let t = self.tasks.get(task).ok_or("unknown Upload-Task-Id")?;
-        if t.size != data.len() as u64 {
+        if t.size != data.len() {
             return Err("file part size differs from uploadFile.fileSize");
         }
         let t = self.tasks.remove(task).ok_or("unknown Upload-Task-Id")?;

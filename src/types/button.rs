@@ -320,6 +320,21 @@ fn ascii_len(field: &'static str, value: &str, min: usize, max: usize) -> Result
 }
 
 /// An inline keyboard: rows of buttons (`content.buttons`).
+///
+/// ```
+/// use trueconf_bot::types::{Button, InlineKeyboard};
+///
+/// let keyboard = InlineKeyboard::builder()
+///     .row([
+///         Button::command("Approve", "/approve").custom_data("ticket=42"),
+///         Button::command("Reject", "/reject").wait_reply(true),
+///     ])
+///     .button(Button::url("https://example.com/ticket/42").label("Open ticket"))
+///     .build()?; // checks the limits and every button
+/// assert_eq!(keyboard.len(), 3);
+/// // send it with `bot.send_message(chat, text).buttons(keyboard)`
+/// # Ok::<(), trueconf_bot::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct InlineKeyboard(pub Vec<Vec<Button>>);
