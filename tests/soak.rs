@@ -130,6 +130,7 @@ async fn soak_with_churning_chats_and_a_flapping_socket() {
             window: 200,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            rate: None,
         };
         chats += u64::from(spec.chats);
         let report = sim.run_load(spec).await.unwrap();
