@@ -614,7 +614,7 @@ async fn avatars_are_uploaded_then_set() {
     let group = env.sim.create_group(&env.alice, "team", &["bot"]).await;
     env.alice.set_role(&group, "bot", "admin").await.unwrap();
     env.bot
-        .set_chat_avatar(
+        .edit_chat_avatar(
             &group,
             InputFile::bytes("logo.png", vec![0x89, b'P', b'N', b'G']),
         )
