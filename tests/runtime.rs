@@ -887,7 +887,7 @@ async fn every_method_sends_the_official_payload_and_decodes_the_response() -> R
     .await;
     check(
         &srv,
-        bot.edit_chat_avatar(group, "c0ffee00-1234-4abc-9def-0123456789ab"),
+        bot.edit_chat_avatar_uploaded(group, "c0ffee00-1234-4abc-9def-0123456789ab"),
         "editChatAvatar",
         &[],
     )
@@ -1265,7 +1265,7 @@ mod sim {
         assert_eq!(title.chat_id, group);
         assert_eq!(sim.chat_title(&group).as_deref(), Some("Support (EU)"));
         let tmp = upload(&sim, &bot, "avatar.png", b"\x89PNG fake").await;
-        bot.edit_chat_avatar(&group, &tmp).await?;
+        bot.edit_chat_avatar_uploaded(&group, &tmp).await?;
         assert_eq!(
             last(&sim, "editChatAvatar"),
             json!({"chatId": group, "temporalFileId": tmp})

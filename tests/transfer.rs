@@ -614,7 +614,7 @@ async fn avatars_are_uploaded_then_set() {
     let group = env.sim.create_group(&env.alice, "team", &["bot"]).await;
     env.alice.set_role(&group, "bot", "admin").await.unwrap();
     env.bot
-        .set_chat_avatar(
+        .edit_chat_avatar(
             &group,
             InputFile::bytes("logo.png", vec![0x89, b'P', b'N', b'G']),
         )
@@ -771,7 +771,8 @@ async fn round_trip(env: &Env, len: u64) -> Result<(f64, f64)> {
 }
 
 /// Uploads and downloads a generated file (64 MiB; 1 GiB with `TRUECONF_BIG_TRANSFER=1`) and
-/// checks that peak memory grows by less than 64 MiB per GiB moved.
+/// checks that peak memory grows by less than 64 MiB per GiB moved (at least 16 MiB, so the
+/// small CI run is not at the mercy of allocator noise; a buffered 64 MiB file still fails it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_while_moving_a_large_file() {
     let env = env_with(Gate::Alone(GATE.write().await)).await;
@@ -791,7 +792,7 @@ async fn memory_stays_flat_while_moving_a_large_file() {
     let (up, down) = round_trip(&env, len).await.unwrap();
     let peak = status_kib("VmHWM:");
     let growth_mib = peak.saturating_sub(base) as f64 / 1024.0;
-    let budget_mib = 64.0 * len as f64 / (1u64 << 30) as f64;
+    let budget_mib = (64.0 * len as f64 / (1u64 << 30) as f64).max(16.0);
     eprintln!(
         "moved {} MiB: upload {up:.0} MiB/s, download {down:.0} MiB/s, peak RSS growth {growth_mib:.1} MiB (budget {budget_mib:.0} MiB)",
         len >> 20

@@ -42,8 +42,9 @@ impl Bot {
     }
 
     /// Uploads an image and makes it the chat's avatar (`uploadFile`, the HTTP upload, then
-    /// `editChatAvatar`; [`Bot::edit_chat_avatar`] takes an already uploaded image).
-    pub async fn set_chat_avatar(
+    /// `editChatAvatar`), as the official client's `edit_chat_avatar`;
+    /// [`Bot::edit_chat_avatar_uploaded`] takes an already uploaded image.
+    pub async fn edit_chat_avatar(
         &self,
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,

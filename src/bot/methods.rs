@@ -194,8 +194,9 @@ impl Bot {
         self.execute(EditChatTitle::new(chat_id, title))
     }
 
-    /// `editChatAvatar` with an image uploaded beforehand (`temporal_file_id`).
-    pub fn edit_chat_avatar(
+    /// `editChatAvatar` with an image uploaded beforehand (`temporal_file_id`);
+    /// [`Bot::edit_chat_avatar`] uploads the image itself.
+    pub fn edit_chat_avatar_uploaded(
         &self,
         chat_id: impl Into<String>,
         temporal_file_id: impl Into<String>,

@@ -13,7 +13,7 @@
 //!   cached per connection, and the semaphore that bounds concurrent transfers.
 //!
 //! The user-facing calls are methods of [`Bot`]: [`Bot::send_document`],
-//! [`Bot::send_photo`], [`Bot::send_sticker`], [`Bot::set_chat_avatar`],
+//! [`Bot::send_photo`], [`Bot::send_sticker`], [`Bot::edit_chat_avatar`],
 //! [`Bot::download_file_by_id`] and [`Bot::file_progress`].
 //!
 //! ```no_run
