@@ -12,7 +12,8 @@
 //! Memory per conversation is therefore bounded by its capacity under every policy.
 //!
 //! A conversation with nothing to do for the idle timeout stops and is forgotten; the next
-//! event for its chat spawns a fresh one. Anything that must survive that (dialog state)
+//! event for its chat spawns a fresh one. One sweeper in the manager finds them (a per-actor
+//! timer would cost every idle conversation a task of its own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
 
 use std::collections::VecDeque;
@@ -113,6 +114,8 @@ struct MailboxState<J> {
     /// A `Drain` message is pending in the actor's (unbounded) ractor mailbox or being
     /// handled; keeping it to at most one is what keeps that mailbox bounded.
     scheduled: bool,
+    /// When the queue last became empty; the manager's sweep evicts on it.
+    last_active: Instant,
 }
 
 struct Mailbox<J> {
@@ -130,14 +133,14 @@ impl<J> Mailbox<J> {
 
 struct Conv<J> {
     mailbox: Arc<Mailbox<J>>,
-    actor: ActorRef<ConvMsg>,
+    actor: ActorRef<Drain>,
 }
 
 struct PoolInner<J> {
     map: DashMap<Lane, Conv<J>>,
     config: LaneConfig,
     worker: Worker<J>,
-    manager: OnceLock<ActorRef<()>>,
+    manager: OnceLock<ActorRef<Sweep>>,
     in_flight: AtomicUsize,
     all_done: Notify,
 }
@@ -225,7 +228,7 @@ impl<J: Send + 'static> ConversationPool<J> {
                     self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
                     if !mb.scheduled {
                         mb.scheduled = true;
-                        if conv.actor.send_message(ConvMsg::Drain).is_err() {
+                        if conv.actor.send_message(Drain).is_err() {
                             // The actor died between lookups; the supervisor removes it.
                             // Put the lane back into a state the next push can repair.
                             mb.scheduled = false;
@@ -272,13 +275,13 @@ impl<J: Send + 'static> ConversationPool<J> {
             .ok_or_else(|| "the conversation manager is not running".to_string())?;
         let mailbox = Arc::new(Mailbox {
             state: Mutex::new(MailboxState {
-                queue: VecDeque::with_capacity(4),
+                queue: VecDeque::new(),
                 scheduled: false,
+                last_active: Instant::now(),
             }),
             space: Notify::new(),
         });
-        let args = ConvArgs {
-            lane: lane.clone(),
+        let args = ConvState {
             mailbox: mailbox.clone(),
             pool: Arc::downgrade(&self.inner),
         };
@@ -319,103 +322,53 @@ impl<J: Send + 'static> ConversationPool<J> {
     }
 }
 
+/// Run the next queued item: the only message a conversation actor gets.
 #[derive(Debug)]
-enum ConvMsg {
-    /// Run the next queued item.
-    Drain,
-    /// Check whether the conversation has been idle long enough to stop.
-    IdleCheck,
-}
-
-struct ConvArgs<J> {
-    lane: Lane,
-    mailbox: Arc<Mailbox<J>>,
-    pool: std::sync::Weak<PoolInner<J>>,
-}
+struct Drain;
 
 struct ConvState<J> {
-    lane: Lane,
     mailbox: Arc<Mailbox<J>>,
     pool: std::sync::Weak<PoolInner<J>>,
-    last_active: Instant,
-    timer_pending: bool,
 }
 
 struct ConversationActor<J>(PhantomData<fn() -> J>);
 
 impl<J: Send + 'static> Actor for ConversationActor<J> {
-    type Msg = ConvMsg;
+    type Msg = Drain;
     type State = ConvState<J>;
-    type Arguments = ConvArgs<J>;
+    type Arguments = ConvState<J>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<ConvMsg>,
-        args: ConvArgs<J>,
+        _myself: ActorRef<Drain>,
+        state: ConvState<J>,
     ) -> Result<ConvState<J>, ActorProcessingErr> {
-        Ok(ConvState {
-            lane: args.lane,
-            mailbox: args.mailbox,
-            pool: args.pool,
-            last_active: Instant::now(),
-            timer_pending: false,
-        })
+        Ok(state)
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<ConvMsg>,
-        msg: ConvMsg,
+        myself: ActorRef<Drain>,
+        _: Drain,
         state: &mut ConvState<J>,
     ) -> Result<(), ActorProcessingErr> {
         let Some(pool) = state.pool.upgrade() else {
             myself.stop(None);
             return Ok(());
         };
-        match msg {
-            ConvMsg::Drain => {
-                let job = state.mailbox.lock().queue.pop_front();
-                if let Some(job) = job {
-                    state.mailbox.space.notify_one();
-                    (pool.worker)(job).await;
-                    pool.done_one();
-                }
-                state.last_active = Instant::now();
-                let mut mb = state.mailbox.lock();
-                if mb.queue.is_empty() {
-                    mb.scheduled = false;
-                    drop(mb);
-                    if !state.timer_pending {
-                        state.timer_pending = true;
-                        myself.send_after(pool.config.idle_timeout, || ConvMsg::IdleCheck);
-                    }
-                } else {
-                    drop(mb);
-                    let _ = myself.send_message(ConvMsg::Drain);
-                }
-            }
-            ConvMsg::IdleCheck => {
-                state.timer_pending = false;
-                let idle_for = state.last_active.elapsed();
-                let timeout = pool.config.idle_timeout;
-                if idle_for < timeout {
-                    state.timer_pending = true;
-                    myself.send_after(timeout - idle_for, || ConvMsg::IdleCheck);
-                    return Ok(());
-                }
-                // Removal happens under the map's shard lock, which `push` also holds while
-                // queueing, so no event can slip into a conversation being evicted.
-                let removed = pool.map.remove_if(&state.lane, |_, conv| {
-                    Arc::ptr_eq(&conv.mailbox, &state.mailbox) && {
-                        let mb = conv.mailbox.lock();
-                        mb.queue.is_empty() && !mb.scheduled
-                    }
-                });
-                if removed.is_some() {
-                    tracing::trace!(lane = %state.lane, "idle conversation stopped");
-                    myself.stop(Some("idle".into()));
-                }
-            }
+        let job = state.mailbox.lock().queue.pop_front();
+        if let Some(job) = job {
+            state.mailbox.space.notify_one();
+            (pool.worker)(job).await;
+            pool.done_one();
+        }
+        let mut mb = state.mailbox.lock();
+        if mb.queue.is_empty() {
+            mb.scheduled = false;
+            mb.last_active = Instant::now();
+        } else {
+            drop(mb);
+            let _ = myself.send_message(Drain);
         }
         Ok(())
     }
@@ -425,22 +378,59 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
 /// of its chat starts a fresh one; the other chats never notice.
 struct Manager<J>(PhantomData<fn() -> J>);
 
+/// The manager's one message: evict the conversations idle for the timeout.
+#[derive(Debug)]
+struct Sweep;
+
 impl<J: Send + 'static> Actor for Manager<J> {
-    type Msg = ();
+    type Msg = Sweep;
     type State = std::sync::Weak<PoolInner<J>>;
     type Arguments = std::sync::Weak<PoolInner<J>>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<()>,
+        myself: ActorRef<Sweep>,
         pool: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        if let Some(p) = pool.upgrade() {
+            // An idle conversation goes between one and one and a half timeouts after its
+            // last event.
+            let period = (p.config.idle_timeout / 2).max(Duration::from_millis(1));
+            myself.send_interval(period, || Sweep);
+        }
         Ok(pool)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Sweep>,
+        _: Sweep,
+        pool: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(pool) = pool.upgrade() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let timeout = pool.config.idle_timeout;
+        // `retain` holds each shard's lock, which `push` also holds while queueing, so no
+        // event can slip into a conversation being evicted.
+        pool.map.retain(|lane, conv| {
+            let mb = conv.mailbox.lock();
+            let idle = mb.queue.is_empty()
+                && !mb.scheduled
+                && now.saturating_duration_since(mb.last_active) >= timeout;
+            if idle {
+                tracing::trace!(%lane, "idle conversation stopped");
+                conv.actor.stop(Some("idle".into()));
+            }
+            !idle
+        });
+        Ok(())
     }
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<()>,
+        _myself: ActorRef<Sweep>,
         event: SupervisionEvent,
         pool: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {

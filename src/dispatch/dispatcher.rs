@@ -201,7 +201,8 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How long an idle conversation lives (default 5 minutes).
+    /// How long an idle conversation lives (default 5 minutes). A sweep every half timeout
+    /// stops it, so it goes between one and one and a half timeouts after its last event.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.lanes.idle_timeout = timeout;
         self
