@@ -11,9 +11,11 @@
 //! "drain" message pending. What happens when a queue is full is the [`Overflow`] policy.
 //! Memory per conversation is therefore bounded by its capacity under every policy.
 //!
-//! A conversation with nothing to do for the idle timeout stops and is forgotten; the next
-//! event for its chat spawns a fresh one. One sweeper in the manager finds them (a per-actor
-//! timer would cost every idle conversation a task of its own). Anything that must survive that (dialog state)
+//! A conversation with nothing to do for [`LaneConfig::hibernate_after`] hibernates: its actor
+//! stops and only a small record (the empty queue and its last activity) stays; the next event
+//! starts a new actor for it. After the idle timeout the record goes too. One sweeper in the
+//! manager finds both (a per-actor timer would cost every idle conversation a task of its
+//! own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
 
 use std::collections::VecDeque;
@@ -76,8 +78,12 @@ pub struct LaneConfig {
     pub capacity: usize,
     /// What a full queue does.
     pub overflow: Overflow,
-    /// How long a conversation with nothing to do lives before it stops.
+    /// How long a conversation with nothing to do lives before it stops and is forgotten.
     pub idle_timeout: Duration,
+    /// How long a conversation with nothing to do keeps its actor. After that only a small
+    /// record of it stays (until `idle_timeout`) and its next event starts a new actor, which
+    /// costs a few microseconds; an actor costs a few KiB of memory.
+    pub hibernate_after: Duration,
 }
 
 impl Default for LaneConfig {
@@ -86,6 +92,7 @@ impl Default for LaneConfig {
             capacity: 64,
             overflow: Overflow::Reject,
             idle_timeout: Duration::from_secs(300),
+            hibernate_after: Duration::from_secs(5),
         }
     }
 }
@@ -133,7 +140,8 @@ impl<J> Mailbox<J> {
 
 struct Conv<J> {
     mailbox: Arc<Mailbox<J>>,
-    actor: ActorRef<Drain>,
+    /// `None` while hibernating.
+    actor: Option<ActorRef<Drain>>,
 }
 
 struct PoolInner<J> {
@@ -143,6 +151,7 @@ struct PoolInner<J> {
     manager: OnceLock<ActorRef<Sweep>>,
     in_flight: AtomicUsize,
     all_done: Notify,
+    hibernating: AtomicUsize,
 }
 
 impl<J> PoolInner<J> {
@@ -178,6 +187,7 @@ impl<J: Send + 'static> ConversationPool<J> {
                 manager: OnceLock::new(),
                 in_flight: AtomicUsize::new(0),
                 all_done: Notify::new(),
+                hibernating: AtomicUsize::new(0),
             }),
         }
     }
@@ -204,6 +214,11 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.map.len()
     }
 
+    /// Of the live conversations, those hibernating (no actor until their next event).
+    pub(crate) fn hibernating(&self) -> usize {
+        self.inner.hibernating.load(Ordering::Acquire)
+    }
+
     /// Items queued or running across all conversations.
     pub(crate) fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
@@ -215,27 +230,56 @@ impl<J: Send + 'static> ConversationPool<J> {
         let mut job = job;
         loop {
             let mailbox = {
-                let conv = match self.inner.map.entry(lane.clone()) {
+                let mut conv = match self.inner.map.entry(lane.clone()) {
                     Entry::Occupied(o) => o.into_ref(),
-                    Entry::Vacant(v) => match self.spawn(&lane) {
-                        Ok(conv) => v.insert(conv),
-                        Err(e) => return Pushed::Failed(job, e),
-                    },
+                    Entry::Vacant(v) => {
+                        // Born hibernating: the actor starts below, like a woken one's.
+                        self.inner.hibernating.fetch_add(1, Ordering::AcqRel);
+                        v.insert(Conv {
+                            mailbox: Arc::new(Mailbox {
+                                state: Mutex::new(MailboxState {
+                                    queue: VecDeque::new(),
+                                    scheduled: false,
+                                    last_active: Instant::now(),
+                                }),
+                                space: Notify::new(),
+                            }),
+                            actor: None,
+                        })
+                    }
                 };
-                let mut mb = conv.mailbox.lock();
+                let Conv { mailbox, actor } = &mut *conv;
+                let mut mb = mailbox.lock();
                 if mb.queue.len() < self.inner.config.capacity {
-                    mb.queue.push_back(job);
-                    self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
                     if !mb.scheduled {
+                        // Not scheduled means not running either, so a new actor cannot
+                        // overlap the one that hibernated.
+                        let actor = match actor {
+                            Some(a) => a,
+                            None => match self.spawn(&lane, mailbox) {
+                                Ok(a) => {
+                                    self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+                                    actor.insert(a)
+                                }
+                                // The record stays, hibernating, until the sweep evicts it.
+                                Err(e) => return Pushed::Failed(job, e),
+                            },
+                        };
                         mb.scheduled = true;
-                        if conv.actor.send_message(Drain).is_err() {
+                        mb.queue.push_back(job);
+                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                        if actor.send_message(Drain).is_err() {
                             // The actor died between lookups; the supervisor removes it.
                             // Put the lane back into a state the next push can repair.
                             mb.scheduled = false;
                             let back = mb.queue.pop_back();
                             drop(mb);
                             drop(conv);
-                            self.inner.map.remove(&lane);
+                            if let Some((_, c)) = self.inner.map.remove(&lane)
+                                && c.actor.is_none()
+                            {
+                                self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+                            }
                             match back {
                                 Some(j) => {
                                     self.inner.done_one();
@@ -245,6 +289,9 @@ impl<J: Send + 'static> ConversationPool<J> {
                                 None => return Pushed::Queued,
                             }
                         }
+                    } else {
+                        mb.queue.push_back(job);
+                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
                     }
                     return Pushed::Queued;
                 }
@@ -258,7 +305,7 @@ impl<J: Send + 'static> ConversationPool<J> {
                             None => Pushed::Queued,
                         };
                     }
-                    Overflow::Block => conv.mailbox.clone(),
+                    Overflow::Block => mailbox.clone(),
                 }
             };
             // notify_one stores a permit when nobody waits yet, so a slot freed between
@@ -267,20 +314,12 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
     }
 
-    fn spawn(&self, lane: &Lane) -> Result<Conv<J>, String> {
+    fn spawn(&self, lane: &Lane, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
         let manager = self
             .inner
             .manager
             .get()
             .ok_or_else(|| "the conversation manager is not running".to_string())?;
-        let mailbox = Arc::new(Mailbox {
-            state: Mutex::new(MailboxState {
-                queue: VecDeque::new(),
-                scheduled: false,
-                last_active: Instant::now(),
-            }),
-            space: Notify::new(),
-        });
         let args = ConvState {
             mailbox: mailbox.clone(),
             pool: Arc::downgrade(&self.inner),
@@ -293,7 +332,7 @@ impl<J: Send + 'static> ConversationPool<J> {
         )
         .map_err(|e| format!("cannot start a conversation for {lane}: {e}"))?;
         tracing::trace!(%lane, "conversation started");
-        Ok(Conv { mailbox, actor })
+        Ok(actor)
     }
 
     /// Waits until every queued item ran, up to `deadline`. Returns whether all finished.
@@ -319,6 +358,7 @@ impl<J: Send + 'static> ConversationPool<J> {
             manager.stop(None);
         }
         self.inner.map.clear();
+        self.inner.hibernating.store(0, Ordering::Release);
     }
 }
 
@@ -393,9 +433,10 @@ impl<J: Send + 'static> Actor for Manager<J> {
         pool: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         if let Some(p) = pool.upgrade() {
-            // An idle conversation goes between one and one and a half timeouts after its
-            // last event.
-            let period = (p.config.idle_timeout / 2).max(Duration::from_millis(1));
+            // An idle conversation hibernates (and goes) between one and one and a half
+            // timeouts after its last event.
+            let period = (p.config.idle_timeout.min(p.config.hibernate_after) / 2)
+                .max(Duration::from_millis(1));
             myself.send_interval(period, || Sweep);
         }
         Ok(pool)
@@ -411,19 +452,36 @@ impl<J: Send + 'static> Actor for Manager<J> {
             return Ok(());
         };
         let now = Instant::now();
-        let timeout = pool.config.idle_timeout;
+        let config = &pool.config;
         // `retain` holds each shard's lock, which `push` also holds while queueing, so no
-        // event can slip into a conversation being evicted.
-        pool.map.retain(|lane, conv| {
-            let mb = conv.mailbox.lock();
-            let idle = mb.queue.is_empty()
-                && !mb.scheduled
-                && now.saturating_duration_since(mb.last_active) >= timeout;
-            if idle {
-                tracing::trace!(%lane, "idle conversation stopped");
-                conv.actor.stop(Some("idle".into()));
+        // event can slip into a conversation being evicted or hibernated.
+        pool.map.retain(|lane, Conv { mailbox, actor }| {
+            let mut mb = mailbox.lock();
+            if !mb.queue.is_empty() || mb.scheduled {
+                return true;
             }
-            !idle
+            let idle = now.saturating_duration_since(mb.last_active);
+            if idle < config.hibernate_after && idle < config.idle_timeout {
+                return true;
+            }
+            if idle >= config.idle_timeout {
+                match actor.take() {
+                    Some(a) => a.stop(Some("idle".into())),
+                    None => {
+                        pool.hibernating.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                tracing::trace!(%lane, "idle conversation stopped");
+                return false;
+            }
+            if let Some(a) = actor.take() {
+                a.stop(Some("hibernating".into()));
+                pool.hibernating.fetch_add(1, Ordering::AcqRel);
+                // Give the queue's buffer back too.
+                mb.queue = VecDeque::new();
+                tracing::trace!(%lane, "idle conversation hibernating");
+            }
+            true
         });
         Ok(())
     }
@@ -440,7 +498,7 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 let id = cell.get_id();
                 let mut lost = 0;
                 pool.map.retain(|_, conv| {
-                    if conv.actor.get_id() == id {
+                    if conv.actor.as_ref().is_some_and(|a| a.get_id() == id) {
                         lost = conv.mailbox.lock().queue.len();
                         // A pusher blocked on this queue retries and gets a fresh
                         // conversation.
@@ -622,6 +680,36 @@ mod tests {
         assert!(p.drain(Duration::from_secs(1)).await);
         assert_eq!(p.live(), 1);
         assert_eq!(log.lock().unwrap().len(), 3);
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn idle_conversation_hibernates_and_wakes_in_order() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                hibernate_after: Duration::from_millis(40),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(1),
+        );
+        p.start().await.unwrap();
+        p.push(chat("a"), ("a".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.hibernating(), 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!((p.live(), p.hibernating()), (1, 1), "kept as a record");
+        for i in 1..5 {
+            assert!(matches!(
+                p.push(chat("a"), ("a".into(), i)).await,
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(p.hibernating(), 0, "woken by its next event");
+        assert!(p.drain(Duration::from_secs(1)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled, (0..5).collect::<Vec<_>>());
         p.stop().await;
     }
 
