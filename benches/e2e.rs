@@ -769,6 +769,20 @@ fn message(id: u64, chat: &str) -> ServerEvent {
     }
 }
 
+/// Conversations are forgotten (or hibernate) at once; their actors finish stopping just
+/// after: waits until the live heap stops shrinking.
+async fn settle() {
+    let mut prev = HEAP_LIVE.load(Ordering::Relaxed);
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = HEAP_LIVE.load(Ordering::Relaxed);
+        if (prev - now).abs() < 64 * 1024 {
+            break;
+        }
+        prev = now;
+    }
+}
+
 async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     let handled = Arc::new(AtomicU64::new(0));
     let h = handled.clone();
@@ -814,6 +828,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         hibernating = handle.metrics().hibernating_conversations;
+        settle().await;
         rss_hib = rss_kib();
         heap_hib = HEAP_LIVE.load(Ordering::Relaxed);
         // SAFETY: malloc_trim only returns free heap pages to the OS.
@@ -827,8 +842,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let live_after = handle.metrics().live_conversations;
-    // Evicted conversations are forgotten at once; their actors finish stopping just after.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle().await;
     let rss_after = rss_kib();
     // SAFETY: malloc_trim only returns free heap pages to the OS.
     unsafe {
