@@ -434,9 +434,10 @@ impl<J: Send + 'static> Actor for Manager<J> {
     ) -> Result<Self::State, ActorProcessingErr> {
         if let Some(p) = pool.upgrade() {
             // An idle conversation hibernates (and goes) between one and one and a half
-            // timeouts after its last event.
+            // timeouts after its last event. The floor keeps a zero timeout from turning the
+            // sweep into a busy loop over every chat.
             let period = (p.config.idle_timeout.min(p.config.hibernate_after) / 2)
-                .max(Duration::from_millis(1));
+                .max(Duration::from_millis(10));
             myself.send_interval(period, || Sweep);
         }
         Ok(pool)
