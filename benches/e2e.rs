@@ -9,7 +9,7 @@
 //! e2e load  [--events N] [--chats C] [--window W] [--delay-ms D] [--ack receive|handled]
 //!           [--bots ours,raw,python] [--repeat K] [--half-rate] [--python PATH] [--json FILE]
 //! e2e sweep [--chat-counts 1,10,100,1000,10000] [--events N] [--json FILE] [--png FILE]
-//! e2e scale [--chats 100000] [--idle-ms 2000] [--json FILE]
+//! e2e scale [--chats 100000] [--idle-ms 20000] [--hibernate-ms 10000] [--json FILE]
 //! e2e plot  --json FILE --png FILE
 //! e2e bot   ours|raw --url WS_URL --token T --port P [--delay-ms D] [--ack receive|handled]
 //! ```
@@ -216,6 +216,10 @@ struct ScaleArgs {
     /// The dispatcher's conversation idle timeout, in milliseconds.
     #[arg(long, default_value_t = 20_000)]
     idle_ms: u64,
+    /// How long an idle conversation keeps its actor, in milliseconds (longer than the spawn
+    /// phase, so that the live figures are of conversations with actors).
+    #[arg(long, default_value_t = 10_000)]
+    hibernate_ms: u64,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -726,6 +730,13 @@ struct ScaleResult {
     rss_per_conversation_bytes: f64,
     /// Live heap bytes per conversation (counting allocator), without allocator overhead.
     heap_per_conversation_bytes: f64,
+    /// Of the live conversations, those already hibernating when measured.
+    hibernating_at_live: usize,
+    /// Once every conversation hibernates (idle, no actor): how many do, and the same figures.
+    hibernating: usize,
+    rss_hibernating_kib: u64,
+    heap_per_hibernating_bytes: f64,
+    rss_hibernating_trim_kib: u64,
     rss_after_eviction_kib: u64,
     rss_after_trim_kib: u64,
     live_after_eviction: usize,
@@ -758,6 +769,20 @@ fn message(id: u64, chat: &str) -> ServerEvent {
     }
 }
 
+/// Conversations are forgotten (or hibernate) at once; their actors finish stopping just
+/// after: waits until the live heap stops shrinking.
+async fn settle() {
+    let mut prev = HEAP_LIVE.load(Ordering::Relaxed);
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = HEAP_LIVE.load(Ordering::Relaxed);
+        if (prev - now).abs() < 64 * 1024 {
+            break;
+        }
+        prev = now;
+    }
+}
+
 async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     let handled = Arc::new(AtomicU64::new(0));
     let h = handled.clone();
@@ -767,6 +792,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     });
     let d = Dispatcher::detached(router)
         .idle_timeout(Duration::from_millis(a.idle_ms))
+        .hibernate_after(Duration::from_millis(a.hibernate_ms))
         .build()?;
     let handle = d.handle();
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -790,14 +816,33 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let spawn = start.elapsed();
-    let live = handle.metrics().live_conversations;
+    let m = handle.metrics();
+    let (live, hibernating_at_live) = (m.live_conversations, m.hibernating_conversations);
     let rss_live = rss_kib();
     let heap_live = HEAP_LIVE.load(Ordering::Relaxed);
+    let mut hibernating = 0;
+    let (mut rss_hib, mut heap_hib, mut rss_hib_trim) = (0, 0, 0);
+    if a.hibernate_ms < a.idle_ms {
+        let deadline = Instant::now() + Duration::from_millis(a.hibernate_ms * 3 + 5_000);
+        while handle.metrics().hibernating_conversations < live && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        hibernating = handle.metrics().hibernating_conversations;
+        settle().await;
+        rss_hib = rss_kib();
+        heap_hib = HEAP_LIVE.load(Ordering::Relaxed);
+        // SAFETY: malloc_trim only returns free heap pages to the OS.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        rss_hib_trim = rss_kib();
+    }
     let deadline = Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000);
     while handle.metrics().live_conversations > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let live_after = handle.metrics().live_conversations;
+    settle().await;
     let rss_after = rss_kib();
     // SAFETY: malloc_trim only returns free heap pages to the OS.
     unsafe {
@@ -817,6 +862,11 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         rss_per_conversation_bytes: (rss_live.saturating_sub(rss_before) as f64 * 1024.0)
             / live.max(1) as f64,
         heap_per_conversation_bytes: heap_live as f64 / live.max(1) as f64,
+        hibernating_at_live,
+        hibernating,
+        rss_hibernating_kib: rss_hib,
+        heap_per_hibernating_bytes: heap_hib as f64 / hibernating.max(1) as f64,
+        rss_hibernating_trim_kib: rss_hib_trim,
         rss_after_eviction_kib: rss_after,
         rss_after_trim_kib: rss_trim,
         live_after_eviction: live_after,
@@ -824,7 +874,8 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     };
     println!(
         "{} chats: spawned and handled in {:.0} ms ({:.0}/s); {} live conversations; RSS {} -> {} KiB \
-         = {:.0} B per conversation ({:.0} B of live heap); after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
+         = {:.0} B per conversation ({:.0} B of live heap, {} hibernating); {} hibernating: \
+         RSS {} KiB, {:.0} B of live heap each, {} KiB after malloc_trim; after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
         r.chats,
         r.spawn_ms,
         r.spawn_per_sec,
@@ -833,6 +884,11 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         r.rss_live_kib,
         r.rss_per_conversation_bytes,
         r.heap_per_conversation_bytes,
+        r.hibernating_at_live,
+        r.hibernating,
+        r.rss_hibernating_kib,
+        r.heap_per_hibernating_bytes,
+        r.rss_hibernating_trim_kib,
         r.live_after_eviction,
         r.rss_after_eviction_kib,
         r.rss_after_trim_kib,

@@ -11,8 +11,11 @@
 //! "drain" message pending. What happens when a queue is full is the [`Overflow`] policy.
 //! Memory per conversation is therefore bounded by its capacity under every policy.
 //!
-//! A conversation with nothing to do for the idle timeout stops and is forgotten; the next
-//! event for its chat spawns a fresh one. Anything that must survive that (dialog state)
+//! A conversation with nothing to do for [`LaneConfig::hibernate_after`] hibernates: its actor
+//! stops and only a small record (the empty queue and its last activity) stays; the next event
+//! starts a new actor for it. After the idle timeout the record goes too. One sweeper in the
+//! manager finds both (a per-actor timer would cost every idle conversation a task of its
+//! own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
 
 use std::collections::VecDeque;
@@ -75,8 +78,12 @@ pub struct LaneConfig {
     pub capacity: usize,
     /// What a full queue does.
     pub overflow: Overflow,
-    /// How long a conversation with nothing to do lives before it stops.
+    /// How long a conversation with nothing to do lives before it stops and is forgotten.
     pub idle_timeout: Duration,
+    /// How long a conversation with nothing to do keeps its actor. After that only a small
+    /// record of it stays (until `idle_timeout`) and its next event starts a new actor, which
+    /// costs a few microseconds; an actor costs a few KiB of memory.
+    pub hibernate_after: Duration,
 }
 
 impl Default for LaneConfig {
@@ -85,6 +92,7 @@ impl Default for LaneConfig {
             capacity: 64,
             overflow: Overflow::Reject,
             idle_timeout: Duration::from_secs(300),
+            hibernate_after: Duration::from_secs(5),
         }
     }
 }
@@ -113,6 +121,8 @@ struct MailboxState<J> {
     /// A `Drain` message is pending in the actor's (unbounded) ractor mailbox or being
     /// handled; keeping it to at most one is what keeps that mailbox bounded.
     scheduled: bool,
+    /// When the queue last became empty; the manager's sweep evicts on it.
+    last_active: Instant,
 }
 
 struct Mailbox<J> {
@@ -130,16 +140,18 @@ impl<J> Mailbox<J> {
 
 struct Conv<J> {
     mailbox: Arc<Mailbox<J>>,
-    actor: ActorRef<ConvMsg>,
+    /// `None` while hibernating.
+    actor: Option<ActorRef<Drain>>,
 }
 
 struct PoolInner<J> {
     map: DashMap<Lane, Conv<J>>,
     config: LaneConfig,
     worker: Worker<J>,
-    manager: OnceLock<ActorRef<()>>,
+    manager: OnceLock<ActorRef<Sweep>>,
     in_flight: AtomicUsize,
     all_done: Notify,
+    hibernating: AtomicUsize,
 }
 
 impl<J> PoolInner<J> {
@@ -175,6 +187,7 @@ impl<J: Send + 'static> ConversationPool<J> {
                 manager: OnceLock::new(),
                 in_flight: AtomicUsize::new(0),
                 all_done: Notify::new(),
+                hibernating: AtomicUsize::new(0),
             }),
         }
     }
@@ -201,6 +214,11 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.map.len()
     }
 
+    /// Of the live conversations, those hibernating (no actor until their next event).
+    pub(crate) fn hibernating(&self) -> usize {
+        self.inner.hibernating.load(Ordering::Acquire)
+    }
+
     /// Items queued or running across all conversations.
     pub(crate) fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
@@ -212,27 +230,56 @@ impl<J: Send + 'static> ConversationPool<J> {
         let mut job = job;
         loop {
             let mailbox = {
-                let conv = match self.inner.map.entry(lane.clone()) {
+                let mut conv = match self.inner.map.entry(lane.clone()) {
                     Entry::Occupied(o) => o.into_ref(),
-                    Entry::Vacant(v) => match self.spawn(&lane) {
-                        Ok(conv) => v.insert(conv),
-                        Err(e) => return Pushed::Failed(job, e),
-                    },
+                    Entry::Vacant(v) => {
+                        // Born hibernating: the actor starts below, like a woken one's.
+                        self.inner.hibernating.fetch_add(1, Ordering::AcqRel);
+                        v.insert(Conv {
+                            mailbox: Arc::new(Mailbox {
+                                state: Mutex::new(MailboxState {
+                                    queue: VecDeque::new(),
+                                    scheduled: false,
+                                    last_active: Instant::now(),
+                                }),
+                                space: Notify::new(),
+                            }),
+                            actor: None,
+                        })
+                    }
                 };
-                let mut mb = conv.mailbox.lock();
+                let Conv { mailbox, actor } = &mut *conv;
+                let mut mb = mailbox.lock();
                 if mb.queue.len() < self.inner.config.capacity {
-                    mb.queue.push_back(job);
-                    self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
                     if !mb.scheduled {
+                        // Not scheduled means not running either, so a new actor cannot
+                        // overlap the one that hibernated.
+                        let actor = match actor {
+                            Some(a) => a,
+                            None => match self.spawn(&lane, mailbox) {
+                                Ok(a) => {
+                                    self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+                                    actor.insert(a)
+                                }
+                                // The record stays, hibernating, until the sweep evicts it.
+                                Err(e) => return Pushed::Failed(job, e),
+                            },
+                        };
                         mb.scheduled = true;
-                        if conv.actor.send_message(ConvMsg::Drain).is_err() {
+                        mb.queue.push_back(job);
+                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                        if actor.send_message(Drain).is_err() {
                             // The actor died between lookups; the supervisor removes it.
                             // Put the lane back into a state the next push can repair.
                             mb.scheduled = false;
                             let back = mb.queue.pop_back();
                             drop(mb);
                             drop(conv);
-                            self.inner.map.remove(&lane);
+                            if let Some((_, c)) = self.inner.map.remove(&lane)
+                                && c.actor.is_none()
+                            {
+                                self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+                            }
                             match back {
                                 Some(j) => {
                                     self.inner.done_one();
@@ -242,6 +289,9 @@ impl<J: Send + 'static> ConversationPool<J> {
                                 None => return Pushed::Queued,
                             }
                         }
+                    } else {
+                        mb.queue.push_back(job);
+                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
                     }
                     return Pushed::Queued;
                 }
@@ -255,7 +305,7 @@ impl<J: Send + 'static> ConversationPool<J> {
                             None => Pushed::Queued,
                         };
                     }
-                    Overflow::Block => conv.mailbox.clone(),
+                    Overflow::Block => mailbox.clone(),
                 }
             };
             // notify_one stores a permit when nobody waits yet, so a slot freed between
@@ -264,21 +314,13 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
     }
 
-    fn spawn(&self, lane: &Lane) -> Result<Conv<J>, String> {
+    fn spawn(&self, lane: &Lane, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
         let manager = self
             .inner
             .manager
             .get()
             .ok_or_else(|| "the conversation manager is not running".to_string())?;
-        let mailbox = Arc::new(Mailbox {
-            state: Mutex::new(MailboxState {
-                queue: VecDeque::with_capacity(4),
-                scheduled: false,
-            }),
-            space: Notify::new(),
-        });
-        let args = ConvArgs {
-            lane: lane.clone(),
+        let args = ConvState {
             mailbox: mailbox.clone(),
             pool: Arc::downgrade(&self.inner),
         };
@@ -290,7 +332,7 @@ impl<J: Send + 'static> ConversationPool<J> {
         )
         .map_err(|e| format!("cannot start a conversation for {lane}: {e}"))?;
         tracing::trace!(%lane, "conversation started");
-        Ok(Conv { mailbox, actor })
+        Ok(actor)
     }
 
     /// Waits until every queued item ran, up to `deadline`. Returns whether all finished.
@@ -316,106 +358,57 @@ impl<J: Send + 'static> ConversationPool<J> {
             manager.stop(None);
         }
         self.inner.map.clear();
+        self.inner.hibernating.store(0, Ordering::Release);
     }
 }
 
+/// Run the next queued item: the only message a conversation actor gets.
 #[derive(Debug)]
-enum ConvMsg {
-    /// Run the next queued item.
-    Drain,
-    /// Check whether the conversation has been idle long enough to stop.
-    IdleCheck,
-}
-
-struct ConvArgs<J> {
-    lane: Lane,
-    mailbox: Arc<Mailbox<J>>,
-    pool: std::sync::Weak<PoolInner<J>>,
-}
+struct Drain;
 
 struct ConvState<J> {
-    lane: Lane,
     mailbox: Arc<Mailbox<J>>,
     pool: std::sync::Weak<PoolInner<J>>,
-    last_active: Instant,
-    timer_pending: bool,
 }
 
 struct ConversationActor<J>(PhantomData<fn() -> J>);
 
 impl<J: Send + 'static> Actor for ConversationActor<J> {
-    type Msg = ConvMsg;
+    type Msg = Drain;
     type State = ConvState<J>;
-    type Arguments = ConvArgs<J>;
+    type Arguments = ConvState<J>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<ConvMsg>,
-        args: ConvArgs<J>,
+        _myself: ActorRef<Drain>,
+        state: ConvState<J>,
     ) -> Result<ConvState<J>, ActorProcessingErr> {
-        Ok(ConvState {
-            lane: args.lane,
-            mailbox: args.mailbox,
-            pool: args.pool,
-            last_active: Instant::now(),
-            timer_pending: false,
-        })
+        Ok(state)
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<ConvMsg>,
-        msg: ConvMsg,
+        myself: ActorRef<Drain>,
+        _: Drain,
         state: &mut ConvState<J>,
     ) -> Result<(), ActorProcessingErr> {
         let Some(pool) = state.pool.upgrade() else {
             myself.stop(None);
             return Ok(());
         };
-        match msg {
-            ConvMsg::Drain => {
-                let job = state.mailbox.lock().queue.pop_front();
-                if let Some(job) = job {
-                    state.mailbox.space.notify_one();
-                    (pool.worker)(job).await;
-                    pool.done_one();
-                }
-                state.last_active = Instant::now();
-                let mut mb = state.mailbox.lock();
-                if mb.queue.is_empty() {
-                    mb.scheduled = false;
-                    drop(mb);
-                    if !state.timer_pending {
-                        state.timer_pending = true;
-                        myself.send_after(pool.config.idle_timeout, || ConvMsg::IdleCheck);
-                    }
-                } else {
-                    drop(mb);
-                    let _ = myself.send_message(ConvMsg::Drain);
-                }
-            }
-            ConvMsg::IdleCheck => {
-                state.timer_pending = false;
-                let idle_for = state.last_active.elapsed();
-                let timeout = pool.config.idle_timeout;
-                if idle_for < timeout {
-                    state.timer_pending = true;
-                    myself.send_after(timeout - idle_for, || ConvMsg::IdleCheck);
-                    return Ok(());
-                }
-                // Removal happens under the map's shard lock, which `push` also holds while
-                // queueing, so no event can slip into a conversation being evicted.
-                let removed = pool.map.remove_if(&state.lane, |_, conv| {
-                    Arc::ptr_eq(&conv.mailbox, &state.mailbox) && {
-                        let mb = conv.mailbox.lock();
-                        mb.queue.is_empty() && !mb.scheduled
-                    }
-                });
-                if removed.is_some() {
-                    tracing::trace!(lane = %state.lane, "idle conversation stopped");
-                    myself.stop(Some("idle".into()));
-                }
-            }
+        let job = state.mailbox.lock().queue.pop_front();
+        if let Some(job) = job {
+            state.mailbox.space.notify_one();
+            (pool.worker)(job).await;
+            pool.done_one();
+        }
+        let mut mb = state.mailbox.lock();
+        if mb.queue.is_empty() {
+            mb.scheduled = false;
+            mb.last_active = Instant::now();
+        } else {
+            drop(mb);
+            let _ = myself.send_message(Drain);
         }
         Ok(())
     }
@@ -425,22 +418,78 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
 /// of its chat starts a fresh one; the other chats never notice.
 struct Manager<J>(PhantomData<fn() -> J>);
 
+/// The manager's one message: evict the conversations idle for the timeout.
+#[derive(Debug)]
+struct Sweep;
+
 impl<J: Send + 'static> Actor for Manager<J> {
-    type Msg = ();
+    type Msg = Sweep;
     type State = std::sync::Weak<PoolInner<J>>;
     type Arguments = std::sync::Weak<PoolInner<J>>;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<()>,
+        myself: ActorRef<Sweep>,
         pool: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        if let Some(p) = pool.upgrade() {
+            // An idle conversation hibernates (and goes) between one and one and a half
+            // timeouts after its last event. The floor keeps a zero timeout from turning the
+            // sweep into a busy loop over every chat.
+            let period = (p.config.idle_timeout.min(p.config.hibernate_after) / 2)
+                .max(Duration::from_millis(10));
+            myself.send_interval(period, || Sweep);
+        }
         Ok(pool)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Sweep>,
+        _: Sweep,
+        pool: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(pool) = pool.upgrade() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let config = &pool.config;
+        // `retain` holds each shard's lock, which `push` also holds while queueing, so no
+        // event can slip into a conversation being evicted or hibernated.
+        pool.map.retain(|lane, Conv { mailbox, actor }| {
+            let mut mb = mailbox.lock();
+            if !mb.queue.is_empty() || mb.scheduled {
+                return true;
+            }
+            let idle = now.saturating_duration_since(mb.last_active);
+            if idle < config.hibernate_after && idle < config.idle_timeout {
+                return true;
+            }
+            if idle >= config.idle_timeout {
+                match actor.take() {
+                    Some(a) => a.stop(Some("idle".into())),
+                    None => {
+                        pool.hibernating.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                tracing::trace!(%lane, "idle conversation stopped");
+                return false;
+            }
+            if let Some(a) = actor.take() {
+                a.stop(Some("hibernating".into()));
+                pool.hibernating.fetch_add(1, Ordering::AcqRel);
+                // Give the queue's buffer back too.
+                mb.queue = VecDeque::new();
+                tracing::trace!(%lane, "idle conversation hibernating");
+            }
+            true
+        });
+        Ok(())
     }
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<()>,
+        _myself: ActorRef<Sweep>,
         event: SupervisionEvent,
         pool: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -450,7 +499,7 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 let id = cell.get_id();
                 let mut lost = 0;
                 pool.map.retain(|_, conv| {
-                    if conv.actor.get_id() == id {
+                    if conv.actor.as_ref().is_some_and(|a| a.get_id() == id) {
                         lost = conv.mailbox.lock().queue.len();
                         // A pusher blocked on this queue retries and gets a fresh
                         // conversation.
@@ -632,6 +681,36 @@ mod tests {
         assert!(p.drain(Duration::from_secs(1)).await);
         assert_eq!(p.live(), 1);
         assert_eq!(log.lock().unwrap().len(), 3);
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn idle_conversation_hibernates_and_wakes_in_order() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                hibernate_after: Duration::from_millis(40),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(1),
+        );
+        p.start().await.unwrap();
+        p.push(chat("a"), ("a".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.hibernating(), 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!((p.live(), p.hibernating()), (1, 1), "kept as a record");
+        for i in 1..5 {
+            assert!(matches!(
+                p.push(chat("a"), ("a".into(), i)).await,
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(p.hibernating(), 0, "woken by its next event");
+        assert!(p.drain(Duration::from_secs(1)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled, (0..5).collect::<Vec<_>>());
         p.stop().await;
     }
 

@@ -96,6 +96,10 @@ pub struct MetricsSnapshot {
     pub skipped_own: u64,
     /// Conversations alive now (including the global lane).
     pub live_conversations: usize,
+    /// Of those, the ones hibernating: idle past
+    /// [`hibernate_after`](DispatcherBuilder::hibernate_after), kept as a small record with
+    /// no actor until their next event.
+    pub hibernating_conversations: usize,
     /// Events queued or being handled now.
     pub in_flight: usize,
 }
@@ -147,6 +151,7 @@ impl DispatcherHandle {
             duplicates: get(&m.duplicates),
             skipped_own: get(&m.skipped_own),
             live_conversations: self.pool.live(),
+            hibernating_conversations: self.pool.hibernating(),
             in_flight: self.pool.in_flight(),
         }
     }
@@ -201,9 +206,18 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How long an idle conversation lives (default 5 minutes).
+    /// How long an idle conversation lives (default 5 minutes). A sweep every half timeout
+    /// stops it, so it goes between one and one and a half timeouts after its last event.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.lanes.idle_timeout = timeout;
+        self
+    }
+
+    /// How long an idle conversation keeps its actor (default 5 seconds). After that only a
+    /// small record of it stays until the idle timeout, and its next event starts a new actor
+    /// (a few microseconds): an actor costs a few KiB, a record a few hundred bytes.
+    pub fn hibernate_after(mut self, after: Duration) -> Self {
+        self.lanes.hibernate_after = after;
         self
     }
 
