@@ -89,7 +89,7 @@ mod http;
 mod session;
 pub(crate) mod tls;
 
-pub(crate) use session::{ConnMsg, ConnectionActor};
+pub(crate) use session::{ConnMsg, ConnectionActor, TaskGuard};
 pub use tls::TlsOptions;
 
 use crate::error::{ApiErrorCode, Error};

@@ -37,7 +37,8 @@ pub(crate) enum ConnMsg {
 /// with it, the socket closes, and the router settles what was in flight.
 pub(crate) struct ConnectionActor;
 
-pub(crate) struct TaskGuard(tokio::task::JoinHandle<()>);
+/// Aborts the task it holds when dropped, so an actor's background task dies with the actor.
+pub(crate) struct TaskGuard(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {

@@ -57,7 +57,7 @@ pub use upload::SendFileCall;
 
 use crate::bot::Bot;
 use crate::bot::core::Core;
-use crate::connection::ConnectionState;
+use crate::connection::{ConnectionState, TaskGuard};
 use crate::error::{Error, Result};
 use crate::methods::{
     GetFileInfo, GetFileUploadLimits, SubscribeFileProgress, UnsubscribeFileProgress,
@@ -588,15 +588,7 @@ pub(crate) struct TransferState {
     core: Arc<Core>,
     /// Files subscribed on the current socket.
     wire: HashSet<String>,
-    _watch: AbortOnDrop,
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _watch: TaskGuard,
 }
 
 impl Actor for TransferActor {
@@ -614,7 +606,7 @@ impl Actor for TransferActor {
         Ok(TransferState {
             core,
             wire: HashSet::new(),
-            _watch: AbortOnDrop(watch),
+            _watch: TaskGuard(watch),
         })
     }
 
