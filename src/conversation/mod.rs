@@ -4,7 +4,7 @@
 //! Every chat gets its own ractor actor the first time an event for it arrives. The actor
 //! handles that chat's events one at a time, in arrival order; different chats run in
 //! parallel. Events that belong to no chat (upload limits, upload progress) share one extra
-//! lane, [`Lane::Global`].
+//! lane, the global one.
 //!
 //! ractor mailboxes are unbounded, so the actors here do not carry the events in their
 //! mailbox: each conversation owns a bounded queue, and the actor only ever has at most one
@@ -12,8 +12,9 @@
 //! Memory per conversation is therefore bounded by its capacity under every policy.
 //!
 //! A conversation with nothing to do for [`LaneConfig::hibernate_after`] hibernates: its actor
-//! stops and only a small record (the empty queue and its last activity) stays; the next event
-//! starts a new actor for it. After the idle timeout the record goes too. One sweeper in the
+//! and queue go and only a record of a few dozen bytes (its chat id, inline, and its last
+//! activity) stays in the map, so a freed actor's pages are not pinned by a small allocation
+//! that outlives it; the next event starts a new actor for it. After the idle timeout the record goes too. One sweeper in the
 //! manager finds both (a per-actor timer would cost every idle conversation a task of its
 //! own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
@@ -28,7 +29,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::Notify;
 
@@ -53,20 +53,48 @@ pub enum Overflow {
     Block,
 }
 
-/// The lane an event runs on: one per chat, plus one for events without a chat.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// The events of one chat, by chat id.
-    Chat(Arc<str>),
-    /// Events that belong to no chat (upload limits, upload progress).
+/// Chat ids up to this many bytes are stored inline in the map key. TrueConf's are 40 hex
+/// digits; a longer id still works, it just costs a heap allocation.
+const INLINE_KEY: usize = 46;
+
+/// The map key of a lane: one per chat, plus the global lane for events without a chat.
+///
+/// Inline rather than an `Arc<str>`: the key is the one part of a conversation that lives as
+/// long as its record, and a small heap allocation made next to the actor's would keep that
+/// actor's pages resident after it stopped.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum LaneKey {
     Global,
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
 }
 
-impl fmt::Display for Lane {
+impl LaneKey {
+    pub(crate) fn new(chat: Option<&str>) -> Self {
+        match chat {
+            None => LaneKey::Global,
+            Some(id) if id.len() <= INLINE_KEY => {
+                let mut bytes = [0; INLINE_KEY];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                LaneKey::Inline {
+                    len: id.len() as u8,
+                    bytes,
+                }
+            }
+            Some(id) => LaneKey::Heap(id.into()),
+        }
+    }
+}
+
+impl fmt::Display for LaneKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Lane::Chat(id) => write!(f, "chat {id}"),
-            Lane::Global => f.write_str("global lane"),
+            LaneKey::Global => f.write_str("global lane"),
+            LaneKey::Inline { len, bytes } => {
+                let id = bytes.get(..usize::from(*len)).unwrap_or_default();
+                write!(f, "chat {}", String::from_utf8_lossy(id))
+            }
+            LaneKey::Heap(id) => write!(f, "chat {id}"),
         }
     }
 }
@@ -138,14 +166,30 @@ impl<J> Mailbox<J> {
     }
 }
 
-struct Conv<J> {
-    mailbox: Arc<Mailbox<J>>,
-    /// `None` while hibernating.
-    actor: Option<ActorRef<Drain>>,
+impl<J> Mailbox<J> {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(MailboxState {
+                queue: VecDeque::new(),
+                scheduled: false,
+                last_active: Instant::now(),
+            }),
+            space: Notify::new(),
+        }
+    }
+}
+
+enum Conv<J> {
+    Live {
+        mailbox: Arc<Mailbox<J>>,
+        actor: ActorRef<Drain>,
+    },
+    /// No actor and no queue: the chat's last event was done at `since`.
+    Hibernating { since: Instant },
 }
 
 struct PoolInner<J> {
-    map: DashMap<Lane, Conv<J>>,
+    map: DashMap<LaneKey, Conv<J>>,
     config: LaneConfig,
     worker: Worker<J>,
     manager: OnceLock<ActorRef<Sweep>>,
@@ -224,76 +268,50 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// Queues `job` on `lane`, spawning the lane's conversation if needed. Only
+    /// Queues `job` on lane `key`, starting the lane's conversation if needed. Only
     /// [`Overflow::Block`] ever waits.
-    pub(crate) async fn push(&self, lane: Lane, job: J) -> Pushed<J> {
+    pub(crate) async fn push(&self, key: LaneKey, job: J) -> Pushed<J> {
         let mut job = job;
         loop {
             let mailbox = {
-                let mut conv = match self.inner.map.entry(lane.clone()) {
-                    Entry::Occupied(o) => o.into_ref(),
-                    Entry::Vacant(v) => {
-                        // Born hibernating: the actor starts below, like a woken one's.
-                        self.inner.hibernating.fetch_add(1, Ordering::AcqRel);
-                        v.insert(Conv {
-                            mailbox: Arc::new(Mailbox {
-                                state: Mutex::new(MailboxState {
-                                    queue: VecDeque::new(),
-                                    scheduled: false,
-                                    last_active: Instant::now(),
-                                }),
-                                space: Notify::new(),
-                            }),
-                            actor: None,
-                        })
+                let mut conv = self.inner.map.entry(key.clone()).or_insert_with(|| {
+                    // Born hibernating: woken below like any hibernating one.
+                    self.inner.hibernating.fetch_add(1, Ordering::AcqRel);
+                    Conv::Hibernating {
+                        since: Instant::now(),
                     }
+                });
+                let (mailbox, actor) = match self.wake(&mut conv, &key) {
+                    Ok(live) => live,
+                    // The record stays, hibernating, until the sweep forgets it.
+                    Err(e) => return Pushed::Failed(job, e),
                 };
-                let Conv { mailbox, actor } = &mut *conv;
                 let mut mb = mailbox.lock();
                 if mb.queue.len() < self.inner.config.capacity {
-                    if !mb.scheduled {
-                        // Not scheduled means not running either, so a new actor cannot
-                        // overlap the one that hibernated.
-                        let actor = match actor {
-                            Some(a) => a,
-                            None => match self.spawn(&lane, mailbox) {
-                                Ok(a) => {
-                                    self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
-                                    actor.insert(a)
-                                }
-                                // The record stays, hibernating, until the sweep evicts it.
-                                Err(e) => return Pushed::Failed(job, e),
-                            },
-                        };
-                        mb.scheduled = true;
-                        mb.queue.push_back(job);
-                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-                        if actor.send_message(Drain).is_err() {
-                            // The actor died between lookups; the supervisor removes it.
-                            // Put the lane back into a state the next push can repair.
-                            mb.scheduled = false;
-                            let back = mb.queue.pop_back();
-                            drop(mb);
-                            drop(conv);
-                            if let Some((_, c)) = self.inner.map.remove(&lane)
-                                && c.actor.is_none()
-                            {
-                                self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
-                            }
-                            match back {
-                                Some(j) => {
-                                    self.inner.done_one();
-                                    job = j;
-                                    continue;
-                                }
-                                None => return Pushed::Queued,
-                            }
-                        }
-                    } else {
-                        mb.queue.push_back(job);
-                        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                    mb.queue.push_back(job);
+                    self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                    if mb.scheduled {
+                        return Pushed::Queued;
                     }
-                    return Pushed::Queued;
+                    mb.scheduled = true;
+                    if actor.send_message(Drain).is_ok() {
+                        return Pushed::Queued;
+                    }
+                    // The actor died between lookups and the supervisor has not forgotten it
+                    // yet: forget it here and retry on a fresh conversation.
+                    mb.scheduled = false;
+                    let back = mb.queue.pop_back();
+                    drop(mb);
+                    drop(conv);
+                    self.inner.map.remove(&key);
+                    match back {
+                        Some(j) => {
+                            self.inner.done_one();
+                            job = j;
+                            continue;
+                        }
+                        None => return Pushed::Queued,
+                    }
                 }
                 match self.inner.config.overflow {
                     Overflow::Reject => return Pushed::Rejected(job),
@@ -314,7 +332,27 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
     }
 
-    fn spawn(&self, lane: &Lane, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
+    /// The live conversation of `conv`, starting an actor (and a fresh queue) for a
+    /// hibernating one. A hibernated conversation's old actor had an empty queue and was
+    /// stopped, so the new one cannot overlap it.
+    fn wake<'c>(
+        &self,
+        conv: &'c mut Conv<J>,
+        key: &LaneKey,
+    ) -> Result<(&'c Arc<Mailbox<J>>, &'c ActorRef<Drain>), String> {
+        if let Conv::Hibernating { .. } = conv {
+            let mailbox = Arc::new(Mailbox::new());
+            let actor = self.spawn(key, &mailbox)?;
+            self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+            *conv = Conv::Live { mailbox, actor };
+        }
+        match conv {
+            Conv::Live { mailbox, actor } => Ok((mailbox, actor)),
+            Conv::Hibernating { .. } => Err(format!("{key} did not wake")),
+        }
+    }
+
+    fn spawn(&self, key: &LaneKey, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
         let manager = self
             .inner
             .manager
@@ -330,8 +368,8 @@ impl<J: Send + 'static> ConversationPool<J> {
             args,
             manager.get_cell(),
         )
-        .map_err(|e| format!("cannot start a conversation for {lane}: {e}"))?;
-        tracing::trace!(%lane, "conversation started");
+        .map_err(|e| format!("cannot start a conversation for {key}: {e}"))?;
+        tracing::trace!(lane = %key, "conversation started");
         Ok(actor)
     }
 
@@ -456,32 +494,38 @@ impl<J: Send + 'static> Actor for Manager<J> {
         let config = &pool.config;
         // `retain` holds each shard's lock, which `push` also holds while queueing, so no
         // event can slip into a conversation being evicted or hibernated.
-        pool.map.retain(|lane, Conv { mailbox, actor }| {
-            let mut mb = mailbox.lock();
-            if !mb.queue.is_empty() || mb.scheduled {
-                return true;
-            }
-            let idle = now.saturating_duration_since(mb.last_active);
-            if idle < config.hibernate_after && idle < config.idle_timeout {
-                return true;
-            }
-            if idle >= config.idle_timeout {
-                match actor.take() {
-                    Some(a) => a.stop(Some("idle".into())),
-                    None => {
-                        pool.hibernating.fetch_sub(1, Ordering::AcqRel);
+        pool.map.retain(|key, conv| {
+            let since = match conv {
+                Conv::Hibernating { since } => {
+                    let idle = now.saturating_duration_since(*since);
+                    if idle < config.idle_timeout {
+                        return true;
                     }
+                    pool.hibernating.fetch_sub(1, Ordering::AcqRel);
+                    tracing::trace!(lane = %key, "idle conversation forgotten");
+                    return false;
                 }
-                tracing::trace!(%lane, "idle conversation stopped");
-                return false;
-            }
-            if let Some(a) = actor.take() {
-                a.stop(Some("hibernating".into()));
-                pool.hibernating.fetch_add(1, Ordering::AcqRel);
-                // Give the queue's buffer back too.
-                mb.queue = VecDeque::new();
-                tracing::trace!(%lane, "idle conversation hibernating");
-            }
+                Conv::Live { mailbox, actor } => {
+                    let mb = mailbox.lock();
+                    if !mb.queue.is_empty() || mb.scheduled {
+                        return true;
+                    }
+                    let idle = now.saturating_duration_since(mb.last_active);
+                    if idle < config.hibernate_after && idle < config.idle_timeout {
+                        return true;
+                    }
+                    if idle >= config.idle_timeout {
+                        actor.stop(Some("idle".into()));
+                        tracing::trace!(lane = %key, "idle conversation stopped");
+                        return false;
+                    }
+                    actor.stop(Some("hibernating".into()));
+                    mb.last_active
+                }
+            };
+            *conv = Conv::Hibernating { since };
+            pool.hibernating.fetch_add(1, Ordering::AcqRel);
+            tracing::trace!(lane = %key, "idle conversation hibernating");
             true
         });
         Ok(())
@@ -498,16 +542,15 @@ impl<J: Send + 'static> Actor for Manager<J> {
             if let Some(pool) = pool.upgrade() {
                 let id = cell.get_id();
                 let mut lost = 0;
-                pool.map.retain(|_, conv| {
-                    if conv.actor.as_ref().is_some_and(|a| a.get_id() == id) {
-                        lost = conv.mailbox.lock().queue.len();
+                pool.map.retain(|_, conv| match conv {
+                    Conv::Live { mailbox, actor } if actor.get_id() == id => {
+                        lost = mailbox.lock().queue.len();
                         // A pusher blocked on this queue retries and gets a fresh
                         // conversation.
-                        conv.mailbox.space.notify_waiters();
+                        mailbox.space.notify_waiters();
                         false
-                    } else {
-                        true
                     }
+                    _ => true,
                 });
                 for _ in 0..lost {
                     pool.done_one();
@@ -536,8 +579,8 @@ mod tests {
         ConversationPool::new(config, worker)
     }
 
-    fn chat(id: &str) -> Lane {
-        Lane::Chat(Arc::from(id))
+    fn chat(id: &str) -> LaneKey {
+        LaneKey::new(Some(id))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -672,7 +715,7 @@ mod tests {
         );
         p.start().await.unwrap();
         p.push(chat("a"), ("a".into(), 1)).await;
-        p.push(Lane::Global, ("g".into(), 1)).await;
+        p.push(LaneKey::Global, ("g".into(), 1)).await;
         assert!(p.drain(Duration::from_secs(1)).await);
         assert_eq!(p.live(), 2);
         tokio::time::sleep(Duration::from_millis(200)).await;

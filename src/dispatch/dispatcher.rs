@@ -18,7 +18,7 @@ use super::update::{EventKind, Update};
 use crate::bot::Bot;
 use crate::connection::{Acknowledger, ServerEvent};
 use crate::conversation::{
-    BoxFuture, ConversationPool, Lane, LaneConfig, Overflow, Pushed, Worker,
+    BoxFuture, ConversationPool, LaneConfig, LaneKey, Overflow, Pushed, Worker,
 };
 
 /// What went wrong while handling one event. Goes to the error handler; never stops the bot.
@@ -585,7 +585,7 @@ impl Dispatcher {
             ack.ack();
             return;
         }
-        let lane = update.chat_id_arc().map(Lane::Chat).unwrap_or(Lane::Global);
+        let lane = LaneKey::new(update.chat_id());
         let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
             Pushed::Queued => return,
             Pushed::Rejected(job) => (job, OverflowReason::Rejected),

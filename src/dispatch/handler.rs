@@ -195,8 +195,8 @@ impl Deref for ChatId {
 impl FromEvent for ChatId {
     fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
         ctx.update
-            .chat_id_arc()
-            .map(ChatId)
+            .chat_id()
+            .map(|id| ChatId(Arc::from(id)))
             .ok_or_else(|| ExtractError::Missing {
                 method: ctx.update.method().to_string(),
                 what: "chat id",

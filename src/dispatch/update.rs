@@ -193,7 +193,6 @@ struct Inner {
     kind: EventKind,
     payload: Box<RawValue>,
     view: View,
-    chat_id: Option<Arc<str>>,
     typed: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     event: OnceLock<Result<crate::types::Event, String>>,
 }
@@ -208,7 +207,7 @@ impl fmt::Debug for Update {
         f.debug_struct("Update")
             .field("id", &self.0.id)
             .field("method", &self.0.method)
-            .field("chat_id", &self.0.chat_id)
+            .field("chat_id", &self.chat_id())
             .finish_non_exhaustive()
     }
 }
@@ -226,14 +225,12 @@ impl Update {
         });
         PAYLOAD.with(|p| p.set((0, 0)));
         let kind = EventKind::from_method(&method);
-        let chat_id = view.chat_id(text).map(Arc::from);
         Update(Arc::new(Inner {
             id,
             method,
             kind,
             payload,
             view,
-            chat_id,
             typed: OnceLock::new(),
             event: OnceLock::new(),
         }))
@@ -266,11 +263,7 @@ impl Update {
     /// The chat the event belongs to, if any (for a button press: the chat of the message that
     /// carried the button).
     pub fn chat_id(&self) -> Option<&str> {
-        self.0.chat_id.as_deref()
-    }
-
-    pub(crate) fn chat_id_arc(&self) -> Option<Arc<str>> {
-        self.0.chat_id.clone()
+        self.0.view.chat_id(self.0.payload.get())
     }
 
     /// The message id (`messageId`) of a message, edit or removal event.
