@@ -406,6 +406,24 @@ fn message(name: &str) -> Message {
     }
 }
 
+/// Content is decoded from its JSON text, not through a `Value` tree; a message still
+/// decodes from every serde_json source, whatever the key order.
+#[test]
+fn messages_decode_from_text_values_and_with_type_after_content() {
+    let text = payload_of("event.sendMessage.plain.json");
+    let from_text: Message = serde_json::from_str(text.get()).unwrap();
+    let value: Value = serde_json::from_str(text.get()).unwrap();
+    let from_value: Message = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(from_text, from_value);
+    assert_eq!(serde_json::to_value(&from_text).unwrap(), value);
+    let late_type = r#"{"content":{"text":"hi","parseMode":"text"},"messageId":"m","chatId":"c",
+        "timestamp":1,"author":{"id":"a@x","type":1},"type":200}"#;
+    let m: Message = serde_json::from_str(late_type).unwrap();
+    assert_eq!(m.text(), Some("hi"));
+    let bad: Result<Message, _> = serde_json::from_str(&late_type.replace("\"hi\"", "7"));
+    assert!(bad.unwrap_err().to_string().contains("envelope type 200"));
+}
+
 #[test]
 fn message_kinds_follow_the_official_classification() {
     let cases = [

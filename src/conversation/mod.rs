@@ -400,7 +400,10 @@ impl<J: Send + 'static> ConversationPool<J> {
     }
 }
 
-/// Run the next queued item: the only message a conversation actor gets.
+/// Queued items one `Drain` runs at most.
+const DRAIN_BATCH: usize = 16;
+
+/// Run the next queued items: the only message a conversation actor gets.
 #[derive(Debug)]
 struct Drain;
 
@@ -434,8 +437,20 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
             myself.stop(None);
             return Ok(());
         };
-        let job = state.mailbox.lock().queue.pop_front();
-        if let Some(job) = job {
+        // A few queued items per message: fewer trips through the actor's mailbox, while a
+        // busy chat still lets a stop request in between batches.
+        for _ in 0..DRAIN_BATCH {
+            let job = {
+                let mut mb = state.mailbox.lock();
+                match mb.queue.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        mb.scheduled = false;
+                        mb.last_active = Instant::now();
+                        return Ok(());
+                    }
+                }
+            };
             state.mailbox.space.notify_one();
             (pool.worker)(job).await;
             pool.done_one();

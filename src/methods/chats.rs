@@ -41,18 +41,38 @@ pub struct ChatList {
 
 impl<'de> Deserialize<'de> for ChatList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Shape {
-            Bare(Vec<Chat>),
-            Wrapped {
-                #[serde(default)]
-                chats: Vec<Chat>,
-            },
+        // A visitor rather than an untagged enum: that would buffer the chats first, which
+        // the messages inside them (raw `content`) cannot go through.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ChatList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of chats or an object with `chats`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<ChatList, A::Error> {
+                let chats =
+                    Vec::<Chat>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ChatList { chats })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ChatList, A::Error> {
+                let mut chats = Vec::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "chats" {
+                        chats = map.next_value()?;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ChatList { chats })
+            }
         }
-        Ok(match Shape::deserialize(d)? {
-            Shape::Bare(chats) | Shape::Wrapped { chats } => ChatList { chats },
-        })
+        d.deserialize_any(V)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::button::InlineKeyboard;
 use super::enums::{AuthorType, ChatType, EnvelopeType, ParseMode, ReadyState, Role};
@@ -246,24 +247,29 @@ impl Content {
         }
     }
 
-    fn decode(kind: u32, content: Value) -> serde_json::Result<Content> {
-        use serde_json::from_value as v;
+    /// Decodes `content` straight from its JSON text (a missing one reads as `null`): no
+    /// intermediate `Value` tree, so a text message costs one parse and its own strings.
+    fn decode(kind: u32, content: Option<&RawValue>) -> serde_json::Result<Content> {
+        fn v<'a, T: Deserialize<'a>>(raw: &'a str) -> serde_json::Result<T> {
+            serde_json::from_str(raw)
+        }
+        let raw = content.map_or("null", RawValue::get);
         Ok(match EnvelopeType::from(kind) {
-            EnvelopeType::PlainMessage => Content::Text(v(content)?),
-            EnvelopeType::ForwardedMessage => Content::Forwarded(Box::new(v(content)?)),
-            EnvelopeType::Attachment => Content::Attachment(v(content)?),
-            EnvelopeType::Location => Content::Location(v(content)?),
-            EnvelopeType::Survey => Content::Survey(v(content)?),
-            EnvelopeType::VoiceMessage => Content::Voice(v(content)?),
-            EnvelopeType::AddParticipant => Content::ParticipantAdded(v(content)?),
-            EnvelopeType::RemoveParticipant => Content::ParticipantRemoved(v(content)?),
-            EnvelopeType::EditChatTitle => Content::ChatTitleChanged(v(content)?),
-            EnvelopeType::EditChatAvatar => Content::ChatAvatarChanged(v(content)?),
-            EnvelopeType::ClearChatHistory => Content::HistoryCleared(v(content)?),
-            EnvelopeType::ParticipantRole => Content::ParticipantRole(v(content)?),
+            EnvelopeType::PlainMessage => Content::Text(v(raw)?),
+            EnvelopeType::ForwardedMessage => Content::Forwarded(Box::new(v(raw)?)),
+            EnvelopeType::Attachment => Content::Attachment(v(raw)?),
+            EnvelopeType::Location => Content::Location(v(raw)?),
+            EnvelopeType::Survey => Content::Survey(v(raw)?),
+            EnvelopeType::VoiceMessage => Content::Voice(v(raw)?),
+            EnvelopeType::AddParticipant => Content::ParticipantAdded(v(raw)?),
+            EnvelopeType::RemoveParticipant => Content::ParticipantRemoved(v(raw)?),
+            EnvelopeType::EditChatTitle => Content::ChatTitleChanged(v(raw)?),
+            EnvelopeType::EditChatAvatar => Content::ChatAvatarChanged(v(raw)?),
+            EnvelopeType::ClearChatHistory => Content::HistoryCleared(v(raw)?),
+            EnvelopeType::ParticipantRole => Content::ParticipantRole(v(raw)?),
             EnvelopeType::Unknown(_) => Content::Unknown {
                 envelope_type: kind,
-                content,
+                content: v(raw)?,
             },
         })
     }
@@ -325,8 +331,11 @@ pub enum MessageKind {
 ///
 /// Both envelope generations decode: top-level `chatId` (older servers), nested `chat`
 /// (newer), or both; keys are re-encoded exactly as they arrived.
+///
+/// Decoding needs serde_json (text, bytes, a reader or a `Value`): `content` is held as raw
+/// JSON until the envelope `type`, which may come after it, says what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawEnvelope", into = "RawEnvelope")]
+#[serde(try_from = "EnvelopeIn", into = "RawEnvelope")]
 pub struct Message {
     /// Message id.
     pub message_id: String,
@@ -350,7 +359,7 @@ pub struct Message {
     pub reply_message: Option<Box<Message>>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEnvelope {
     message_id: String,
@@ -374,11 +383,37 @@ struct RawEnvelope {
     reply_message: Option<Box<Message>>,
 }
 
-impl TryFrom<RawEnvelope> for Message {
+/// The envelope as it arrives: like [`RawEnvelope`], but `content` stays JSON text until
+/// `type` (which may come after it) says what it is.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeIn {
+    message_id: String,
+    #[serde(default)]
+    chat_id: Option<String>,
+    #[serde(default)]
+    chat: Option<ChatRef>,
+    timestamp: u64,
+    #[serde(rename = "type")]
+    kind: u32,
+    author: Author,
+    #[serde(default, rename = "box")]
+    bx: Option<MessageBox>,
+    #[serde(default)]
+    content: Option<Box<RawValue>>,
+    #[serde(default)]
+    is_edited: Option<bool>,
+    #[serde(default)]
+    reply_message_id: Option<String>,
+    #[serde(default)]
+    reply_message: Option<Box<Message>>,
+}
+
+impl TryFrom<EnvelopeIn> for Message {
     type Error = String;
 
-    fn try_from(r: RawEnvelope) -> Result<Self, String> {
-        let content = Content::decode(r.kind, r.content)
+    fn try_from(r: EnvelopeIn) -> Result<Self, String> {
+        let content = Content::decode(r.kind, r.content.as_deref())
             .map_err(|e| format!("content of envelope type {}: {e}", r.kind))?;
         Ok(Message {
             message_id: r.message_id,
