@@ -220,6 +220,9 @@ struct ScaleArgs {
     /// phase, so that the live figures are of conversations with actors).
     #[arg(long, default_value_t = 10_000)]
     hibernate_ms: u64,
+    /// Fail when a hibernating (idle) conversation keeps more live heap than this, in bytes.
+    #[arg(long)]
+    max_idle_heap: Option<f64>,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -737,6 +740,8 @@ struct ScaleResult {
     rss_hibernating_kib: u64,
     heap_per_hibernating_bytes: f64,
     rss_hibernating_trim_kib: u64,
+    /// RSS per hibernating conversation once freed pages went back to the OS (malloc_trim).
+    rss_per_hibernating_bytes: f64,
     rss_after_eviction_kib: u64,
     rss_after_trim_kib: u64,
     live_after_eviction: usize,
@@ -867,6 +872,8 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         rss_hibernating_kib: rss_hib,
         heap_per_hibernating_bytes: heap_hib as f64 / hibernating.max(1) as f64,
         rss_hibernating_trim_kib: rss_hib_trim,
+        rss_per_hibernating_bytes: (rss_hib_trim.saturating_sub(rss_before) as f64 * 1024.0)
+            / hibernating.max(1) as f64,
         rss_after_eviction_kib: rss_after,
         rss_after_trim_kib: rss_trim,
         live_after_eviction: live_after,
@@ -875,7 +882,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     println!(
         "{} chats: spawned and handled in {:.0} ms ({:.0}/s); {} live conversations; RSS {} -> {} KiB \
          = {:.0} B per conversation ({:.0} B of live heap, {} hibernating); {} hibernating: \
-         RSS {} KiB, {:.0} B of live heap each, {} KiB after malloc_trim; after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
+         RSS {} KiB, {:.0} B of live heap each, {} KiB after malloc_trim = {:.0} B per idle conversation; after idle eviction ({} live) {} KiB, after malloc_trim {} KiB; load {:.2}",
         r.chats,
         r.spawn_ms,
         r.spawn_per_sec,
@@ -889,6 +896,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         r.rss_hibernating_kib,
         r.heap_per_hibernating_bytes,
         r.rss_hibernating_trim_kib,
+        r.rss_per_hibernating_bytes,
         r.live_after_eviction,
         r.rss_after_eviction_kib,
         r.rss_after_trim_kib,
@@ -897,6 +905,15 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     if let Some(path) = a.json {
         std::fs::write(&path, serde_json::to_string_pretty(&r)?)?;
         println!("wrote {}", path.display());
+    }
+    if let Some(max) = a.max_idle_heap
+        && (r.hibernating == 0 || r.heap_per_hibernating_bytes > max)
+    {
+        return Err(format!(
+            "{} hibernating conversations keep {:.0} B of heap each (limit {max:.0} B)",
+            r.hibernating, r.heap_per_hibernating_bytes
+        )
+        .into());
     }
     Ok(())
 }

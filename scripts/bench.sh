@@ -53,7 +53,7 @@ smoke)
         --timeout 60 --strict
     "${E2E[@]}" load --events 1000 --chats 1 --window 50 --bots ours --ack handled --strict
     "${E2E[@]}" sweep --chat-counts 1,100 --events 500 --bots ours --strict --png "$WORK/s.png"
-    "${E2E[@]}" scale --chats 2000 --idle-ms 1000 --hibernate-ms 100
+    "${E2E[@]}" scale --chats 2000 --idle-ms 1000 --hibernate-ms 100 --max-idle-heap 1024
     ;;
 quick)
     mkdir -p "$OUT"

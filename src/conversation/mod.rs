@@ -772,6 +772,47 @@ mod tests {
         p.stop().await;
     }
 
+    #[test]
+    fn chat_ids_of_trueconf_length_are_kept_inline() {
+        let id = "4a1f88f1070d2f43d385cde9ff61964bc6b74477";
+        let key = LaneKey::new(Some(id));
+        assert!(matches!(key, LaneKey::Inline { len: 40, .. }));
+        assert_eq!(key.to_string(), format!("chat {id}"));
+        // A hibernating record is the key and an `Instant`, with nothing on the heap.
+        assert!(std::mem::size_of::<Conv<()>>() <= 24);
+        let long = "x".repeat(INLINE_KEY + 1);
+        let key = LaneKey::new(Some(&long));
+        assert!(matches!(key, LaneKey::Heap(_)));
+        assert!(key != LaneKey::new(Some(&long[..INLINE_KEY])));
+        assert_eq!(LaneKey::new(None).to_string(), "global lane");
+    }
+
+    #[tokio::test]
+    async fn chats_with_long_ids_keep_their_own_order() {
+        let log: Log = Default::default();
+        let p = pool(LaneConfig::default(), log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        let base = "c".repeat(INLINE_KEY);
+        let ids = [format!("{base}1"), format!("{base}2"), base.clone()];
+        for i in 0..5 {
+            for id in &ids {
+                p.push(LaneKey::new(Some(id)), (id.clone(), i)).await;
+            }
+        }
+        assert!(p.drain(Duration::from_secs(2)).await);
+        assert_eq!(p.live(), 3);
+        let log = log.lock().unwrap().clone();
+        for id in &ids {
+            let seq: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| k == id)
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(seq, (0..5).collect::<Vec<_>>(), "{id}");
+        }
+        p.stop().await;
+    }
+
     #[tokio::test]
     async fn busy_chat_does_not_stall_others() {
         let slow_done = Arc::new(AtomicBool::new(false));
