@@ -495,10 +495,21 @@ async fn write_loop(
             frame = rx.recv() => {
                 let Some(frame) = frame else { return Err("writer queue closed".into()) };
                 sink.feed(Message::text(frame.encode())).await.map_err(err)?;
-                // Frames queued meanwhile go out with the same flush.
-                for _ in 0..BATCH {
+                // Frames queued meanwhile go out with the same flush; one yield first lets the
+                // tasks already woken (handlers holding their replies) add theirs, which turns
+                // many small writes into a few large ones.
+                let mut yielded = false;
+                let mut n = 0;
+                while n < BATCH {
                     match rx.try_recv() {
-                        Ok(f) => sink.feed(Message::text(f.encode())).await.map_err(err)?,
+                        Ok(f) => {
+                            sink.feed(Message::text(f.encode())).await.map_err(err)?;
+                            n += 1;
+                        }
+                        Err(_) if !yielded => {
+                            yielded = true;
+                            tokio::task::yield_now().await;
+                        }
                         Err(_) => break,
                     }
                 }
