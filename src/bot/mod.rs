@@ -353,8 +353,10 @@ impl BotBuilder {
             self.token,
             self.hook,
         );
+        let core = Arc::new(core);
         Ok(Bot {
-            core: Arc::new(core),
+            _handles: Some(Arc::new(Handles(core.clone()))),
+            core,
         })
     }
 }
@@ -381,9 +383,44 @@ use crate::connection;
 /// bot.shutdown().await?;
 /// # Ok(()) }
 /// ```
+///
+/// Dropping the last handle of a started bot shuts it down gracefully in the background, as
+/// [`Bot::shutdown`] would (handles held by the dispatcher, by handler contexts and by pending
+/// calls count too).
 #[derive(Clone)]
 pub struct Bot {
     pub(crate) core: Arc<Core>,
+    /// Shared by the user's handles only, never by the runtime's own (`Bot::internal`).
+    _handles: Option<Arc<Handles>>,
+}
+
+/// Dropped with the last user handle of a bot.
+struct Handles(Arc<Core>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        let core = &self.0;
+        // Never started (or starting right now, holding the lock): nothing runs that needs
+        // stopping, or `start` will see the events stream closed.
+        let started = core.started.try_lock().map_or(true, |s| *s);
+        if !started || core.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                tracing::debug!("last Bot handle dropped; shutting down");
+                let core = core.clone();
+                rt.spawn(async move {
+                    let _ = shutdown(&core).await;
+                });
+            }
+            // Outside the runtime: close the socket at least; the actors stop with it.
+            Err(_) => {
+                core.stop_events.cancel();
+                core.shutdown.cancel();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Bot {
@@ -423,6 +460,14 @@ impl futures_util::Stream for EventStream {
 }
 
 impl Bot {
+    /// A handle for the runtime's own use: it does not keep the bot alive.
+    pub(crate) fn internal(core: Arc<Core>) -> Self {
+        Bot {
+            core,
+            _handles: None,
+        }
+    }
+
     /// Starts configuring a bot for `server` (a host name such as `video.example.com`).
     pub fn builder(server: impl Into<String>) -> BotBuilder {
         BotBuilder {
@@ -589,51 +634,7 @@ impl Bot {
     /// within the shutdown timeout, fail the rest with [`Error::Disconnected`], close the
     /// socket cleanly and stop the actors.
     pub async fn shutdown(&self) -> Result<()> {
-        let core = &self.core;
-        let deadline = core.config.shutdown_timeout;
-        let until = Instant::now() + deadline + Duration::from_secs(1);
-        if core.shutting_down.swap(true, Ordering::AcqRel) {
-            let mut rx = core.subscribe();
-            let _ = tokio::time::timeout_at(until, rx.wait_for(ConnectionState::is_terminal)).await;
-            return Ok(());
-        }
-        core.stop_events.cancel();
-        *write(&core.events_tx) = None;
-        lock(&core.events_rx).take();
-        if !*core.started.lock().await {
-            core.set_state(ConnectionState::Stopped);
-            return Ok(());
-        }
-        let router = read(&core.router).clone();
-        let drained = match router {
-            Some(r) => r
-                .call(
-                    |reply| RouterMsg::Drain { deadline, reply },
-                    Some(deadline + Duration::from_millis(500)),
-                )
-                .await
-                .ok()
-                .and_then(|r| match r {
-                    ractor::rpc::CallResult::Success(n) => Some(n),
-                    _ => None,
-                }),
-            None => None,
-        };
-        let failed = drained.unwrap_or_else(|| core.table.fail_all("the bot is shutting down"));
-        if failed > 0 {
-            tracing::info!(failed, "requests failed by shutdown");
-        }
-        core.shutdown.cancel();
-        let mut rx = core.subscribe();
-        let _ = tokio::time::timeout_at(until, rx.wait_for(ConnectionState::is_terminal)).await;
-        core.set_state(ConnectionState::Stopped);
-        let sup = write(&core.supervisor).take();
-        if let Some(sup) = sup {
-            let _ = sup
-                .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(1)))
-                .await;
-        }
-        Ok(())
+        shutdown(&self.core).await
     }
 
     /// Sends any typed request. The per-method functions build on this.
@@ -653,6 +654,54 @@ impl Bot {
         }
         call
     }
+}
+
+/// The body of [`Bot::shutdown`], also run when the last handle goes.
+async fn shutdown(core: &Arc<Core>) -> Result<()> {
+    let deadline = core.config.shutdown_timeout;
+    let until = Instant::now() + deadline + Duration::from_secs(1);
+    if core.shutting_down.swap(true, Ordering::AcqRel) {
+        let mut rx = core.subscribe();
+        let _ = tokio::time::timeout_at(until, rx.wait_for(ConnectionState::is_terminal)).await;
+        return Ok(());
+    }
+    core.stop_events.cancel();
+    *write(&core.events_tx) = None;
+    lock(&core.events_rx).take();
+    if !*core.started.lock().await {
+        core.set_state(ConnectionState::Stopped);
+        return Ok(());
+    }
+    let router = read(&core.router).clone();
+    let drained = match router {
+        Some(r) => r
+            .call(
+                |reply| RouterMsg::Drain { deadline, reply },
+                Some(deadline + Duration::from_millis(500)),
+            )
+            .await
+            .ok()
+            .and_then(|r| match r {
+                ractor::rpc::CallResult::Success(n) => Some(n),
+                _ => None,
+            }),
+        None => None,
+    };
+    let failed = drained.unwrap_or_else(|| core.table.fail_all("the bot is shutting down"));
+    if failed > 0 {
+        tracing::info!(failed, "requests failed by shutdown");
+    }
+    core.shutdown.cancel();
+    let mut rx = core.subscribe();
+    let _ = tokio::time::timeout_at(until, rx.wait_for(ConnectionState::is_terminal)).await;
+    core.set_state(ConnectionState::Stopped);
+    let sup = write(&core.supervisor).take();
+    if let Some(sup) = sup {
+        let _ = sup
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(1)))
+            .await;
+    }
+    Ok(())
 }
 
 /// `start()` treats a stop as an error (it did not get ready); `run()` does not.

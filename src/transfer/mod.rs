@@ -616,9 +616,7 @@ impl Actor for TransferActor {
         msg: TransferMsg,
         state: &mut TransferState,
     ) -> Result<(), ActorProcessingErr> {
-        let bot = Bot {
-            core: state.core.clone(),
-        };
+        let bot = Bot::internal(state.core.clone());
         let transfers = &state.core.transfers;
         match msg {
             TransferMsg::Sync { file_id, reply } => {
