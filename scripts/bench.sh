@@ -3,14 +3,15 @@
 #
 #   scripts/bench.sh           full run (~10 min): load vs raw and Python, half-rate latency,
 #                              ack-after-handled, handler delay, chat sweep + plot, 100k scale,
-#                              criterion micro-benches; results in docs/bench/
+#                              criterion micro-benches (FSM on memory, SQLite and a local
+#                              redis-server); results in docs/bench/
 #   scripts/bench.sh quick     the load comparison and the scale run only (~2 min)
 #   scripts/bench.sh smoke     seconds, debug build, asserts no lost echo and no reordering
 #                              (what .ci/run runs so the scripts never rot)
 #
 # Installs what it needs: the official Python client in a virtualenv (python-trueconf-bot from
-# PyPI) and a font for the plot (fonts-dejavu-core). Env: BENCH_OUT (results directory),
-# BENCH_VENV (virtualenv), CARGO_TARGET_DIR.
+# PyPI), a font for the plot (fonts-dejavu-core) and, for the full run, redis-server.
+# Env: BENCH_OUT (results directory), BENCH_VENV (virtualenv), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-full}
@@ -76,8 +77,21 @@ full)
     # Throughput and p99 against the number of chats, and the plot.
     "${E2E[@]}" sweep --repeat 3 --json "$OUT/sweep.json" --png "$OUT/sweep.png" --strict
     "${E2E[@]}" scale --json "$OUT/scale.json"
-    # Criterion micro-benches (the dispatch bench prints allocations per event first).
-    cargo bench --features sqlite --bench dispatch --bench model --bench fsm -- --noplot \
+    # Criterion micro-benches (the dispatch bench prints allocations per event first); the
+    # FSM bench covers every storage backend, Redis on a throwaway local server.
+    command -v redis-server >/dev/null ||
+        { apt-get install -y -qq redis-server >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get install -y -qq redis-server; }; }
+    REDIS_PORT=$((20000 + RANDOM % 40000))
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    REDIS_PID=$!
+    trap 'kill "$REDIS_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+    for _ in $(seq 50); do
+        redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    TRUECONF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" \
+    cargo bench --features sqlite,redis --bench dispatch --bench model --bench fsm -- --noplot \
         --warm-up-time 1 --measurement-time 3 2>&1 |
         grep -E 'allocations|time:|thrpt:|^[a-z_]+/' | grep -v '%' | tee "$OUT/criterion.txt"
     ;;
