@@ -586,12 +586,24 @@ impl Bot {
                     *write(&core.events_tx) = None;
                 }
                 core.set_state(ConnectionState::Connecting);
-                let (sup, _) = Actor::spawn(None, Supervisor, core.clone())
-                    .await
-                    .map_err(|e| {
-                        Error::Disconnected(format!("could not start the runtime: {e}"))
-                    })?;
+                let (sup, stopped) =
+                    Actor::spawn(None, Supervisor, core.clone())
+                        .await
+                        .map_err(|e| {
+                            Error::Disconnected(format!("could not start the runtime: {e}"))
+                        })?;
                 *write(&core.supervisor) = Some(sup);
+                // Nothing supervises the supervisor: if it ever stops on its own (a panic in
+                // it), fail the bot so `run` returns instead of waiting forever.
+                let watched = Arc::downgrade(core);
+                tokio::spawn(async move {
+                    let _ = stopped.await;
+                    if let Some(core) = watched.upgrade()
+                        && !core.shutting_down.load(Ordering::Acquire)
+                    {
+                        supervisor_gone(&core);
+                    }
+                });
                 *started = true;
             }
         }
@@ -654,6 +666,22 @@ impl Bot {
         }
         call
     }
+}
+
+/// The supervisor stopped without a shutdown. When that follows a failure it reported itself,
+/// the state is terminal already and stays as it is.
+fn supervisor_gone(core: &Core) {
+    let f = connection::Failure::new(
+        connection::FailureKind::Internal,
+        "the runtime's supervisor stopped unexpectedly; nothing would reconnect",
+    );
+    if !core.state().is_terminal() {
+        tracing::error!(failure = %f, "bot runtime lost");
+    }
+    core.stop_events.cancel();
+    core.shutdown.cancel();
+    core.table.fail_all(&f.message);
+    core.set_state(ConnectionState::Failed(f));
 }
 
 /// The body of [`Bot::shutdown`], also run when the last handle goes.
@@ -1133,5 +1161,35 @@ mod offline_tests {
             0,
             "a dropped call removes its pending entry"
         );
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_that_dies_fails_the_bot_instead_of_hanging() {
+        // h.example never answers: the bot keeps reconnecting until its supervisor is gone.
+        let bot = bot(0);
+        let starting = tokio::spawn({
+            let bot = bot.clone();
+            async move { bot.start().await }
+        });
+        let sup = loop {
+            if let Some(s) = read(&bot.core.supervisor).clone() {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        sup.kill();
+        let result = tokio::time::timeout(Duration::from_secs(5), starting)
+            .await
+            .expect("start() returned")
+            .unwrap();
+        assert!(
+            matches!(&result, Err(Error::Disconnected(m)) if m.contains("supervisor")),
+            "{result:?}"
+        );
+        assert!(matches!(
+            bot.core.state(),
+            ConnectionState::Failed(f) if f.kind == connection::FailureKind::Internal
+        ));
+        assert!(bot.send_message("c", "x").await.is_err());
     }
 }

@@ -150,6 +150,9 @@ pub enum FailureKind {
     RestartLimit,
     /// The server's TLS certificate was rejected.
     Tls,
+    /// The runtime's supervisor stopped unexpectedly (a bug in this crate: please report it);
+    /// without it nothing would reconnect, so the bot fails instead of hanging.
+    Internal,
 }
 
 impl Failure {
@@ -169,7 +172,7 @@ impl Failure {
                 code: self.code,
             },
             FailureKind::UnsupportedServer => Error::Protocol(self.message.clone()),
-            FailureKind::RetriesExhausted | FailureKind::RestartLimit => {
+            FailureKind::RetriesExhausted | FailureKind::RestartLimit | FailureKind::Internal => {
                 Error::Disconnected(self.message.clone())
             }
             FailureKind::Tls => Error::Transport {
