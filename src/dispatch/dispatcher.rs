@@ -527,7 +527,28 @@ impl Dispatcher {
     /// Handles events from `events` until the channel closes or
     /// [`DispatcherHandle::shutdown`] is called, then lets in-flight handlers finish within
     /// the shutdown timeout and stops every conversation.
-    pub async fn run_on(mut self, mut events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
+    pub async fn run_on(self, events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
+        // The loop runs as a task of its own: awaited straight from `#[tokio::main]` it would
+        // run on the main thread outside the worker pool, and every event would cost a
+        // cross-thread wake-up of that thread. Dropping this future still stops it.
+        struct AbortOnDrop(tokio::task::AbortHandle);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let task = tokio::spawn(self.serve(events));
+        let _stop_with_caller = AbortOnDrop(task.abort_handle());
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(crate::Error::Disconnected(format!(
+                "the dispatcher stopped: {e}"
+            ))),
+        }
+    }
+
+    async fn serve(mut self, mut events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
         self.pool.start().await?;
         let mut stop = self.handle.shutdown.subscribe();
         let stopped = async move {
@@ -776,6 +797,22 @@ mod tests {
         drop(tx);
         task.await.unwrap().unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_run_future_stops_the_loop() {
+        let d = Dispatcher::detached(Router::new().message(|| async {}))
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        // The loop runs as its own task; giving up on `run_on` must still end it.
+        let gave_up = tokio::time::timeout(Duration::from_millis(30), d.run_on(rx)).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            tx.send(message(1, Acknowledger::noop(1))).await.is_err(),
+            "the loop (and its receiver) is gone"
+        );
     }
 
     #[test]
