@@ -11,18 +11,22 @@ use trueconf_bot::bot::Bot;
 use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::testkit::{Sim, SimConfig};
 
+fn bot_for(sim: &Sim) -> Bot {
+    Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_the_bot_down_gracefully() {
     // Taking over SIGTERM here first means that, whatever the timing, the signal below can
     // never fall through to its default action and kill the test process.
     let mut ours = signal(SignalKind::terminate()).unwrap();
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()
-        .unwrap();
+    let bot = bot_for(&sim);
     let mut state = bot.state();
     let run = tokio::spawn({
         let bot = bot.clone();
@@ -56,12 +60,7 @@ async fn sigterm_shuts_the_bot_down_gracefully() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_handle_shuts_the_bot_down() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()
-        .unwrap();
+    let bot = bot_for(&sim);
     bot.start().await.unwrap();
     let mut state = bot.state();
     let chat = sim.user("bob").create_p2p_with_bot().await.unwrap();
@@ -83,12 +82,7 @@ async fn dropping_the_last_handle_shuts_the_bot_down() {
 #[tokio::test]
 async fn dropping_a_bot_that_never_started_is_quiet() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()
-        .unwrap();
+    let bot = bot_for(&sim);
     let state = bot.state();
     drop(bot);
     tokio::task::yield_now().await;
