@@ -14,9 +14,9 @@
 //! A conversation with nothing to do for [`LaneConfig::hibernate_after`] hibernates: its actor
 //! and queue go and only a record of a few dozen bytes (its chat id, inline, and its last
 //! activity) stays in the map, so a freed actor's pages are not pinned by a small allocation
-//! that outlives it; the next event starts a new actor for it. After the idle timeout the record goes too. One sweeper in the
-//! manager finds both (a per-actor timer would cost every idle conversation a task of its
-//! own). Anything that must survive that (dialog state)
+//! that outlives it; the next event starts a new actor for it. After the idle timeout the
+//! record goes too. One sweeper in the manager finds both (a per-actor timer would cost every
+//! idle conversation a task of its own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
 
 use std::collections::VecDeque;

@@ -64,6 +64,13 @@ fn check_content(content: &TextContent) -> Result<()> {
         .map_or(Ok(()), InlineKeyboard::validate)
 }
 
+/// Button recipients given as bare logins get the server's domain.
+fn complete_content(content: &mut TextContent, domain: &str) {
+    if let Some(kb) = &mut content.buttons {
+        kb.complete_recipients(domain);
+    }
+}
+
 impl Request for SendMessage {
     const METHOD: &'static str = "sendMessage";
     type Response = MessageSent;
@@ -73,9 +80,7 @@ impl Request for SendMessage {
     }
 
     fn complete_user_ids(&mut self, domain: &str) {
-        if let Some(kb) = &mut self.content.buttons {
-            kb.complete_recipients(domain);
-        }
+        complete_content(&mut self.content, domain);
     }
 }
 
@@ -134,9 +139,7 @@ impl Request for EditMessage {
     }
 
     fn complete_user_ids(&mut self, domain: &str) {
-        if let Some(kb) = &mut self.content.buttons {
-            kb.complete_recipients(domain);
-        }
+        complete_content(&mut self.content, domain);
     }
 }
 
