@@ -204,6 +204,8 @@ pub mod methods;
 pub mod protocol;
 pub mod types;
 
+mod sync;
+
 pub mod bot;
 pub mod connection;
 pub mod router;

@@ -103,7 +103,7 @@ impl Throttle {
     pub(crate) async fn acquire(&self, chat: Option<&str>) {
         let mut wait = Duration::ZERO;
         if let Some(rate) = self.config.global {
-            let mut g = self.global.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = crate::sync::lock(&self.global);
             if let Some(b) = g.as_mut() {
                 wait = b.reserve(rate);
             }

@@ -160,9 +160,7 @@ struct Mailbox<J> {
 
 impl<J> Mailbox<J> {
     fn lock(&self) -> MutexGuard<'_, MailboxState<J>> {
-        // Poisoning cannot leave the queue inconsistent (every critical section is a plain
-        // VecDeque operation), so a poisoned lock is used as is.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 

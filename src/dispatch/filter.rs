@@ -114,7 +114,7 @@ impl Filter {
             };
             match cmd.parse(text, c.self_id()) {
                 Some(m) => {
-                    *c.command.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
+                    *crate::sync::lock(&c.command) = Some(Arc::new(m));
                     true
                 }
                 None => false,

@@ -66,14 +66,11 @@ impl Ctx {
     }
 
     pub(crate) fn clear_command(&self) {
-        *self.command.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *crate::sync::lock(&self.command) = None;
     }
 
     pub(crate) fn matched_command(&self) -> Option<Arc<MatchedCommand>> {
-        self.command
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::lock(&self.command).clone()
     }
 }
 

@@ -45,6 +45,7 @@ mod pattern;
 mod server;
 mod state;
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -241,10 +242,6 @@ pub(crate) struct Inner {
     refuse_until: Mutex<Option<Instant>>,
     web_tokens: Mutex<HashMap<String, String>>,
     auth_codes: Mutex<HashMap<String, String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::Inner;
 use super::pattern::{self, Blob};
 use super::state::{E_BAD_PAYLOAD, Out, uuid};
+use crate::sync::lock;
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
@@ -190,10 +191,6 @@ async fn auth_code_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Respon
             "unknown authorization code",
         ),
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn upload(
