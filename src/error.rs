@@ -45,10 +45,15 @@ pub enum Error {
         code: Option<ApiErrorCode>,
     },
 
-    /// The connection was lost while the request was in flight, so its outcome is unknown;
-    /// or the bot is shut down.
-    #[error("disconnected: {0}")]
-    Disconnected(String),
+    /// The request could not be completed over a connection: [`DisconnectKind`] says why
+    /// (the socket was lost with a write in flight, the bot is shut down or failed, …).
+    #[error("disconnected ({kind}): {detail}")]
+    Disconnected {
+        /// Why; match on this, not on `detail`.
+        kind: DisconnectKind,
+        /// Human-readable detail (the method, the request id, the cause).
+        detail: String,
+    },
 
     /// No response arrived within the deadline.
     #[error("{what} timed out after {after:?}")]
@@ -109,6 +114,22 @@ impl Error {
         }
     }
 
+    /// An [`Error::Disconnected`].
+    pub fn disconnected(kind: DisconnectKind, detail: impl Into<String>) -> Self {
+        Error::Disconnected {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// Why the call was disconnected, for [`Error::Disconnected`].
+    pub fn disconnect_kind(&self) -> Option<DisconnectKind> {
+        match self {
+            Error::Disconnected { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// An [`Error::Protocol`].
     pub fn protocol(message: impl Into<String>) -> Self {
         Error::Protocol(message.into())
@@ -145,9 +166,71 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Disconnected(_) | Error::Timeout { .. } | Error::Transport { .. } | Error::Io(_)
+            Error::Disconnected { .. }
+                | Error::Timeout { .. }
+                | Error::Transport { .. }
+                | Error::Io(_)
         ) || matches!(self, Error::Http { status, .. } if status.is_none_or(|s| s >= 500))
     }
+}
+
+/// Why a call ended in [`Error::Disconnected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectKind {
+    /// The socket was lost after the request was written: the server may or may not have
+    /// applied it. Writes are never re-sent automatically; reads are, so only writes end here.
+    OutcomeUnknown,
+    /// The bot is shutting down or was shut down.
+    ShuttingDown,
+    /// The bot was not started: call `start()` or `run()` first.
+    NotStarted,
+    /// The connection is down and `offline_queue` callers already wait for it.
+    OfflineQueueFull,
+    /// The runtime gave up for good; the kind says why (also published as the bot's state).
+    Failed(FailureKind),
+    /// The operation (a file transfer) was cancelled.
+    Cancelled,
+    /// A runtime task stopped unexpectedly (a bug in this crate: please report it).
+    Internal,
+}
+
+impl fmt::Display for DisconnectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DisconnectKind::OutcomeUnknown => "outcome unknown",
+            DisconnectKind::ShuttingDown => "shutting down",
+            DisconnectKind::NotStarted => "not started",
+            DisconnectKind::OfflineQueueFull => "offline queue full",
+            DisconnectKind::Failed(FailureKind::Auth) => "failed: authentication",
+            DisconnectKind::Failed(FailureKind::UnsupportedServer) => "failed: unsupported server",
+            DisconnectKind::Failed(FailureKind::RetriesExhausted) => "failed: retries exhausted",
+            DisconnectKind::Failed(FailureKind::RestartLimit) => "failed: restart limit",
+            DisconnectKind::Failed(FailureKind::Tls) => "failed: TLS",
+            DisconnectKind::Failed(FailureKind::Internal) => "failed: internal",
+            DisconnectKind::Cancelled => "cancelled",
+            DisconnectKind::Internal => "internal",
+        })
+    }
+}
+
+/// Why the runtime gave up for good (see the bot's connection state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The token or credentials were rejected.
+    Auth,
+    /// The server is too old, or not a TrueConf server.
+    UnsupportedServer,
+    /// The reconnect policy's retry budget ran out.
+    RetriesExhausted,
+    /// The supervisor restarted its children too often.
+    RestartLimit,
+    /// The server's TLS certificate was rejected.
+    Tls,
+    /// The runtime's supervisor stopped unexpectedly (a bug in this crate: please report it);
+    /// without it nothing would reconnect, so the bot fails instead of hanging.
+    Internal,
 }
 
 /// A server error code (§7 of the protocol). Unknown codes are kept as they are.

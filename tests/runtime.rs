@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use trueconf_bot::bot::{Bot, BotBuilder, Call, ReconnectPolicy};
 use trueconf_bot::connection::{AckMode, ConnectionState, FailureKind};
+use trueconf_bot::error::DisconnectKind;
 use trueconf_bot::methods::Request;
 use trueconf_bot::{Error, Result};
 
@@ -362,7 +363,16 @@ async fn token_auth_round_trip_and_properties() -> Result<()> {
     bot.shutdown().await?;
     assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
-    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                kind: DisconnectKind::ShuttingDown,
+                ..
+            }
+        ),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -376,7 +386,13 @@ async fn shutdown_before_start_is_immediate() -> Result<()> {
         .expect("no waiting for a connection that never started")?;
     assert_eq!(*bot.state().borrow(), ConnectionState::Stopped);
     assert!(events.recv().await.is_none());
-    assert!(matches!(bot.start().await, Err(Error::Disconnected(_))));
+    assert!(matches!(
+        bot.start().await,
+        Err(Error::Disconnected {
+            kind: DisconnectKind::ShuttingDown,
+            ..
+        })
+    ));
     Ok(())
 }
 
@@ -468,7 +484,10 @@ async fn server_drop_under_load_reconnects_and_nothing_hangs() -> Result<()> {
         // Every future resolves well within its deadline.
         match tokio::time::timeout(Duration::from_secs(5), t).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(Error::Disconnected(_)))) => disconnected += 1,
+            Ok(Ok(Err(Error::Disconnected {
+                kind: DisconnectKind::OutcomeUnknown,
+                ..
+            }))) => disconnected += 1,
             other => panic!("unexpected outcome: {other:?}"),
         }
     }
@@ -497,7 +516,16 @@ async fn idempotent_reads_are_resent_after_a_drop() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     srv.kick_all();
     let err = write.await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                kind: DisconnectKind::OutcomeUnknown,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(read.await.unwrap()?["ms"], 300);
     assert_eq!(srv.requests("slowRead").len(), 2, "sent once per socket");
     bot.shutdown().await
@@ -549,7 +577,16 @@ async fn killed_router_is_restarted_and_still_settles_lost_requests() -> Result<
         .expect("settled by the new router")
         .unwrap()
         .unwrap_err();
-    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                kind: DisconnectKind::OutcomeUnknown,
+                ..
+            }
+        ),
+        "{err}"
+    );
     bot.shutdown().await
 }
 
@@ -574,7 +611,16 @@ async fn restart_limit_fails_the_bot() -> Result<()> {
     let s = wait_state(&bot, ConnectionState::is_terminal).await;
     assert!(matches!(s, ConnectionState::Failed(f) if f.kind == FailureKind::RestartLimit));
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
-    assert!(matches!(err, Error::Disconnected(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                kind: DisconnectKind::Failed(FailureKind::RestartLimit),
+                ..
+            }
+        ),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -605,7 +651,10 @@ async fn shutdown_settles_100_in_flight_requests_within_its_deadline() -> Result
     for t in tasks {
         match tokio::time::timeout(Duration::from_secs(1), t).await {
             Ok(Ok(Ok(_))) => ok += 1,
-            Ok(Ok(Err(Error::Disconnected(_)))) => gone += 1,
+            Ok(Ok(Err(Error::Disconnected {
+                kind: DisconnectKind::ShuttingDown,
+                ..
+            }))) => gone += 1,
             other => panic!("unexpected outcome: {other:?}"),
         }
     }
@@ -722,7 +771,11 @@ async fn requests_before_start_fail_and_offline_requests_wait_for_the_reconnect(
     let (srv, addr) = serve().await;
     let bot = builder(addr).token(srv.new_token()).build()?;
     let err = bot.execute(Echo { n: 1 }).await.unwrap_err();
-    assert!(err.to_string().contains("not started"), "{err}");
+    assert_eq!(
+        err.disconnect_kind(),
+        Some(DisconnectKind::NotStarted),
+        "{err}"
+    );
     bot.start().await?;
     srv.kick_all();
     wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
@@ -1517,7 +1570,10 @@ mod sim {
         for t in tasks {
             match tokio::time::timeout(Duration::from_secs(5), t).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(Error::Disconnected(_)))) => lost += 1,
+                Ok(Ok(Err(Error::Disconnected {
+                    kind: DisconnectKind::OutcomeUnknown,
+                    ..
+                }))) => lost += 1,
                 other => panic!("unexpected outcome: {other:?}"),
             }
         }
@@ -1598,7 +1654,16 @@ mod sim {
                 .await
                 .expect("resolved")
                 .unwrap();
-            assert!(matches!(r, Err(Error::Disconnected(_))), "{r:?}");
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::Disconnected {
+                        kind: DisconnectKind::ShuttingDown,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
         }
         Ok(())
     }

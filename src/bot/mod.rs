@@ -29,7 +29,7 @@ use self::core::{Core, lock, read, write};
 pub use self::methods::ActivityGuard;
 pub use self::throttle::{Rate, ThrottleConfig};
 use crate::connection::{AckMode, ConnectionState, ServerEvent, TlsOptions};
-use crate::error::{Error, Result};
+use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::{Request, decode_response};
 use crate::protocol::Frame;
 use crate::router::{Outcome, Pending, RouterMsg};
@@ -576,7 +576,10 @@ impl Bot {
             let mut started = core.started.lock().await;
             if !*started {
                 if core.shutting_down.load(Ordering::Acquire) {
-                    return Err(Error::Disconnected("the bot was shut down".into()));
+                    return Err(Error::disconnected(
+                        DisconnectKind::ShuttingDown,
+                        "the bot was shut down",
+                    ));
                 }
                 if lock(&core.events_rx).take().is_some() {
                     tracing::info!(
@@ -590,7 +593,10 @@ impl Bot {
                     Actor::spawn(None, Supervisor, core.clone())
                         .await
                         .map_err(|e| {
-                            Error::Disconnected(format!("could not start the runtime: {e}"))
+                            Error::disconnected(
+                                DisconnectKind::Internal,
+                                format!("could not start the runtime: {e}"),
+                            )
                         })?;
                 *write(&core.supervisor) = Some(sup);
                 // Nothing supervises the supervisor: if it ever stops on its own (a panic in
@@ -680,7 +686,8 @@ fn supervisor_gone(core: &Core) {
     }
     core.stop_events.cancel();
     core.shutdown.cancel();
-    core.table.fail_all(&f.message);
+    core.table
+        .fail_all(DisconnectKind::Failed(f.kind), &f.message);
     core.set_state(ConnectionState::Failed(f));
 }
 
@@ -715,7 +722,10 @@ async fn shutdown(core: &Arc<Core>) -> Result<()> {
             }),
         None => None,
     };
-    let failed = drained.unwrap_or_else(|| core.table.fail_all("the bot is shutting down"));
+    let failed = drained.unwrap_or_else(|| {
+        core.table
+            .fail_all(DisconnectKind::ShuttingDown, "the bot is shutting down")
+    });
     if failed > 0 {
         tracing::info!(failed, "requests failed by shutdown");
     }
@@ -736,9 +746,10 @@ async fn shutdown(core: &Arc<Core>) -> Result<()> {
 fn terminal_result(state: &ConnectionState, stopped_ok: bool) -> Result<()> {
     match state {
         ConnectionState::Failed(f) => Err(f.to_error()),
-        ConnectionState::Stopped if !stopped_ok => {
-            Err(Error::Disconnected("the bot was shut down".into()))
-        }
+        ConnectionState::Stopped if !stopped_ok => Err(Error::disconnected(
+            DisconnectKind::ShuttingDown,
+            "the bot was shut down",
+        )),
         _ => Ok(()),
     }
 }
@@ -871,7 +882,10 @@ async fn execute<R: Request>(
     drop(request);
     let result = loop {
         if core.shutting_down.load(Ordering::Acquire) {
-            break Err(Error::Disconnected("the bot is shutting down".into()));
+            break Err(Error::disconnected(
+                DisconnectKind::ShuttingDown,
+                "the bot is shutting down",
+            ));
         }
         let writer = match core.writer() {
             Some(w) => w,
@@ -922,10 +936,13 @@ async fn execute<R: Request>(
             if R::IDEMPOTENT {
                 continue;
             }
-            break Err(Error::Disconnected(format!(
-                "connection lost while sending `{}`; it may or may not have been applied",
-                R::METHOD
-            )));
+            break Err(Error::disconnected(
+                DisconnectKind::OutcomeUnknown,
+                format!(
+                    "connection lost while sending `{}`; it may or may not have been applied",
+                    R::METHOD
+                ),
+            ));
         }
         let outcome = tokio::time::timeout_at(deadline, rx).await;
         match outcome {
@@ -937,10 +954,10 @@ async fn execute<R: Request>(
             }
             Ok(Err(_)) => {
                 guard.id = None;
-                break Err(Error::Disconnected(format!(
-                    "`{}` was dropped by the runtime",
-                    R::METHOD
-                )));
+                break Err(Error::disconnected(
+                    DisconnectKind::Internal,
+                    format!("`{}` was dropped by the runtime", R::METHOD),
+                ));
             }
             Ok(Ok(outcome)) => {
                 guard.id = None;
@@ -969,11 +986,15 @@ async fn wait_online(core: &Core, deadline: Instant, after: Duration, method: &s
     match state {
         ConnectionState::Failed(f) => return Err(f.to_error()),
         ConnectionState::Stopped => {
-            return Err(Error::Disconnected("the bot is stopped".into()));
+            return Err(Error::disconnected(
+                DisconnectKind::ShuttingDown,
+                "the bot is stopped",
+            ));
         }
         ConnectionState::Idle => {
-            return Err(Error::Disconnected(
-                "the bot is not started: call `start()` or `run()` first".into(),
+            return Err(Error::disconnected(
+                DisconnectKind::NotStarted,
+                "the bot is not started: call `start()` or `run()` first",
             ));
         }
         _ => {}
@@ -981,9 +1002,10 @@ async fn wait_online(core: &Core, deadline: Instant, after: Duration, method: &s
     let waiting = core.offline_waiters.fetch_add(1, Ordering::AcqRel);
     let _slot = OfflineSlot(core);
     if waiting >= core.config.offline_queue {
-        return Err(Error::Disconnected(format!(
-            "offline: {waiting} requests already wait for the reconnect"
-        )));
+        return Err(Error::disconnected(
+            DisconnectKind::OfflineQueueFull,
+            format!("offline: {waiting} requests already wait for the reconnect"),
+        ));
     }
     let wait = rx.wait_for(|s| matches!(s, ConnectionState::Ready) || s.is_terminal());
     match tokio::time::timeout_at(deadline, wait).await {
@@ -991,11 +1013,17 @@ async fn wait_online(core: &Core, deadline: Instant, after: Duration, method: &s
             what: format!("{method} (waiting for the connection)"),
             after,
         }),
-        Ok(Err(_)) => Err(Error::Disconnected("the bot is gone".into())),
+        Ok(Err(_)) => Err(Error::disconnected(
+            DisconnectKind::ShuttingDown,
+            "the bot is gone",
+        )),
         Ok(Ok(s)) => match &*s {
             ConnectionState::Failed(f) => Err(f.to_error()),
             ConnectionState::Ready => Ok(()),
-            _ => Err(Error::Disconnected("the bot is stopped".into())),
+            _ => Err(Error::disconnected(
+                DisconnectKind::ShuttingDown,
+                "the bot is stopped",
+            )),
         },
     }
 }
@@ -1098,7 +1126,11 @@ mod offline_tests {
         let waiting = tokio::spawn(bot.get_chats(10, 1).into_future());
         tokio::task::yield_now().await;
         let err = bot.get_chats(10, 1).await.unwrap_err();
-        assert!(err.to_string().contains("already wait"), "{err}");
+        assert_eq!(
+            err.disconnect_kind(),
+            Some(DisconnectKind::OfflineQueueFull),
+            "{err}"
+        );
 
         let (epoch, mut rx) = online(&bot);
         let frame = rx.recv().await.expect("sent once online");
@@ -1129,7 +1161,16 @@ mod offline_tests {
         let _ = rx.recv().await.expect("write sent");
         offline(&bot, epoch);
         let err = write.await.expect("joined").unwrap_err();
-        assert!(matches!(err, Error::Disconnected(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Disconnected {
+                    kind: DisconnectKind::OutcomeUnknown,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(bot.in_flight(), 0);
 
         let (_, mut rx) = online(&bot);
@@ -1183,7 +1224,13 @@ mod offline_tests {
             .expect("start() returned")
             .unwrap();
         assert!(
-            matches!(&result, Err(Error::Disconnected(m)) if m.contains("supervisor")),
+            matches!(
+                &result,
+                Err(Error::Disconnected {
+                    kind: DisconnectKind::Failed(connection::FailureKind::Internal),
+                    ..
+                })
+            ),
             "{result:?}"
         );
         assert!(matches!(

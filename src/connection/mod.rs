@@ -92,7 +92,8 @@ pub(crate) mod tls;
 pub(crate) use session::{ConnMsg, ConnectionActor, TaskGuard};
 pub use tls::TlsOptions;
 
-use crate::error::{ApiErrorCode, Error};
+pub use crate::error::FailureKind;
+use crate::error::{ApiErrorCode, DisconnectKind, Error};
 
 /// The life cycle of the bot's connection, published through
 /// [`Bot::state`](crate::bot::Bot::state).
@@ -136,25 +137,6 @@ pub struct Failure {
     pub code: Option<ApiErrorCode>,
 }
 
-/// Classes of [`Failure`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// The token or credentials were rejected.
-    Auth,
-    /// The server is too old, or not a TrueConf server.
-    UnsupportedServer,
-    /// The reconnect policy's retry budget ran out.
-    RetriesExhausted,
-    /// The supervisor restarted its children too often.
-    RestartLimit,
-    /// The server's TLS certificate was rejected.
-    Tls,
-    /// The runtime's supervisor stopped unexpectedly (a bug in this crate: please report it);
-    /// without it nothing would reconnect, so the bot fails instead of hanging.
-    Internal,
-}
-
 impl Failure {
     pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
@@ -173,7 +155,7 @@ impl Failure {
             },
             FailureKind::UnsupportedServer => Error::Protocol(self.message.clone()),
             FailureKind::RetriesExhausted | FailureKind::RestartLimit | FailureKind::Internal => {
-                Error::Disconnected(self.message.clone())
+                Error::disconnected(DisconnectKind::Failed(self.kind), self.message.clone())
             }
             FailureKind::Tls => Error::Transport {
                 message: self.message.clone(),

@@ -21,7 +21,7 @@ use super::{AckMode, Acknowledger, ConnectionState, Failure, FailureKind, Server
 use crate::bot::Secret;
 use crate::bot::config::AuthSource;
 use crate::bot::core::{Core, read, write};
-use crate::error::{ApiErrorCode, Error};
+use crate::error::{ApiErrorCode, DisconnectKind, Error};
 use crate::protocol::{Frame, RawValue};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -132,7 +132,8 @@ async fn run(core: Arc<Core>, me: ActorRef<ConnMsg>) {
     match failure {
         Some(f) => {
             tracing::error!(failure = %f, "connection failed for good");
-            core.table.fail_all(&f.message);
+            core.table
+                .fail_all(DisconnectKind::Failed(f.kind), &f.message);
             core.set_state(ConnectionState::Failed(f));
         }
         None => core.set_state(ConnectionState::Stopped),
@@ -293,7 +294,10 @@ async fn authorise(core: &Core, ws: &mut Ws, token: &Secret) -> Result<String, A
                 Err(e) => tracing::warn!(error = %e, "malformed frame during auth"),
             }
         }
-        Err(Error::Disconnected("socket closed during auth".into()))
+        Err(Error::Transport {
+            message: "socket closed during auth".into(),
+            source: None,
+        })
     })
     .await
     .map_err(|_| {

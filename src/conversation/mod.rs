@@ -243,9 +243,10 @@ impl<J: Send + 'static> ConversationPool<J> {
             Manager::<J>::spawn(None, Manager::<J>(PhantomData), Arc::downgrade(&self.inner))
                 .await
                 .map_err(|e| {
-                    crate::Error::Disconnected(format!(
-                        "cannot start the conversation manager: {e}"
-                    ))
+                    crate::Error::disconnected(
+                        crate::error::DisconnectKind::Internal,
+                        format!("cannot start the conversation manager: {e}"),
+                    )
                 })?;
         let _ = self.inner.manager.set(manager);
         Ok(())

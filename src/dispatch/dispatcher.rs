@@ -542,9 +542,10 @@ impl Dispatcher {
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(crate::Error::Disconnected(format!(
-                "the dispatcher stopped: {e}"
-            ))),
+            Err(e) => Err(crate::Error::disconnected(
+                crate::error::DisconnectKind::Internal,
+                format!("the dispatcher stopped: {e}"),
+            )),
         }
     }
 

@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 
-use crate::error::Error;
+use crate::error::{DisconnectKind, Error};
 use crate::protocol::{RawValue, RequestId};
 
 /// How a pending request ended, as told to its caller.
@@ -100,28 +100,31 @@ impl RequestTable {
             let outcome = if p.idempotent {
                 Outcome::Retry
             } else {
-                Outcome::Failed(Error::Disconnected(format!(
-                    "connection lost while `{}` (id {id}) was in flight; it may or may not have \
-                     been applied",
-                    p.method
-                )))
+                Outcome::Failed(Error::disconnected(
+                    DisconnectKind::OutcomeUnknown,
+                    format!(
+                        "connection lost while `{}` (id {id}) was in flight; it may or may not \
+                         have been applied",
+                        p.method
+                    ),
+                ))
             };
             let _ = p.tx.send(outcome);
         }
         settled
     }
 
-    /// Fails every pending request with `Error::Disconnected(reason)`.
-    pub(crate) fn fail_all(&self, reason: &str) -> usize {
+    /// Fails every pending request with [`Error::Disconnected`] of `kind`.
+    pub(crate) fn fail_all(&self, kind: DisconnectKind, reason: &str) -> usize {
         let ids: Vec<RequestId> = self.pending.iter().map(|e| *e.key()).collect();
         let mut failed = 0;
         for id in ids {
             if let Some(p) = self.remove(id) {
                 failed += 1;
-                let _ = p.tx.send(Outcome::Failed(Error::Disconnected(format!(
-                    "`{}` (id {id}): {reason}",
-                    p.method
-                ))));
+                let _ = p.tx.send(Outcome::Failed(Error::disconnected(
+                    kind,
+                    format!("`{}` (id {id}): {reason}", p.method),
+                )));
             }
         }
         failed
@@ -190,7 +193,9 @@ impl Actor for RouterActor {
                 while core.table.len() > 0 && tokio::time::Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                let failed = core.table.fail_all("the bot is shutting down");
+                let failed = core
+                    .table
+                    .fail_all(DisconnectKind::ShuttingDown, "the bot is shutting down");
                 let _ = reply.send(failed);
             }
         }
@@ -243,13 +248,19 @@ mod tests {
         assert!(matches!(read_rx.try_recv(), Ok(Outcome::Retry)));
         assert!(matches!(
             write_rx.try_recv(),
-            Ok(Outcome::Failed(Error::Disconnected(_)))
+            Ok(Outcome::Failed(Error::Disconnected {
+                kind: DisconnectKind::OutcomeUnknown,
+                ..
+            }))
         ));
         assert!(newer_rx.try_recv().is_err());
-        assert_eq!(t.fail_all("bye"), 1);
+        assert_eq!(t.fail_all(DisconnectKind::ShuttingDown, "bye"), 1);
         assert!(matches!(
             newer_rx.try_recv(),
-            Ok(Outcome::Failed(Error::Disconnected(_)))
+            Ok(Outcome::Failed(Error::Disconnected {
+                kind: DisconnectKind::ShuttingDown,
+                ..
+            }))
         ));
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::bot::core::{Core, write};
 use crate::connection::{ConnectionActor, ConnectionState, Failure, FailureKind};
+use crate::error::DisconnectKind;
 use crate::router::{RouterActor, RouterArgs};
 use crate::transfer::TransferActor;
 
@@ -140,7 +141,8 @@ impl Actor for Supervisor {
                 ),
             );
             tracing::error!(failure = %f, "supervisor gives up");
-            core.table.fail_all(&f.message);
+            core.table
+                .fail_all(DisconnectKind::Failed(f.kind), &f.message);
             core.set_state(ConnectionState::Failed(f));
             myself.stop(Some("restart limit".into()));
             return Ok(());

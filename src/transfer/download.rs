@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::upload::{Activity, Reporter, http_error, stall_guard};
 use super::{Direction, Progress, ProgressStream};
 use crate::bot::Bot;
-use crate::error::{Error, Result};
+use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::GetFileInfo;
 use crate::types::{FileInfo, ReadyState};
 
@@ -314,7 +314,10 @@ async fn ready_info(bot: &Bot, file_id: &str, timeout: Duration) -> Result<FileI
             }
             changed = watcher.rx.changed() => {
                 if changed.is_err() {
-                    return Err(Error::Disconnected("progress subscription closed".into()));
+                    return Err(Error::disconnected(
+                        DisconnectKind::Internal,
+                        "progress subscription closed",
+                    ));
                 }
                 deadline = Instant::now() + timeout;
                 let complete = watcher

@@ -58,7 +58,7 @@ pub use upload::SendFileCall;
 use crate::bot::Bot;
 use crate::bot::core::Core;
 use crate::connection::{ConnectionState, TaskGuard};
-use crate::error::{Error, Result};
+use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::{
     GetFileInfo, GetFileUploadLimits, SubscribeFileProgress, UnsubscribeFileProgress,
 };
@@ -208,12 +208,14 @@ impl<T> Future for TransferHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         Pin::new(&mut self.task).poll(cx).map(|r| match r {
             Ok(r) => r,
-            Err(e) if e.is_cancelled() => {
-                Err(Error::Disconnected("the transfer was cancelled".into()))
-            }
-            Err(e) => Err(Error::Disconnected(format!(
-                "the transfer task failed: {e}"
-            ))),
+            Err(e) if e.is_cancelled() => Err(Error::disconnected(
+                DisconnectKind::Cancelled,
+                "the transfer was cancelled",
+            )),
+            Err(e) => Err(Error::disconnected(
+                DisconnectKind::Internal,
+                format!("the transfer task failed: {e}"),
+            )),
         })
     }
 }
@@ -351,9 +353,9 @@ impl Transfers {
 
     pub(crate) async fn permit(&self) -> Result<OwnedSemaphorePermit> {
         let sem = read(&self.permits).clone();
-        sem.acquire_owned()
-            .await
-            .map_err(|_| Error::Disconnected("transfers are shut down".into()))
+        sem.acquire_owned().await.map_err(|_| {
+            Error::disconnected(DisconnectKind::ShuttingDown, "transfers are shut down")
+        })
     }
 
     /// The HTTP client for file bodies: the bot's TLS settings, but no read timeout (a long
@@ -497,8 +499,12 @@ impl Watcher {
         if !sent {
             return Ok(());
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Error::Disconnected("the transfer actor stopped".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::disconnected(
+                DisconnectKind::Internal,
+                "the transfer actor stopped",
+            ))
+        })
     }
 
     pub(crate) fn into_stream(self) -> ProgressStream {
