@@ -175,26 +175,29 @@
 //!
 //! ## Layout
 //!
-//! The crate is split into a pure **model** (no sockets, no actors), the **runtime actors**,
-//! and the **dispatch** layer that turns events into handler calls. Dependencies point one
-//! way: dispatch → runtime → model.
+//! The crate is split into a pure **model** (no sockets, no actors), the **runtime** actors,
+//! the [`Bot`](bot::Bot) **facade** over them, and the **dispatch** layer that turns events
+//! into handler calls. Dependencies point one way: dispatch → facade → runtime → model
+//! (`tests/layers.rs` enforces it, and the absence of import circles).
 //!
 //! | module | layer | what it holds |
 //! |---|---|---|
 //! | [`protocol`] | model | WebSocket frames (request / response / ack), encode and decode |
 //! | [`types`] | model | every protocol object: envelopes, chats, files, events, buttons, enums |
 //! | [`methods`] | model | one typed request per client→server method, tied to its response |
-//! | [`error`] | model | the public [`Error`] type |
+//! | [`error`] | model | the public [`Error`] type and its [`DisconnectKind`](error::DisconnectKind) |
 //! | [`format`](mod@format) | model | HTML / Markdown builders, escaping, visible length, text splitting |
-//! | [`connection`] | runtime | the Connection actor: socket, auth, keepalive, reconnect |
-//! | [`router`] | runtime | the RequestRouter actor: request ids, pending requests, timeouts |
-//! | [`transfer`] | runtime | the FileTransfer actor: uploads, downloads, progress |
-//! | [`supervisor`] | runtime | the Supervisor actor that owns and restarts the others |
-//! | [`bot`] | runtime | the [`Bot`](bot::Bot) handle users call |
+//! | [`connection`] | runtime | the Connection actor's vocabulary: states, failures, events, acknowledgements, TLS |
+//! | [`transfer`] | runtime | the FileTransfer actor's calls: uploads, downloads, progress |
+//! | [`bot`] | facade | the [`Bot`](bot::Bot) handle users call, its builder and lifecycle |
 //! | [`dispatch`] | dispatch | routers, handlers, extractors, filters, middleware |
 //! | [`conversation`] | dispatch | per-chat Conversation actors: ordering, bounded mailboxes |
 //! | [`fsm`] | dispatch | finite-state dialogs and state storage backends |
 //! | `testkit` | tests | a TrueConf server emulator (feature `testkit`) |
+//!
+//! The runtime's Supervisor, RequestRouter and the actors' internals are private; the
+//! connection state, the restart count and, with feature `testkit`, fault injection
+//! ([`Bot::kill_actor`](bot::Bot)) are reached through the `Bot`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -206,11 +209,10 @@ pub mod types;
 
 mod sync;
 
+mod runtime;
+
 pub mod bot;
-pub mod connection;
-pub mod router;
-pub mod supervisor;
-pub mod transfer;
+pub use runtime::{connection, transfer};
 
 pub mod conversation;
 pub mod dispatch;

@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
-use trueconf_bot::bot::{Bot, BotBuilder, Call, ReconnectPolicy};
+use trueconf_bot::bot::{Bot, BotBuilder, Call, ReconnectPolicy, RuntimeActor};
 use trueconf_bot::connection::{AckMode, ConnectionState, FailureKind};
 use trueconf_bot::error::DisconnectKind;
 use trueconf_bot::methods::Request;
@@ -536,12 +536,15 @@ async fn killed_connection_actor_is_restarted() -> Result<()> {
     let (srv, addr) = serve().await;
     let bot = builder(addr).token(srv.new_token()).build()?;
     bot.start().await?;
-    let first = bot.connection_actor().expect("running");
-    first.kill();
+    let first = bot
+        .actor_id(RuntimeActor::Connection)
+        .await
+        .expect("running");
+    assert!(bot.kill_actor(RuntimeActor::Connection));
     wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
     wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
     assert_eq!(bot.restarts(), 1);
-    assert_ne!(bot.connection_actor().unwrap().get_id(), first.get_id());
+    assert_ne!(bot.actor_id(RuntimeActor::Connection).await, Some(first));
     assert_eq!(bot.execute(Echo { n: 3 }).await?.n, 3);
     assert_eq!(srv.connections.load(Ordering::SeqCst), 2);
     bot.shutdown().await
@@ -552,13 +555,17 @@ async fn killed_router_is_restarted_and_still_settles_lost_requests() -> Result<
     let (srv, addr) = serve().await;
     let bot = builder(addr).token(srv.new_token()).build()?;
     bot.start().await?;
-    let first = bot.router_actor().expect("running");
-    first.kill();
+    let first = bot
+        .actor_id(RuntimeActor::RequestRouter)
+        .await
+        .expect("running");
+    assert!(bot.kill_actor(RuntimeActor::RequestRouter));
     for _ in 0..100 {
         if bot.restarts() == 1
             && bot
-                .router_actor()
-                .is_some_and(|r| r.get_id() != first.get_id())
+                .actor_id(RuntimeActor::RequestRouter)
+                .await
+                .is_some_and(|r| r != first)
         {
             break;
         }
@@ -603,9 +610,7 @@ async fn restart_limit_fails_the_bot() -> Result<()> {
             matches!(s, ConnectionState::Ready) || s.is_terminal()
         })
         .await;
-        if let Some(c) = bot.connection_actor() {
-            c.kill();
-        }
+        bot.kill_actor(RuntimeActor::Connection);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = wait_state(&bot, ConnectionState::is_terminal).await;
@@ -1596,7 +1601,7 @@ mod sim {
         let bot = bot_for(&sim).token(sim.bot_token()).build()?;
         let mut events = bot.events().unwrap();
         bot.start().await?;
-        bot.connection_actor().unwrap().kill();
+        assert!(bot.kill_actor(RuntimeActor::Connection));
         wait_state(&bot, |s| !matches!(s, ConnectionState::Ready)).await;
         wait_state(&bot, |s| matches!(s, ConnectionState::Ready)).await;
         assert_eq!(bot.restarts(), 1);

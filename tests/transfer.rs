@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::io::AsyncWrite;
 use trueconf_bot::bot::Bot;
+use trueconf_bot::bot::RuntimeActor;
 use trueconf_bot::testkit::{
     ExtensionFilter, PatternReader, Sim, SimConfig, SimUser, UploadLimits, is_pattern,
 };
@@ -468,13 +469,18 @@ async fn progress_survives_a_restart_of_the_transfer_actor() {
         .unwrap();
     let mut watching = env.bot.file_progress(&upload.file.file_id);
     env.wait_for_requests("subscribeFileProgress", 1).await;
-    let actor = env.bot.transfer_actor().expect("running");
-    actor.kill();
+    let actor = env
+        .bot
+        .actor_id(RuntimeActor::FileTransfer)
+        .await
+        .expect("running");
+    assert!(env.bot.kill_actor(RuntimeActor::FileTransfer));
     let until = Instant::now() + Duration::from_secs(5);
     while env
         .bot
-        .transfer_actor()
-        .is_none_or(|a| a.get_id() == actor.get_id())
+        .actor_id(RuntimeActor::FileTransfer)
+        .await
+        .is_none_or(|a| a == actor)
     {
         assert!(
             Instant::now() < until,

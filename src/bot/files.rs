@@ -2,8 +2,9 @@
 
 use super::Bot;
 use crate::error::Result;
-use crate::transfer::upload::{Kind, edit_chat_avatar};
-use crate::transfer::{DownloadCall, InputFile, ProgressStream, SendFileCall, TransferConfig};
+use crate::runtime::transfer::{
+    DownloadCall, InputFile, Kind, ProgressStream, SendFileCall, TransferConfig, edit_chat_avatar,
+};
 use crate::types::UploadLimits;
 
 impl Bot {
@@ -17,7 +18,12 @@ impl Bot {
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,
     ) -> SendFileCall {
-        SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Document)
+        SendFileCall::new(
+            self.transfers(),
+            chat_id.into(),
+            file.into(),
+            Kind::Document,
+        )
     }
 
     /// Sends an image as a photo; `.preview(..)` adds a thumbnail.
@@ -26,7 +32,7 @@ impl Bot {
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,
     ) -> SendFileCall {
-        SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Photo)
+        SendFileCall::new(self.transfers(), chat_id.into(), file.into(), Kind::Photo)
     }
 
     /// Sends a sticker. It must be a WebP image (checked by content, not by name:
@@ -38,7 +44,7 @@ impl Bot {
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,
     ) -> SendFileCall {
-        SendFileCall::new(self.clone(), chat_id.into(), file.into(), Kind::Sticker)
+        SendFileCall::new(self.transfers(), chat_id.into(), file.into(), Kind::Sticker)
     }
 
     /// Uploads an image and makes it the chat's avatar (`uploadFile`, the HTTP upload, then
@@ -49,13 +55,13 @@ impl Bot {
         chat_id: impl Into<String>,
         file: impl Into<InputFile>,
     ) -> Result<()> {
-        edit_chat_avatar(self, chat_id.into(), file.into()).await
+        edit_chat_avatar(self.runtime().transfers(), chat_id.into(), file.into()).await
     }
 
     /// Downloads a file: choose the target with `.to_path(..)`, `.to_bytes()`,
     /// `.to_writer(..)` or `.stream()`. Waits for files that are still being uploaded.
     pub fn download_file_by_id(&self, file_id: impl Into<String>) -> DownloadCall {
-        DownloadCall::new(self.clone(), file_id.into())
+        DownloadCall::new(self.transfers(), file_id.into())
     }
 
     /// Progress of a file: the server's `uploadFileProgress` events while someone uploads it
@@ -65,26 +71,28 @@ impl Bot {
     /// it finishes. Own uploads report through
     /// [`SendFileCall::with_progress`](crate::transfer::SendFileCall::with_progress).
     pub fn file_progress(&self, file_id: impl Into<String>) -> ProgressStream {
-        self.core.transfers.watch(&file_id.into()).into_stream()
+        self.runtime()
+            .transfers()
+            .watch(&file_id.into())
+            .into_stream()
     }
 
     /// The server's upload limits (cached per connection, updated by the server's event).
     pub async fn upload_limits(&self) -> Result<UploadLimits> {
-        self.core.transfers.limits(self).await
+        self.runtime().transfers().limits().await
     }
 
     /// Changes the transfer settings; transfers started afterwards use them.
     pub fn configure_transfers(&self, config: TransferConfig) {
-        self.core.transfers.configure(config);
-    }
-
-    /// The current FileTransfer actor, for supervision tooling and fault-injection tests.
-    pub fn transfer_actor(&self) -> Option<ractor::ActorCell> {
-        self.core.transfers.actor_cell()
+        self.runtime().transfers().configure(config);
     }
 
     /// The transfer settings.
     pub fn transfer_config(&self) -> TransferConfig {
-        self.core.transfers.config()
+        self.runtime().transfers().config()
+    }
+
+    fn transfers(&self) -> std::sync::Arc<crate::runtime::transfer::Transfers> {
+        self.runtime().transfers().clone()
     }
 }

@@ -92,7 +92,7 @@ impl Bot {
     /// connecting.
     fn survey_server(&self) -> String {
         self.server_name()
-            .unwrap_or_else(|| self.core.config.host.clone())
+            .unwrap_or_else(|| self.runtime().config().host.clone())
     }
 
     /// `sendMessage`: sends `text` to `chat_id` (parse mode: the bot's default unless set).

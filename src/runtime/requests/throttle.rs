@@ -15,7 +15,7 @@ pub struct Rate {
     pub per: Duration,
 }
 
-/// Client-side throttle settings for [`BotBuilder::throttle`](super::BotBuilder::throttle).
+/// Client-side throttle settings for [`BotBuilder::throttle`](crate::bot::BotBuilder::throttle).
 /// Requests over the limit wait; nothing is dropped.
 ///
 /// ```

@@ -1,17 +1,23 @@
-//! The Connection actor: the WebSocket, authorisation, keepalive and reconnects.
+//! Events as they leave the connection: the [`ServerEvent`] each server request becomes,
+//! the [`Acknowledger`] that answers it, and the bounded outlet they queue in.
 //!
-//! Events leave this module as [`ServerEvent`] values; the runtime never calls into the
-//! dispatcher.
+//! The connection never calls a consumer: it pushes events into the outlet and whoever took
+//! the receiving end (the dispatcher, or the user's own loop) pulls them. That keeps the
+//! runtime free of any knowledge of handlers.
+
+use std::sync::Mutex;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{Frame, RawValue, RequestId};
+use crate::sync::lock;
 
 /// When an event is acknowledged to the server.
 ///
 /// What each mode promises (verified by `tests/faults.rs` against the emulator, which re-delivers
 /// unacknowledged events to the next connection that authorises with
-/// [`receive_unread`](crate::bot::BotBuilder::receive_unread); the real server's handling of
+/// `receive_unread`; the real server's handling of
 /// unacknowledged events is not documented, see PROTOCOL.md §6):
 ///
 /// | | socket drops, restarts, refusals | the bot process dies |
@@ -85,88 +91,63 @@ impl Acknowledger {
     }
 }
 
-mod http;
-mod session;
-pub(crate) mod tls;
-
-pub(crate) use session::{ConnMsg, ConnectionActor, TaskGuard};
-pub use tls::TlsOptions;
-
-pub use crate::error::FailureKind;
-use crate::error::{ApiErrorCode, DisconnectKind, Error};
-
-/// The life cycle of the bot's connection, published through
-/// [`Bot::state`](crate::bot::Bot::state).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionState {
-    /// Built, not started yet.
-    Idle,
-    /// Fetching server info, a token, or opening the first socket.
-    Connecting,
-    /// The socket is open and `auth` was sent.
-    Authenticating,
-    /// Authorised: requests flow and events arrive.
-    Ready,
-    /// The connection was lost; `attempt` counts consecutive failed attempts.
-    Reconnecting {
-        /// 1 for the first retry after a loss.
-        attempt: u32,
-    },
-    /// Shut down on request.
-    Stopped,
-    /// Gave up for good (bad credentials, unsupported server, retries exhausted…).
-    Failed(Failure),
+/// Something that wants a look at every server event before it is queued (the FileTransfer
+/// side reads progress and limits events this way). Installed by the runtime, so the
+/// connection does not know who is looking.
+pub(crate) trait EventTap: Send + Sync {
+    /// Called on the socket task for every event; keep it quick.
+    fn observe(&self, method: &str, payload: &RawValue);
 }
 
-impl ConnectionState {
-    /// Whether the bot is finished (stopped or failed) and will not reconnect.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, ConnectionState::Stopped | ConnectionState::Failed(_))
-    }
+/// The bounded queue between the connection and the event consumer.
+pub(crate) struct EventOutlet {
+    tx: Mutex<Option<mpsc::Sender<ServerEvent>>>,
+    rx: Mutex<Option<mpsc::Receiver<ServerEvent>>>,
+    /// Cancelled when no more events should be taken (shutdown).
+    closed: CancellationToken,
 }
 
-/// Why the runtime gave up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The class of failure.
-    pub kind: FailureKind,
-    /// Human-readable explanation.
-    pub message: String,
-    /// The server's error code, when the failure came from an `auth` response.
-    pub code: Option<ApiErrorCode>,
-}
-
-impl Failure {
-    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            code: None,
+impl EventOutlet {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        EventOutlet {
+            tx: Mutex::new(Some(tx)),
+            rx: Mutex::new(Some(rx)),
+            closed: CancellationToken::new(),
         }
     }
 
-    /// The failure as an [`Error`] (`Error::Auth` for [`FailureKind::Auth`]).
-    pub fn to_error(&self) -> Error {
-        match self.kind {
-            FailureKind::Auth => Error::Auth {
-                reason: self.message.clone(),
-                code: self.code,
-            },
-            FailureKind::UnsupportedServer => Error::Protocol(self.message.clone()),
-            FailureKind::RetriesExhausted | FailureKind::RestartLimit | FailureKind::Internal => {
-                Error::disconnected(DisconnectKind::Failed(self.kind), self.message.clone())
-            }
-            FailureKind::Tls => Error::Transport {
-                message: self.message.clone(),
-                source: None,
-            },
-        }
+    /// The receiving end; `None` after the first call.
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<ServerEvent>> {
+        lock(&self.rx).take()
     }
-}
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+    /// Nobody took the receiver before start: events are acknowledged and dropped from now on.
+    pub(crate) fn discard_untaken(&self) -> bool {
+        if lock(&self.rx).take().is_some() {
+            *lock(&self.tx) = None;
+            return true;
+        }
+        false
+    }
+
+    /// The sending end, while there is a consumer.
+    pub(crate) fn sender(&self) -> Option<mpsc::Sender<ServerEvent>> {
+        lock(&self.tx).clone()
+    }
+
+    /// Stops taking events: the stream ends for its consumer once drained.
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
+        *lock(&self.tx) = None;
+        lock(&self.rx).take();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    pub(crate) async fn closed(&self) {
+        self.closed.cancelled().await
     }
 }

@@ -1,21 +1,17 @@
-//! The RequestRouter: request ids, pending requests, and what happens to them when a socket
-//! goes away.
+//! The pending table: request ids and the requests waiting for their response.
 //!
-//! The pending table is a [`DashMap`] shared with the connection reader, so a response resolves
-//! its caller without an actor hop. The RequestRouter actor owns the table's life cycle: it settles
-//! in-flight requests when a socket is lost (reads are re-sent, writes fail with
-//! [`Error::Disconnected`]) and drains the table on shutdown.
+//! It is a [`DashMap`] the socket reader resolves directly (through the connection's
+//! `ResponseSink`), so a response reaches its caller without an actor hop. What happens to
+//! the entries of a lost socket or at shutdown is decided by the RequestRouter actor.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 
 use crate::error::{DisconnectKind, Error};
 use crate::protocol::{RawValue, RequestId};
+use crate::runtime::connection::ResponseSink;
 
 /// How a pending request ended, as told to its caller.
 #[derive(Debug)]
@@ -28,10 +24,15 @@ pub(crate) enum Outcome {
     Failed(Error),
 }
 
+/// A request waiting for its response.
 pub(crate) struct Pending {
+    /// The wire method, for messages.
     pub method: &'static str,
-    pub epoch: u64,
+    /// The socket generation it was written on.
+    pub generation: u64,
+    /// Safe to send again after a lost socket (a read).
     pub idempotent: bool,
+    /// Where the outcome goes.
     pub tx: oneshot::Sender<Outcome>,
 }
 
@@ -79,19 +80,20 @@ impl RequestTable {
         }
     }
 
-    /// Settles every request sent on socket generation `epoch` or older.
-    pub(crate) fn settle_offline(&self, epoch: u64) -> usize {
+    /// Settles every request sent on socket generation `generation` or older: reads are
+    /// told to retry, writes fail with [`DisconnectKind::OutcomeUnknown`].
+    pub(crate) fn settle_offline(&self, generation: u64) -> usize {
         let ids: Vec<RequestId> = self
             .pending
             .iter()
-            .filter(|e| e.epoch <= epoch)
+            .filter(|e| e.generation <= generation)
             .map(|e| *e.key())
             .collect();
         let mut settled = 0;
         for id in ids {
             let Some(p) = self
                 .pending
-                .remove_if(&id, |_, p| p.epoch <= epoch)
+                .remove_if(&id, |_, p| p.generation <= generation)
                 .map(|(_, p)| p)
             else {
                 continue;
@@ -131,75 +133,13 @@ impl RequestTable {
     }
 }
 
-/// Messages of the [`RouterActor`].
-#[derive(Debug)]
-pub(crate) enum RouterMsg {
-    /// Socket generation `epoch` is gone: settle its in-flight requests.
-    Offline {
-        /// The retired socket generation.
-        epoch: u64,
-    },
-    /// Wait up to `deadline` for the pending requests to finish, then fail the rest; replies
-    /// with the number failed.
-    Drain {
-        /// How long in-flight requests may still take.
-        deadline: Duration,
-        /// Where the count of failed requests goes.
-        reply: RpcReplyPort<usize>,
-    },
-}
-
-/// The RequestRouter actor. Its state lives in the shared table, so a restart loses nothing.
-pub(crate) struct RouterActor;
-
-pub(crate) struct RouterArgs {
-    pub core: Arc<crate::bot::core::Core>,
-}
-
-impl Actor for RouterActor {
-    type Msg = RouterMsg;
-    type State = Arc<crate::bot::core::Core>;
-    type Arguments = RouterArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: RouterArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        // A socket may have died while no router was running: settle what it left behind.
-        let core = args.core;
-        let current = core.generation();
-        if current > 0 {
-            core.table.settle_offline(current - 1);
-        }
-        Ok(core)
+impl ResponseSink for RequestTable {
+    fn next_id(&self) -> RequestId {
+        RequestTable::next_id(self)
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: RouterMsg,
-        core: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            RouterMsg::Offline { epoch } => {
-                let n = core.table.settle_offline(epoch);
-                if n > 0 {
-                    tracing::info!(epoch, settled = n, "settled requests of a lost connection");
-                }
-            }
-            RouterMsg::Drain { deadline, reply } => {
-                let until = tokio::time::Instant::now() + deadline;
-                while core.table.len() > 0 && tokio::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                let failed = core
-                    .table
-                    .fail_all(DisconnectKind::ShuttingDown, "the bot is shutting down");
-                let _ = reply.send(failed);
-            }
-        }
-        Ok(())
+    fn resolve(&self, id: RequestId, payload: Option<Box<RawValue>>) {
+        RequestTable::resolve(self, id, payload)
     }
 }
 
@@ -207,12 +147,12 @@ impl Actor for RouterActor {
 mod tests {
     use super::*;
 
-    fn pending(epoch: u64, idempotent: bool) -> (Pending, oneshot::Receiver<Outcome>) {
+    fn pending(generation: u64, idempotent: bool) -> (Pending, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         (
             Pending {
                 method: "m",
-                epoch,
+                generation,
                 idempotent,
                 tx,
             },

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::input::{ByteStream, InputFile, Opened, check_size};
-use super::{Direction, Progress, ProgressStream, Transfers};
-use crate::bot::Bot;
+use super::progress::{Direction, Progress, ProgressStream};
+use super::state::Transfers;
 use crate::error::{Error, Result};
 use crate::methods::{Caption, EditChatAvatar, FileSent, Request, SendFile, UploadFile};
 use crate::types::ParseMode;
@@ -49,7 +49,7 @@ pub(crate) enum Kind {
 /// ```
 #[must_use = "nothing is sent until the call is awaited"]
 pub struct SendFileCall {
-    bot: Bot,
+    transfers: Arc<Transfers>,
     chat_id: String,
     file: InputFile,
     kind: Kind,
@@ -73,9 +73,14 @@ impl std::fmt::Debug for SendFileCall {
 }
 
 impl SendFileCall {
-    pub(crate) fn new(bot: Bot, chat_id: String, file: InputFile, kind: Kind) -> Self {
+    pub(crate) fn new(
+        transfers: Arc<Transfers>,
+        chat_id: String,
+        file: InputFile,
+        kind: Kind,
+    ) -> Self {
         SendFileCall {
-            bot,
+            transfers,
             chat_id,
             file,
             kind,
@@ -121,7 +126,7 @@ impl SendFileCall {
     }
 
     async fn run(self) -> Result<FileSent> {
-        let bot = self.bot;
+        let transfers = self.transfers;
         if self.chat_id.trim().is_empty() {
             return Err(Error::invalid("chat_id", "must not be empty"));
         }
@@ -133,16 +138,28 @@ impl SendFileCall {
                     "stickers are sent without a caption",
                 ));
             }
-            let mode = self.parse_mode.unwrap_or_else(|| bot.default_parse_mode());
+            let mode = self
+                .parse_mode
+                .unwrap_or_else(|| transfers.default_parse_mode());
             request = request.caption(Caption::new(text).parse_mode(mode));
         }
         if let Some(id) = self.reply_to {
             request = request.reply_to(id);
         }
         request.validate()?;
-        let temporal = upload(&bot, self.file, self.kind, self.preview, self.progress).await?;
+        let temporal = upload(
+            &transfers,
+            self.file,
+            self.kind,
+            self.preview,
+            self.progress,
+        )
+        .await?;
         request.content.temporal_file_id = temporal;
-        bot.call_in(&self.chat_id, request).await
+        transfers
+            .requester
+            .execute(request, Some(&self.chat_id), None)
+            .await
     }
 }
 
@@ -157,12 +174,18 @@ impl IntoFuture for SendFileCall {
 }
 
 /// Uploads `file` as a new chat avatar and sets it.
-pub(crate) async fn edit_chat_avatar(bot: &Bot, chat_id: String, file: InputFile) -> Result<()> {
+pub(crate) async fn edit_chat_avatar(
+    transfers: &Arc<Transfers>,
+    chat_id: String,
+    file: InputFile,
+) -> Result<()> {
     if chat_id.trim().is_empty() {
         return Err(Error::invalid("chat_id", "must not be empty"));
     }
-    let temporal = upload(bot, file, Kind::Avatar, None, None).await?;
-    bot.execute(EditChatAvatar::new(chat_id, temporal)).await?;
+    let temporal = upload(transfers, file, Kind::Avatar, None, None).await?;
+    transfers
+        .execute(EditChatAvatar::new(chat_id, temporal))
+        .await?;
     Ok(())
 }
 
@@ -199,13 +222,13 @@ impl PartSource {
 /// Steps 1 and 2: checks the limits, creates the upload task, streams the multipart body and
 /// returns the `temporalFileId`.
 pub(crate) async fn upload(
-    bot: &Bot,
+    transfers: &Arc<Transfers>,
     file: InputFile,
     kind: Kind,
     preview: Option<InputFile>,
     progress: Option<watch::Sender<Option<Progress>>>,
 ) -> Result<String> {
-    let transfers = bot.core.transfers.clone();
+    let transfers = transfers.clone();
     let opened = file.open().await?;
     let (main, preview) = if kind == Kind::Sticker {
         let name = opened.name.clone();
@@ -223,7 +246,7 @@ pub(crate) async fn upload(
         };
         (PartSource::from(opened), preview)
     };
-    transfers.limits(bot).await?.check(&main.name, main.size)?;
+    transfers.limits().await?.check(&main.name, main.size)?;
     let _permit = transfers.permit().await?;
     let config = transfers.config();
     let (name, size) = (main.name.clone(), main.size);
@@ -244,10 +267,10 @@ pub(crate) async fn upload(
     if let Some(p) = preview {
         form = form.part("preview", part(p, Meter::new(&activity, &failure, None))?);
     }
-    let client = transfers.http(&bot.core)?;
-    let url = format!("{}/bridge/api/client/v1/files", bot.core.config.http_base());
+    let client = transfers.http()?;
+    let url = format!("{}/bridge/api/client/v1/files", transfers.http_base());
     // Everything that can fail locally has; now the server gets an upload task.
-    let task = bot.execute(UploadFile::new(&name, size)).await?;
+    let task = transfers.execute(UploadFile::new(&name, size)).await?;
     tracing::debug!(%name, size, "uploading");
     let sent = client
         .post(&url)

@@ -15,12 +15,13 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
+use super::progress::{Direction, Progress, ProgressStream};
+use super::state::Transfers;
 use super::upload::{Activity, Reporter, http_error, stall_guard};
-use super::{Direction, Progress, ProgressStream};
-use crate::bot::Bot;
 use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::GetFileInfo;
 use crate::types::{FileInfo, ReadyState};
+use std::sync::Arc;
 
 /// A download being prepared: pick where the bytes go with [`to_path`](Self::to_path),
 /// [`to_bytes`](Self::to_bytes), [`to_writer`](Self::to_writer) or [`stream`](Self::stream).
@@ -36,7 +37,7 @@ use crate::types::{FileInfo, ReadyState};
 /// ```
 #[must_use = "nothing is downloaded until a target is chosen and awaited"]
 pub struct DownloadCall {
-    bot: Bot,
+    transfers: Arc<Transfers>,
     file_id: String,
     ready_timeout: Option<Duration>,
     max_size: Option<u64>,
@@ -54,9 +55,9 @@ impl std::fmt::Debug for DownloadCall {
 }
 
 impl DownloadCall {
-    pub(crate) fn new(bot: Bot, file_id: String) -> Self {
+    pub(crate) fn new(transfers: Arc<Transfers>, file_id: String) -> Self {
         DownloadCall {
-            bot,
+            transfers,
             file_id,
             ready_timeout: None,
             max_size: None,
@@ -89,8 +90,8 @@ impl DownloadCall {
     pub async fn wait_ready(self) -> Result<FileInfo> {
         let timeout = self
             .ready_timeout
-            .unwrap_or_else(|| self.bot.core.transfers.config().ready_timeout);
-        ready_info(&self.bot, &self.file_id, timeout).await
+            .unwrap_or_else(|| self.transfers.config().ready_timeout);
+        ready_info(&self.transfers, &self.file_id, timeout).await
     }
 
     /// Saves the file at `path`. The bytes go to a temporary file in the same directory that
@@ -144,7 +145,7 @@ impl DownloadCall {
     pub async fn to_bytes(self) -> Result<Bytes> {
         let max = self
             .max_size
-            .unwrap_or_else(|| self.bot.core.transfers.config().max_in_memory);
+            .unwrap_or_else(|| self.transfers.config().max_in_memory);
         let (info, mut fetch) = self.open().await?;
         if info.size > max {
             return Err(Error::invalid(
@@ -182,10 +183,10 @@ impl DownloadCall {
 
     /// Waits until the file is ready and takes a transfer slot.
     async fn open(self) -> Result<(FileInfo, Fetch)> {
-        let transfers = self.bot.core.transfers.clone();
+        let transfers = self.transfers.clone();
         let config = transfers.config();
         let timeout = self.ready_timeout.unwrap_or(config.ready_timeout);
-        let info = ready_info(&self.bot, &self.file_id, timeout).await?;
+        let info = ready_info(&self.transfers, &self.file_id, timeout).await?;
         let url = info
             .download_url()
             .ok_or_else(|| {
@@ -198,7 +199,7 @@ impl DownloadCall {
         let permit = transfers.permit().await?;
         tracing::debug!(file_id = %self.file_id, size = info.size, "downloading");
         let fetch = Fetch {
-            client: transfers.http(&self.bot.core)?,
+            client: transfers.http()?,
             url,
             total: info.size,
             received: 0,
@@ -267,12 +268,15 @@ fn backoff(times: usize) -> ExponentialBackoff {
 /// `getFileInfo` until the file is READY: a file still UPLOADING is waited for through
 /// progress events, re-checked when the sender reports completion and after every
 /// reconnect (its progress subscription restored first).
-async fn ready_info(bot: &Bot, file_id: &str, timeout: Duration) -> Result<FileInfo> {
-    let info = bot.execute(GetFileInfo::new(file_id)).await?;
+async fn ready_info(
+    transfers: &Arc<Transfers>,
+    file_id: &str,
+    timeout: Duration,
+) -> Result<FileInfo> {
+    let info = transfers.execute(GetFileInfo::new(file_id)).await?;
     if ready(file_id, &info)? {
         return Ok(info);
     }
-    let transfers = &bot.core.transfers;
     let mut watcher = transfers.watch(file_id);
     let mut online = transfers.online();
     match watcher.subscribed().await {
@@ -291,7 +295,7 @@ async fn ready_info(bot: &Bot, file_id: &str, timeout: Duration) -> Result<FileI
         if recheck {
             // Also the first check after subscribing: the upload may have finished between
             // the first `getFileInfo` and the subscription.
-            let info = bot.execute(GetFileInfo::new(file_id)).await?;
+            let info = transfers.execute(GetFileInfo::new(file_id)).await?;
             if ready(file_id, &info)? {
                 return Ok(info);
             }

@@ -1,12 +1,42 @@
-//! Runtime configuration collected by [`BotBuilder`](super::BotBuilder).
+//! What the runtime is told at build time: where the server is, how to authenticate, and the
+//! limits and timeouts every actor reads. Built once by the facade's builder and shared
+//! read-only (`Arc<Config>`), so no actor can change another's settings behind its back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::Secret;
-use crate::connection::AckMode;
+use super::connection::AckMode;
 use crate::types::ParseMode;
+
+/// A secret string (token, password). `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(Arc::from(secret.into()))
+    }
+
+    /// The secret itself. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// Where the token comes from.
 #[derive(Debug, Clone)]

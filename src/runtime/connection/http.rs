@@ -3,10 +3,9 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::bot::Secret;
-use crate::bot::config::{AuthSource, Config};
-use crate::connection::{Failure, FailureKind};
+use super::state::{Failure, FailureKind};
 use crate::error::Error;
+use crate::runtime::config::{AuthSource, Config, Secret};
 use crate::types::{ServerInfo, ServerVersion, server::MIN_SERVER_VERSION};
 
 /// Why connecting failed: worth retrying, or not.

@@ -1,0 +1,339 @@
+//! [`BotBuilder`]: every setting of a bot, checked once at `build()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Bot;
+use crate::error::{Error, Result};
+use crate::runtime::config::{AuthSource, Config, ReconnectPolicy, Secret};
+use crate::runtime::connection::tls::client_config;
+use crate::runtime::connection::{AckMode, ConnectionState, StateHook, TlsOptions};
+use crate::runtime::requests::ThrottleConfig;
+use crate::runtime::{Runtime, RuntimeParts};
+use crate::types::ParseMode;
+
+/// Default limit of one incoming WebSocket message and frame.
+const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
+/// Configures a [`Bot`]. Start with [`Bot::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> trueconf_bot::Result<()> {
+/// use trueconf_bot::bot::Bot;
+/// let bot = Bot::builder("video.example.com")
+///     .credentials("helpdesk_bot", "secret")
+///     .receive_unread(true)
+///     .build()?;
+/// let mut events = bot.events().expect("first call");
+/// bot.start().await?;
+/// while let Some(event) = events.recv().await {
+///     println!("{}", event.method);
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct BotBuilder {
+    server: String,
+    token: Option<Secret>,
+    auth: Option<AuthSource>,
+    port: Option<u16>,
+    https: bool,
+    tls: TlsOptions,
+    receive_unread: bool,
+    receive_system_messages: bool,
+    request_timeout: Duration,
+    shutdown_timeout: Duration,
+    reconnect: ReconnectPolicy,
+    ack_mode: AckMode,
+    event_buffer: usize,
+    offline_queue: usize,
+    keepalive: Duration,
+    pong_timeout: Duration,
+    restart_limit: (u32, Duration),
+    throttle: ThrottleConfig,
+    default_parse_mode: ParseMode,
+    hook: Option<StateHook>,
+    max_message_size: usize,
+    max_frame_size: usize,
+}
+
+impl std::fmt::Debug for BotBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotBuilder")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .field("https", &self.https)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BotBuilder {
+    /// The bot's fixed access token (a JWT). Without credentials it cannot be renewed.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token));
+        self.auth = Some(AuthSource::Token);
+        self
+    }
+
+    /// Log in with the bot account's login and password (OAuth password grant); the token is
+    /// fetched on start and fetched again when the server says it expired.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.token = None;
+        self.auth = Some(AuthSource::Credentials {
+            user: user.into(),
+            password: Secret::new(password),
+        });
+        self
+    }
+
+    /// Log in through a registered OAuth application, for servers with password login to the
+    /// Bridge disabled.
+    pub fn oauth_app(
+        mut self,
+        client_id: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.token = None;
+        self.auth = Some(AuthSource::OAuthApp {
+            client_id: client_id.into(),
+            user: user.into(),
+            password: Secret::new(password),
+        });
+        self
+    }
+
+    /// The server port (default: 443 with HTTPS, 4309 without).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Use `wss`/`https` (default) or plain `ws`/`http`.
+    pub fn https(mut self, on: bool) -> Self {
+        self.https = on;
+        self
+    }
+
+    /// `false` accepts any server certificate. For testing only; a warning is logged.
+    pub fn verify_ssl(mut self, on: bool) -> Self {
+        self.tls.verify = on;
+        self
+    }
+
+    /// Trust these PEM-encoded CA certificates instead of the system roots.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Ask the server for messages that arrived while the bot was offline (default off).
+    pub fn receive_unread(mut self, on: bool) -> Self {
+        self.receive_unread = on;
+        self
+    }
+
+    /// Ask the server for system envelopes (participant changes, renames…; default off).
+    pub fn receive_system_messages(mut self, on: bool) -> Self {
+        self.receive_system_messages = on;
+        self
+    }
+
+    /// How long a request may take, including waiting for a reconnect (default 10 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// How long [`Bot::shutdown`] lets in-flight requests finish (default 5 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.shutdown_timeout = d;
+        self
+    }
+
+    /// Reconnect back-off and retry budget.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// When events are acknowledged (default [`AckMode::OnReceive`]).
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = mode;
+        self
+    }
+
+    /// Capacity of the event stream (default 1024). When it is full, up to as many events
+    /// again are held back while the socket is still read (so responses keep arriving);
+    /// beyond that the connection stops reading until the consumer catches up.
+    pub fn event_buffer(mut self, n: usize) -> Self {
+        self.event_buffer = n;
+        self
+    }
+
+    /// How many requests may wait for a reconnect at once (default 1024); more fail at once
+    /// with [`Error::Disconnected`].
+    pub fn offline_queue(mut self, n: usize) -> Self {
+        self.offline_queue = n;
+        self
+    }
+
+    /// WebSocket ping interval and pong deadline (default 30 s and 10 s).
+    pub fn keepalive(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.keepalive = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// How often the supervisor may restart a child actor: `max` restarts within `window`
+    /// (default 5 in 10 s); one more and the bot fails.
+    pub fn restart_limit(mut self, max: u32, window: Duration) -> Self {
+        self.restart_limit = (max, window);
+        self
+    }
+
+    /// Client-side rate limits.
+    pub fn throttle(mut self, throttle: ThrottleConfig) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// Parse mode of texts sent without an explicit one (default plain text).
+    pub fn default_parse_mode(mut self, mode: ParseMode) -> Self {
+        self.default_parse_mode = mode;
+        self
+    }
+
+    /// Largest incoming WebSocket message (default 16 MiB) and frame (default 16 MiB) the bot
+    /// accepts. A bigger one is refused before it is buffered: the error is logged as a
+    /// protocol error and the bot reconnects. Zero is taken as 1.
+    pub fn max_message_size(mut self, message: usize, frame: usize) -> Self {
+        self.max_message_size = message.max(1);
+        self.max_frame_size = frame.max(1);
+        self
+    }
+
+    /// Called on every connection state change (health reporting). Keep it quick.
+    pub fn on_state_change(
+        mut self,
+        hook: impl Fn(&ConnectionState) + Send + Sync + 'static,
+    ) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Checks the settings and builds the bot (nothing is connected yet).
+    pub fn build(self) -> Result<Bot> {
+        let host = self
+            .server
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            return Err(Error::invalid(
+                "server",
+                format!(
+                    "expected a host name such as `video.example.com`, got {:?}",
+                    self.server
+                ),
+            ));
+        }
+        let auth = self.auth.ok_or_else(|| {
+            Error::invalid(
+                "token",
+                "set a token, credentials or an OAuth application before build()",
+            )
+        })?;
+        if let Some(t) = &self.token {
+            crate::protocol::token::check(t.expose(), std::time::SystemTime::now())?;
+        }
+        if let AuthSource::Credentials { user, .. } | AuthSource::OAuthApp { user, .. } = &auth
+            && user.trim().is_empty()
+        {
+            return Err(Error::invalid("user", "the login must not be empty"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(Error::invalid(
+                "request_timeout",
+                "must be greater than zero",
+            ));
+        }
+        let tls = client_config(&self.tls)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .user_agent(concat!("trueconf-bot-rs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.request_timeout)
+            .read_timeout(self.request_timeout)
+            .build()
+            .map_err(|e| Error::Http {
+                status: None,
+                message: "HTTP client setup failed".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let config = Config {
+            host,
+            port: self.port.unwrap_or(if self.https { 443 } else { 4309 }),
+            https: self.https,
+            auth,
+            receive_unread: self.receive_unread,
+            receive_system_messages: self.receive_system_messages,
+            request_timeout: self.request_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            reconnect: self.reconnect,
+            ack_mode: self.ack_mode,
+            event_buffer: self.event_buffer,
+            offline_queue: self.offline_queue,
+            keepalive: self.keepalive,
+            pong_timeout: self.pong_timeout,
+            restart_limit: self.restart_limit,
+            default_parse_mode: self.default_parse_mode,
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_frame_size,
+        };
+        let runtime = Runtime::new(RuntimeParts {
+            config,
+            tls: Arc::new(tls),
+            http,
+            throttle: self.throttle,
+            token: self.token,
+            hook: self.hook,
+        });
+        Ok(Bot::from_runtime(runtime))
+    }
+}
+
+impl Bot {
+    /// Starts configuring a bot for `server` (a host name such as `video.example.com`).
+    pub fn builder(server: impl Into<String>) -> BotBuilder {
+        BotBuilder {
+            server: server.into(),
+            token: None,
+            auth: None,
+            port: None,
+            https: true,
+            tls: TlsOptions {
+                verify: true,
+                ca_pem: None,
+            },
+            receive_unread: false,
+            receive_system_messages: false,
+            request_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::default(),
+            ack_mode: AckMode::default(),
+            event_buffer: 1024,
+            offline_queue: 1024,
+            keepalive: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+            restart_limit: (5, Duration::from_secs(10)),
+            throttle: ThrottleConfig::default(),
+            default_parse_mode: ParseMode::Text,
+            hook: None,
+            max_message_size: DEFAULT_MAX_MESSAGE,
+            max_frame_size: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}

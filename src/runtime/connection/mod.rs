@@ -1,0 +1,33 @@
+//! The Connection: one WebSocket to the server at a time, authorised, kept alive and
+//! reconnected, and the vocabulary the rest of the bot uses to talk about it.
+//!
+//! * [`ConnectionState`], [`Failure`]: the life cycle as published by the supervisor;
+//! * [`ServerEvent`], [`Acknowledger`], [`AckMode`]: events as they leave the socket;
+//! * the link (which socket requests go to, and its generation) and the identity (token,
+//!   domain, own id), both written only here;
+//! * the Connection actor and its socket task, which report every step as a `LinkEvent`.
+//!
+//! Events leave this module as values in a bounded queue; the runtime never calls into the
+//! dispatcher.
+
+mod actor;
+mod args;
+mod event;
+mod http;
+mod identity;
+mod link;
+mod session;
+mod socket;
+mod state;
+pub(crate) mod tls;
+mod writer;
+
+pub(crate) use actor::{ConnMsg, ConnectionActor};
+pub(crate) use args::{LinkEvent, SocketArgs};
+pub use event::{AckMode, Acknowledger, ServerEvent};
+pub(crate) use event::{EventOutlet, EventTap};
+pub(crate) use identity::Identity;
+pub(crate) use link::{Link, ResponseSink};
+pub use state::{ConnectionState, Failure, FailureKind};
+pub(crate) use state::{StateBoard, StateHook};
+pub use tls::TlsOptions;

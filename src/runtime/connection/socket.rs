@@ -1,0 +1,265 @@
+//! The socket task: connect, authorise, run a session, and reconnect with back-off until
+//! the bot shuts down or a failure is final.
+//!
+//! The task never decides what a state change means for the rest of the bot: it reports
+//! each step as a [`LinkEvent`] to its supervisor, which publishes the connection state,
+//! tells the RequestRouter about lost sockets and the FileTransfer actor about new ones.
+
+use std::collections::VecDeque;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::Connector;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::args::{LinkEvent, SocketArgs, Ws};
+use super::event::ServerEvent;
+use super::http::{self, ConnectError};
+use super::session::{SessionEnd, session};
+use super::state::{Failure, FailureKind};
+use crate::error::{ApiErrorCode, Error};
+use crate::protocol::{Frame, RawValue};
+use crate::runtime::config::{AuthSource, Secret};
+
+/// The socket task: runs until `close` is cancelled or the failure is final.
+pub(super) async fn run(args: SocketArgs, close: CancellationToken) {
+    let report = |e: LinkEvent| {
+        let _ = args.report.send_message(e);
+    };
+    let mut backoff = args.config.reconnect.backoff();
+    let mut attempt: u32 = 0;
+    let mut connected_before = false;
+    // Events the full stream could not take yet; see `session`.
+    let mut overflow: VecDeque<ServerEvent> = VecDeque::new();
+    let failure = loop {
+        if close.is_cancelled() {
+            break None;
+        }
+        report(LinkEvent::Connecting {
+            attempt: if connected_before {
+                attempt.max(1)
+            } else {
+                attempt
+            },
+        });
+        let span = tracing::info_span!("connection", url = %args.config.ws_url(), attempt);
+        match establish(&args).instrument(span.clone()).await {
+            Ok(ws) => {
+                attempt = 0;
+                connected_before = true;
+                backoff = args.config.reconnect.backoff();
+                match session(&args, ws, &mut overflow, &close)
+                    .instrument(span)
+                    .await
+                {
+                    SessionEnd::Shutdown => break None,
+                    SessionEnd::Lost(reason) => {
+                        tracing::warn!(%reason, "connection lost; reconnecting")
+                    }
+                }
+            }
+            Err(ConnectError::Fatal(f)) => break Some(f),
+            Err(ConnectError::Transient(e)) => {
+                tracing::warn!(error = %e, attempt, "connecting failed")
+            }
+        }
+        let Some(delay) = backoff.next() else {
+            break Some(Failure::new(
+                FailureKind::RetriesExhausted,
+                format!(
+                    "gave up reconnecting to {} after {} consecutive failures",
+                    args.config.ws_url(),
+                    attempt + 1
+                ),
+            ));
+        };
+        attempt += 1;
+        report(LinkEvent::Connecting { attempt });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = close.cancelled() => break None,
+        }
+    };
+    if let Some(f) = &failure {
+        tracing::error!(failure = %f, "connection failed for good");
+    }
+    report(LinkEvent::Closed(failure));
+}
+
+/// Server info, token, socket and `auth`.
+async fn establish(args: &SocketArgs) -> Result<Ws, ConnectError> {
+    let identity = &args.identity;
+    if identity.domain().is_none() {
+        let info = http::server_info(&args.http, &args.config)
+            .await
+            .map_err(|e| classify_tls(e, "server info"))?;
+        if let Some(info) = info {
+            tracing::debug!(domain = %info.domain(), version = %info.product.version, "server info");
+            identity.set_domain(info.product.display_name);
+        }
+    }
+    let current = identity.token();
+    let (token, fresh) = match current {
+        Some(t) => (t, false),
+        None => {
+            let t = http::fetch_token(&args.http, &args.config)
+                .await
+                .map_err(|e| classify_tls(e, "token"))?
+                .ok_or_else(|| {
+                    ConnectError::Fatal(Failure::new(FailureKind::Auth, "no token configured"))
+                })?;
+            identity.set_token(Some(t.clone()));
+            (t, true)
+        }
+    };
+    let connector = if args.config.https {
+        Connector::Rustls(args.tls.clone())
+    } else {
+        Connector::Plain
+    };
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(args.config.max_message_size))
+        .max_frame_size(Some(args.config.max_frame_size));
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        args.config.ws_url(),
+        Some(limits),
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(|e| {
+        classify_tls(
+            Error::transport("WebSocket connect failed", e).into(),
+            "socket",
+        )
+    })?;
+    let _ = args.report.send_message(LinkEvent::Authenticating);
+    match authorise(args, &mut ws, &token).await {
+        Ok(user_id) => {
+            let me = user_id.split('/').next().unwrap_or(&user_id).to_owned();
+            tracing::info!(bot = %me, "authorised");
+            identity.set_me(me);
+            Ok(ws)
+        }
+        Err(AuthError::Rejected(code)) => {
+            let relogin = !matches!(args.config.auth, AuthSource::Token);
+            if code == ApiErrorCode::CREDENTIALS_EXPIRED && relogin && !fresh {
+                tracing::info!("token expired; logging in again");
+                identity.set_token(None);
+                return Err(ConnectError::Transient(Error::Auth {
+                    reason: "token expired".into(),
+                    code: Some(code),
+                }));
+            }
+            let mut f = Failure::new(
+                FailureKind::Auth,
+                format!("the server rejected the token: {}", code.meaning()),
+            );
+            f.code = Some(code);
+            Err(ConnectError::Fatal(f))
+        }
+        Err(AuthError::Other(e)) => Err(ConnectError::Transient(e)),
+    }
+}
+
+/// A certificate the client refuses will not become acceptable by retrying.
+fn classify_tls(e: ConnectError, what: &str) -> ConnectError {
+    let ConnectError::Transient(err) = e else {
+        return e;
+    };
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(c) = cur {
+        // io::Error hides its payload from `source()`; look inside nested ones.
+        let mut inner = Some(c);
+        let mut rustls_err = None;
+        while let Some(i) = inner {
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                rustls_err = Some(r);
+                break;
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        if let Some(rustls::Error::InvalidCertificate(cert)) = rustls_err {
+            return ConnectError::Fatal(Failure::new(
+                FailureKind::Tls,
+                format!(
+                    "{what}: the server's TLS certificate was rejected ({cert:?}); configure \
+                     `ca_certificate_pem` or, for testing only, `verify_ssl(false)`"
+                ),
+            ));
+        }
+        cur = c.source();
+    }
+    ConnectError::Transient(err)
+}
+
+enum AuthError {
+    Rejected(ApiErrorCode),
+    Other(Error),
+}
+
+async fn authorise(args: &SocketArgs, ws: &mut Ws, token: &Secret) -> Result<String, AuthError> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Auth<'a> {
+        token: &'a str,
+        token_type: &'static str,
+        receive_unread: bool,
+        receive_system_message_envelopes: bool,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AuthResp {
+        #[serde(default)]
+        error_code: u32,
+        #[serde(default)]
+        user_id: String,
+    }
+    let payload = serde_json::value::to_raw_value(&Auth {
+        token: token.expose(),
+        token_type: "JWT",
+        receive_unread: args.config.receive_unread,
+        receive_system_message_envelopes: args.config.receive_system_messages,
+    })
+    .map_err(|e| AuthError::Other(Error::protocol(format!("auth payload: {e}"))))?;
+    let id = args.responses.next_id();
+    ws.send(Message::text(Frame::request(id, "auth", payload).encode()))
+        .await
+        .map_err(|e| AuthError::Other(Error::transport("sending auth failed", e)))?;
+    let timeout = args.config.request_timeout;
+    let answer = tokio::time::timeout(timeout, async {
+        while let Some(msg) = ws.next().await {
+            let msg = msg.map_err(|e| Error::transport("socket failed during auth", e))?;
+            let Message::Text(text) = msg else { continue };
+            match Frame::decode(text.as_str()) {
+                Ok(Frame::Response { id: rid, payload }) if rid == id => return Ok(payload),
+                Ok(other) => tracing::debug!(id = other.id(), "frame before auth answer ignored"),
+                Err(e) => tracing::warn!(error = %e, "malformed frame during auth"),
+            }
+        }
+        Err(Error::Transport {
+            message: "socket closed during auth".into(),
+            source: None,
+        })
+    })
+    .await
+    .map_err(|_| {
+        AuthError::Other(Error::Timeout {
+            what: "auth".into(),
+            after: timeout,
+        })
+    })?
+    .map_err(AuthError::Other)?;
+    let raw = answer.as_deref().map(RawValue::get).unwrap_or("{}");
+    let resp: AuthResp = serde_json::from_str(raw)
+        .map_err(|e| AuthError::Other(Error::protocol(format!("auth response: {e}"))))?;
+    if resp.error_code != 0 {
+        return Err(AuthError::Rejected(ApiErrorCode(resp.error_code)));
+    }
+    Ok(resp.user_id)
+}
