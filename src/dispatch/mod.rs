@@ -56,6 +56,7 @@
 //! that chat's conversation actor; chats run in parallel; a slow or panicking handler only
 //! delays or affects its own chat. See [`Overflow`] for what a flooded chat does.
 
+mod args;
 mod command;
 mod context;
 mod dispatcher;
@@ -67,7 +68,8 @@ mod typed;
 mod update;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
-pub use command::{ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs};
+pub use args::{ArgsError, BadArgs, FromCommandArgs};
+pub use command::{BotCommand, CommandArgs, CommandFilter};
 pub use context::{ButtonContext, MessageContext};
 pub use dispatcher::{
     DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot, OverflowReason,
