@@ -1,124 +1,29 @@
-//! The dispatcher: reads events, routes them to per-chat conversations, runs handlers,
-//! acknowledges, counts.
+//! The dispatcher's public face: the builder that wires a router, dependencies, middleware
+//! and hooks together, the [`Dispatcher`] that runs them on a bot, and the
+//! [`DispatcherHandle`] users keep to read counters and ask for shutdown.
+//!
+//! The work itself is elsewhere ([`pipeline`](super::pipeline) reads and queues events,
+//! [`worker`](super::worker) handles them); this file only builds and starts it.
 
-use std::collections::{HashSet, VecDeque};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
 
-use super::handler::{Ctx, Deps, ExtractError, HandlerError, HandlerResult};
-use super::middleware::{Middleware, Next, Terminal};
-use super::router::{FlatRoute, Router};
-use super::update::{EventKind, Update};
+use super::dedup::Dedup;
+use super::handler::Deps;
+use super::metrics::{Metrics, MetricsSnapshot};
+use super::middleware::Middleware;
+use super::overflow::{OverflowHandler, OverflowHook, OverflowReason};
+use super::pipeline::Pipeline;
+use super::router::{Router, check};
+use super::update::Update;
+use super::worker::{DispatchError, ErrorHook, Job, Shared, worker};
 use crate::bot::Bot;
-use crate::connection::{Acknowledger, ServerEvent};
-use crate::conversation::{
-    BoxFuture, ConversationPool, LaneConfig, LaneKey, Overflow, Pushed, Worker,
-};
-
-/// What went wrong while handling one event. Goes to the error handler; never stops the bot.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DispatchError {
-    /// A handler or middleware returned an error (including a parameter that could not be
-    /// extracted: downcast to [`ExtractError`]).
-    #[error("handler {} failed: {error}", handler.unwrap_or("(routing or middleware)"))]
-    Handler {
-        /// The handler's type name, when the error came from a handler.
-        handler: Option<&'static str>,
-        /// The error.
-        error: HandlerError,
-    },
-    /// A handler or middleware panicked; the conversation goes on with its next event.
-    #[error("handler {} panicked: {message}", handler.unwrap_or("(routing or middleware)"))]
-    Panic {
-        /// The handler's type name, when the panic came from a handler.
-        handler: Option<&'static str>,
-        /// The panic message.
-        message: String,
-    },
-}
-
-/// Why an event did not reach a handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OverflowReason {
-    /// The chat's queue was full ([`Overflow::Reject`]).
-    Rejected,
-    /// A newer event of the chat pushed this one out ([`Overflow::DropOldest`]).
-    DroppedOldest,
-    /// No conversation could be started for the chat.
-    NoConversation(String),
-}
-
-/// Overflow handlers running at once, at most.
-const MAX_OVERFLOW_TASKS: usize = 256;
-
-type ErrorHook = Arc<dyn Fn(Update, DispatchError) -> BoxFuture<()> + Send + Sync>;
-type OverflowHook = Arc<dyn Fn(Update, OverflowReason) -> BoxFuture<()> + Send + Sync>;
-
-#[derive(Debug, Default)]
-struct Metrics {
-    events: AtomicU64,
-    handled: AtomicU64,
-    unhandled: AtomicU64,
-    errors: AtomicU64,
-    panics: AtomicU64,
-    overflowed: AtomicU64,
-    duplicates: AtomicU64,
-    skipped_own: AtomicU64,
-}
-
-/// Counters of a dispatcher at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct MetricsSnapshot {
-    /// Events received.
-    pub events: u64,
-    /// Events a handler ran for (successfully or not).
-    pub handled: u64,
-    /// Events no route took, or a middleware stopped.
-    pub unhandled: u64,
-    /// Handler / middleware errors and panics.
-    pub errors: u64,
-    /// Of those, panics.
-    pub panics: u64,
-    /// Events rejected or dropped by an overflow policy.
-    pub overflowed: u64,
-    /// Redelivered events suppressed by the duplicate window.
-    pub duplicates: u64,
-    /// The bot's own messages skipped.
-    pub skipped_own: u64,
-    /// Conversations alive now (including the global lane).
-    pub live_conversations: usize,
-    /// Of those, the ones hibernating: idle past
-    /// [`hibernate_after`](DispatcherBuilder::hibernate_after), kept as a small record with
-    /// no actor until their next event.
-    pub hibernating_conversations: usize,
-    /// Events queued or being handled now.
-    pub in_flight: usize,
-}
-
-struct Job {
-    update: Update,
-    ack: Acknowledger,
-}
-
-struct Shared {
-    routes: Vec<FlatRoute>,
-    deps: Arc<Deps>,
-    outer: Arc<[Arc<dyn Middleware>]>,
-    inner: Arc<[Arc<dyn Middleware>]>,
-    on_error: ErrorHook,
-    /// Set by the builder, or from `bot.me()` once the bot is authorised.
-    self_id: std::sync::OnceLock<Arc<str>>,
-    metrics: Arc<Metrics>,
-}
+use crate::connection::ServerEvent;
+use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 
 /// A cheap-to-clone handle to a dispatcher: counters and shutdown.
 #[derive(Clone)]
@@ -139,21 +44,7 @@ impl std::fmt::Debug for DispatcherHandle {
 impl DispatcherHandle {
     /// The counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let m = &self.metrics;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        MetricsSnapshot {
-            events: get(&m.events),
-            handled: get(&m.handled),
-            unhandled: get(&m.unhandled),
-            errors: get(&m.errors),
-            panics: get(&m.panics),
-            overflowed: get(&m.overflowed),
-            duplicates: get(&m.duplicates),
-            skipped_own: get(&m.skipped_own),
-            live_conversations: self.pool.live(),
-            hibernating_conversations: self.pool.hibernating(),
-            in_flight: self.pool.in_flight(),
-        }
+        self.metrics.snapshot(&self.pool)
     }
 
     /// Asks the dispatcher to stop reading events, let in-flight handlers finish (up to the
@@ -287,7 +178,7 @@ impl DispatcherBuilder {
             deps.insert(bot);
         }
         let routes = self.router.flatten();
-        if let Err((handler, e)) = super::router::check(&routes, &deps) {
+        if let Err((handler, e)) = check(&routes, &deps) {
             return Err(crate::Error::invalid(
                 "router",
                 format!("handler `{handler}` cannot run: {e}"),
@@ -312,94 +203,30 @@ impl DispatcherBuilder {
                 .unwrap_or_default(),
             metrics: metrics.clone(),
         });
-        let worker_shared = shared.clone();
-        let worker: Worker<Job> =
-            Arc::new(move |job| Box::pin(process(worker_shared.clone(), job)));
-        let pool = ConversationPool::new(self.lanes, worker);
+        let pool = ConversationPool::new(self.lanes, worker(shared.clone()));
         let (tx, _) = watch::channel(false);
         Ok(Dispatcher {
-            shared,
             handle: DispatcherHandle {
                 metrics,
                 pool: pool.clone(),
                 shutdown: Arc::new(tx),
             },
-            pool,
-            on_overflow: self.on_overflow.unwrap_or_else(|| {
-                Arc::new(|u: Update, r: OverflowReason| {
-                    Box::pin(async move {
-                        tracing::warn!(method = u.method(), chat = ?u.chat_id(), reason = ?r, "event not handled: chat queue overflow");
+            pipeline: Pipeline {
+                shared,
+                pool,
+                overflow: OverflowHandler::new(self.on_overflow.unwrap_or_else(|| {
+                    Arc::new(|u: Update, r: OverflowReason| {
+                        Box::pin(async move {
+                            tracing::warn!(method = u.method(), chat = ?u.chat_id(), reason = ?r, "event not handled: chat queue overflow");
+                        })
                     })
-                })
-            }),
-            overflow_slots: Arc::new(tokio::sync::Semaphore::new(MAX_OVERFLOW_TASKS)),
-            dedup: Dedup::new(self.dedup_window),
-            skip_own: self.skip_own,
-            shutdown_timeout: self.shutdown_timeout,
+                })),
+                dedup: Dedup::new(self.dedup_window),
+                skip_own: self.skip_own,
+                shutdown_timeout: self.shutdown_timeout,
+            },
             bot: self.bot,
         })
-    }
-}
-
-/// Bounded memory of recently seen event keys.
-struct Dedup {
-    cap: usize,
-    set: HashSet<u64, BuildNoHash>,
-    order: VecDeque<u64>,
-}
-
-/// The keys are SipHash fingerprints already: hashing them again would only cost time.
-#[derive(Default, Clone, Copy)]
-struct BuildNoHash;
-
-#[derive(Default)]
-struct NoHash(u64);
-
-impl std::hash::Hasher for NoHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-impl std::hash::BuildHasher for BuildNoHash {
-    type Hasher = NoHash;
-    fn build_hasher(&self) -> NoHash {
-        NoHash::default()
-    }
-}
-
-impl Dedup {
-    fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            set: HashSet::default(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Records `key`; false when it was seen already.
-    fn first_time(&mut self, key: u64) -> bool {
-        if self.cap == 0 {
-            return true;
-        }
-        if !self.set.insert(key) {
-            return false;
-        }
-        if self.order.len() >= self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(key);
-        true
     }
 }
 
@@ -436,14 +263,8 @@ impl Dedup {
 /// # }
 /// ```
 pub struct Dispatcher {
-    shared: Arc<Shared>,
+    pipeline: Pipeline,
     handle: DispatcherHandle,
-    pool: ConversationPool<Job>,
-    on_overflow: OverflowHook,
-    overflow_slots: Arc<tokio::sync::Semaphore>,
-    dedup: Dedup,
-    skip_own: bool,
-    shutdown_timeout: Duration,
     bot: Option<Bot>,
 }
 
@@ -517,7 +338,7 @@ impl Dispatcher {
         })?;
         bot.start().await?;
         if let Some(me) = bot.me() {
-            let _ = self.shared.self_id.set(Arc::from(me));
+            let _ = self.pipeline.shared.self_id.set(Arc::from(me));
         }
         let result = self.run_on(events.into_inner()).await;
         bot.shutdown().await?;
@@ -531,14 +352,7 @@ impl Dispatcher {
         // The loop runs as a task of its own: awaited straight from `#[tokio::main]` it would
         // run on the main thread outside the worker pool, and every event would cost a
         // cross-thread wake-up of that thread. Dropping this future still stops it.
-        struct AbortOnDrop(tokio::task::AbortHandle);
-        impl Drop for AbortOnDrop {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
-        let task = tokio::spawn(self.serve(events));
-        let _stop_with_caller = AbortOnDrop(task.abort_handle());
+        let task = AbortOnDropHandle::new(tokio::spawn(self.serve(events)));
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -549,181 +363,20 @@ impl Dispatcher {
         }
     }
 
-    async fn serve(mut self, mut events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
-        self.pool.start().await?;
-        let mut stop = self.handle.shutdown.subscribe();
-        let stopped = async move {
-            let asked = stop.wait_for(|s| *s).await.is_ok();
-            if !asked {
-                // The sender lives in the handle held by `self`; it cannot go away first.
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut stopped => break,
-                ev = events.recv() => match ev {
-                    Some(ev) => self.dispatch(ev).await,
-                    None => break,
-                },
-            }
-        }
-        if !self.pool.drain(self.shutdown_timeout).await {
-            tracing::warn!(
-                in_flight = self.pool.in_flight(),
-                "shutdown timeout passed with handlers still running"
-            );
-        }
-        self.pool.stop().await;
-        Ok(())
+    /// The loop, with the whole dispatcher (its handle, so the shutdown signal, and its bot)
+    /// kept alive until it ends.
+    async fn serve(self, events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
+        let stop = self.handle.shutdown.subscribe();
+        self.pipeline.serve(events, stop).await
     }
-
-    async fn dispatch(&mut self, ev: ServerEvent) {
-        let metrics = &self.shared.metrics;
-        metrics.events.fetch_add(1, Ordering::Relaxed);
-        let ServerEvent {
-            id,
-            method,
-            payload,
-            ack,
-        } = ev;
-        let update = Update::new(id, method, payload);
-        if self.skip_own
-            && update.kind() == EventKind::Message
-            && update.author_id().is_some()
-            && update.author_id() == self.shared.self_id.get().map(|s| &**s)
-        {
-            metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
-            ack.ack();
-            return;
-        }
-        if let Some(key) = update.dedup_key()
-            && !self.dedup.first_time(key)
-        {
-            // A redelivery after a reconnect: acknowledge again, handle once.
-            metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-            ack.ack();
-            return;
-        }
-        let lane = LaneKey::new(update.chat_id());
-        let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
-            Pushed::Queued => return,
-            Pushed::Rejected(job) => (job, OverflowReason::Rejected),
-            Pushed::Displaced(job) => (job, OverflowReason::DroppedOldest),
-            Pushed::Failed(job, e) => (job, OverflowReason::NoConversation(e)),
-        };
-        metrics.overflowed.fetch_add(1, Ordering::Relaxed);
-        // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
-        // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
-        let Ok(permit) = self.overflow_slots.clone().acquire_owned().await else {
-            return;
-        };
-        let hook = self.on_overflow.clone();
-        tokio::spawn(async move {
-            let Job { update, ack } = job;
-            let _ = AssertUnwindSafe(hook(update, reason)).catch_unwind().await;
-            ack.ack();
-            drop(permit);
-        });
-    }
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
-}
-
-async fn call_handler(ctx: Arc<Ctx>, handler: super::handler::BoxedHandler) -> HandlerResult {
-    let result = handler.call(ctx.clone()).await;
-    if let Err(e) = &result
-        && let Some(ExtractError::BadArgs(bad)) = e.downcast_ref::<ExtractError>()
-        && let Some(hook) = ctx.matched_command().and_then(|m| m.on_bad_args.clone())
-    {
-        let _ = ctx.bad_args.set(bad.clone());
-        return hook.call(ctx).await;
-    }
-    result
-}
-
-async fn run_routes(shared: Arc<Shared>, ctx: Arc<Ctx>) -> HandlerResult {
-    let handler = match super::router::route(&shared.routes, &ctx).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(HandlerError::from(e)),
-    };
-    let _ = ctx.handler.set(handler.name);
-    if shared.inner.is_empty() {
-        return call_handler(ctx, handler).await;
-    }
-    let terminal: Terminal = Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
-    Next::new(shared.inner.clone(), terminal).run(ctx).await
-}
-
-fn route_terminal(shared: Arc<Shared>) -> Terminal {
-    Arc::new(move |ctx: Arc<Ctx>| Box::pin(run_routes(shared.clone(), ctx)))
-}
-
-async fn process(shared: Arc<Shared>, job: Job) {
-    let Job { update, ack } = job;
-    let ctx = Arc::new(Ctx::new(
-        update.clone(),
-        shared.deps.clone(),
-        shared.self_id.get().cloned(),
-    ));
-    let chain = async {
-        // Without outer middleware, route inline: no terminal closure and no boxed future
-        // per event.
-        if shared.outer.is_empty() {
-            run_routes(shared.clone(), ctx.clone()).await
-        } else {
-            Next::new(shared.outer.clone(), route_terminal(shared.clone()))
-                .run(ctx.clone())
-                .await
-        }
-    };
-    let outcome = AssertUnwindSafe(chain).catch_unwind().await;
-    let handler = ctx.handler.get().copied();
-    let metrics = &shared.metrics;
-    if handler.is_some() {
-        metrics.handled.fetch_add(1, Ordering::Relaxed);
-    } else {
-        metrics.unhandled.fetch_add(1, Ordering::Relaxed);
-    }
-    let error = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(DispatchError::Handler { handler, error }),
-        Err(panic) => {
-            metrics.panics.fetch_add(1, Ordering::Relaxed);
-            Some(DispatchError::Panic {
-                handler,
-                message: panic_message(&*panic),
-            })
-        }
-    };
-    if let Some(error) = error {
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
-        if AssertUnwindSafe((shared.on_error)(update, error))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
-            tracing::error!("the error handler panicked");
-        }
-    }
-    // With AckMode::AfterHandled this is the moment the server learns the event is done; in
-    // OnReceive mode the acknowledger is a no-op.
-    ack.ack();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::Acknowledger;
     use crate::protocol::{Frame, RawValue};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn message(id: u64, ack: Acknowledger) -> ServerEvent {
         let payload = serde_json::json!({
@@ -814,16 +467,5 @@ mod tests {
             tx.send(message(1, Acknowledger::noop(1))).await.is_err(),
             "the loop (and its receiver) is gone"
         );
-    }
-
-    #[test]
-    fn dedup_window_is_bounded() {
-        let mut d = Dedup::new(2);
-        assert!(d.first_time(1));
-        assert!(!d.first_time(1));
-        assert!(d.first_time(2));
-        assert!(d.first_time(3));
-        assert!(d.first_time(1), "forgotten after the window");
-        assert_eq!(d.set.len(), 2);
     }
 }

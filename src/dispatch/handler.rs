@@ -8,7 +8,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::command::{BadArgs, MatchedCommand};
+use super::args::BadArgs;
 use super::update::Update;
 use crate::conversation::BoxFuture;
 
@@ -72,6 +72,19 @@ impl Ctx {
     pub(crate) fn matched_command(&self) -> Option<Arc<MatchedCommand>> {
         crate::sync::lock(&self.command).clone()
     }
+}
+
+/// The command a filter matched, kept on the context for the handler's extractors.
+///
+/// Defined here rather than next to the command matcher because it carries the command's
+/// bad-arguments hook, a [`BoxedHandler`], which itself takes a [`Ctx`]: the three types refer
+/// to each other, so they share a file.
+#[derive(Clone)]
+pub(crate) struct MatchedCommand {
+    pub(crate) name: String,
+    pub(crate) args: String,
+    pub(crate) usage: Option<Arc<str>>,
+    pub(crate) on_bad_args: Option<BoxedHandler>,
 }
 
 /// Typed dependencies, looked up by type.

@@ -56,27 +56,35 @@
 //! that chat's conversation actor; chats run in parallel; a slow or panicking handler only
 //! delays or affects its own chat. See [`Overflow`] for what a flooded chat does.
 
+mod args;
 mod command;
 mod context;
+mod dedup;
 mod dispatcher;
 mod filter;
 mod handler;
+mod metrics;
 mod middleware;
+mod overflow;
+mod pipeline;
 mod router;
 mod typed;
 mod update;
+mod worker;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
-pub use command::{ArgsError, BadArgs, BotCommand, CommandArgs, CommandFilter, FromCommandArgs};
+pub use args::{ArgsError, BadArgs, FromCommandArgs};
+pub use command::{BotCommand, CommandArgs, CommandFilter};
 pub use context::{ButtonContext, MessageContext};
-pub use dispatcher::{
-    DispatchError, Dispatcher, DispatcherBuilder, DispatcherHandle, MetricsSnapshot, OverflowReason,
-};
+pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
 pub use filter::Filter;
 pub use handler::{
     ButtonPress, ChatId, Ctx, Dep, Deps, ExtractError, FromEvent, Handler, HandlerError,
     HandlerResult, IntoHandlerResult, Text,
 };
+pub use metrics::MetricsSnapshot;
 pub use middleware::{Middleware, Next};
+pub use overflow::OverflowReason;
 pub use router::Router;
 pub use update::{EventKind, Update};
+pub use worker::DispatchError;

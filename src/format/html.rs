@@ -11,7 +11,8 @@
 
 use std::borrow::Cow;
 
-use super::scan;
+// Decoding lives below this file, next to the tokenizer that shares it.
+pub use super::entity::unescape;
 
 fn escape_with(text: &str, attr: bool) -> Cow<'_, str> {
     let special = |c: char| matches!(c, '&' | '<' | '>') || (attr && matches!(c, '"' | '\''));
@@ -42,31 +43,6 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 /// Escapes `text` for a double- or single-quoted attribute value (also `"` and `'`).
 pub fn escape_attr(text: &str) -> Cow<'_, str> {
     escape_with(text, true)
-}
-
-/// Decodes the entities a TrueConf client produces (`&amp;`, `&lt;`, `&gt;`, `&quot;`,
-/// `&apos;`, `&nbsp;`, numeric `&#39;`/`&#x27;` and a few common names); anything else is
-/// kept verbatim.
-pub fn unescape(text: &str) -> Cow<'_, str> {
-    let Some(first) = text.find('&') else {
-        return Cow::Borrowed(text);
-    };
-    let mut out = String::with_capacity(text.len());
-    out.push_str(&text[..first]);
-    let mut i = first;
-    while let Some(c) = text[i..].chars().next() {
-        match (c == '&').then(|| scan::entity(text, i)).flatten() {
-            Some((len, ch)) => {
-                out.push(ch);
-                i += len;
-            }
-            None => {
-                out.push(c);
-                i += c.len_utf8();
-            }
-        }
-    }
-    Cow::Owned(out)
 }
 
 fn wrap(tag: &str, text: &str) -> String {

@@ -15,6 +15,7 @@
 
 use crate::types::ParseMode;
 
+mod entity;
 pub mod html;
 pub mod markdown;
 mod mention;

@@ -3,6 +3,7 @@
 //! `visible_len`, `visible_text` and `split_text` all walk the same token stream, so the length
 //! a part is planned with is the length it is later measured with.
 
+use super::entity::{entity, unescape};
 use crate::types::ParseMode;
 
 /// A formatting mark that a cut must close and the next part must re-open.
@@ -312,7 +313,7 @@ fn link_text(inner: &str, url: &str, mode: Mode) -> String {
     let mut s = visible(inner, mode);
     s.push(' ');
     match mode {
-        Mode::Html => s.push_str(&crate::format::html::unescape(url)),
+        Mode::Html => s.push_str(&unescape(url)),
         _ => s.push_str(url),
     }
     let trimmed = s.trim();
@@ -331,47 +332,6 @@ fn link_count(inner: &str, url: &str, mode: Mode) -> usize {
     }
     let (i, u) = (count(inner, mode), url.chars().count());
     i + u + usize::from(i > 0 && u > 0)
-}
-
-const ENTITIES: [(&str, char); 16] = [
-    ("amp", '&'),
-    ("lt", '<'),
-    ("gt", '>'),
-    ("quot", '"'),
-    ("apos", '\''),
-    ("nbsp", '\u{a0}'),
-    ("ndash", '–'),
-    ("mdash", '—'),
-    ("hellip", '…'),
-    ("laquo", '«'),
-    ("raquo", '»'),
-    ("copy", '©'),
-    ("reg", '®'),
-    ("trade", '™'),
-    ("euro", '€'),
-    ("times", '×'),
-];
-
-/// An entity at `i` (`&amp;`, `&#39;`, `&#x1F600;`, a few common names): (byte length, char).
-pub(crate) fn entity(text: &str, i: usize) -> Option<(usize, char)> {
-    let rest = text.get(i + 1..)?;
-    let semi = rest.bytes().take(10).position(|b| b == b';')?;
-    let body = &rest[..semi];
-    let ch = if let Some(num) = body.strip_prefix('#') {
-        let code = match num.strip_prefix(['x', 'X']) {
-            Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                u32::from_str_radix(hex, 16).ok()?
-            }
-            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
-                num.parse().ok()?
-            }
-            _ => return None,
-        };
-        char::from_u32(code).unwrap_or('\u{fffd}')
-    } else {
-        ENTITIES.iter().find(|(n, _)| *n == body)?.1
-    };
-    Some((semi + 2, ch))
 }
 
 fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
@@ -535,12 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn entities_and_escapes_are_one_char() {
-        assert_eq!(entity("&amp;", 0), Some((5, '&')));
-        assert_eq!(entity("&#x1F600;", 0), Some((9, '😀')));
-        assert_eq!(entity("&#39;", 0), Some((5, '\'')));
-        assert_eq!(entity("&amp", 0), None);
-        assert_eq!(entity("&#;", 0), None);
+    fn markdown_escapes_are_one_char() {
         assert_eq!(count(r"\*\\\q", Mode::Markdown), 4);
     }
 

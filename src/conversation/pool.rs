@@ -1,0 +1,494 @@
+//! The conversation pool: the lane map and the one entry point the dispatcher pushes events
+//! through.
+//!
+//! Pushing is where the overflow policy applies and where a hibernating conversation is woken,
+//! both under the map shard's lock, so the sweep can never evict a conversation an event is
+//! being queued on.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use tokio::sync::Notify;
+
+use super::actor::{ConvState, ConversationActor};
+use super::config::{LaneConfig, Overflow};
+use super::key::LaneKey;
+use super::mailbox::Mailbox;
+use super::manager::Manager;
+use super::shared::{Conv, Drain, PoolInner, Worker};
+
+/// The outcome of [`ConversationPool::push`].
+#[derive(Debug)]
+pub(crate) enum Pushed<J> {
+    /// Queued; it will run after the chat's earlier events.
+    Queued,
+    /// The queue was full and the policy is [`Overflow::Reject`]: here is the item back.
+    Rejected(J),
+    /// Queued, and this older item was discarded to make room ([`Overflow::DropOldest`]).
+    Displaced(J),
+    /// No conversation could be started for the lane.
+    Failed(J, String),
+}
+
+/// The chat-id → conversation map and the supervisor of the conversation actors.
+pub(crate) struct ConversationPool<J> {
+    inner: Arc<PoolInner<J>>,
+}
+
+impl<J> Clone for ConversationPool<J> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<J: Send + 'static> ConversationPool<J> {
+    pub(crate) fn new(config: LaneConfig, worker: Worker<J>) -> Self {
+        let mut config = config;
+        config.capacity = config.capacity.max(1);
+        Self {
+            inner: Arc::new(PoolInner {
+                map: DashMap::new(),
+                config,
+                worker,
+                manager: OnceLock::new(),
+                in_flight: AtomicUsize::new(0),
+                all_done: Notify::new(),
+                hibernating: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Starts the manager actor that supervises the conversations. Idempotent.
+    pub(crate) async fn start(&self) -> crate::Result<()> {
+        if self.inner.manager.get().is_some() {
+            return Ok(());
+        }
+        let (manager, _) =
+            Manager::<J>::spawn(None, Manager::<J>(PhantomData), Arc::downgrade(&self.inner))
+                .await
+                .map_err(|e| {
+                    crate::Error::disconnected(
+                        crate::error::DisconnectKind::Internal,
+                        format!("cannot start the conversation manager: {e}"),
+                    )
+                })?;
+        let _ = self.inner.manager.set(manager);
+        Ok(())
+    }
+
+    /// Live conversations (including the global lane when it is alive).
+    pub(crate) fn live(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Of the live conversations, those hibernating (no actor until their next event).
+    pub(crate) fn hibernating(&self) -> usize {
+        self.inner.hibernating.load(Ordering::Acquire)
+    }
+
+    /// Items queued or running across all conversations.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Queues `job` on lane `key`, starting the lane's conversation if needed. Only
+    /// [`Overflow::Block`] ever waits.
+    pub(crate) async fn push(&self, key: LaneKey, job: J) -> Pushed<J> {
+        let mut job = job;
+        loop {
+            let mailbox = {
+                let mut conv = self.inner.map.entry(key.clone()).or_insert_with(|| {
+                    // Born hibernating: woken below like any hibernating one.
+                    self.inner.hibernating.fetch_add(1, Ordering::AcqRel);
+                    Conv::Hibernating {
+                        since: Instant::now(),
+                    }
+                });
+                let (mailbox, actor) = match self.wake(&mut conv, &key) {
+                    Ok(live) => live,
+                    // The record stays, hibernating, until the sweep forgets it.
+                    Err(e) => return Pushed::Failed(job, e),
+                };
+                let mut mb = mailbox.lock();
+                if mb.queue.len() < self.inner.config.capacity {
+                    mb.queue.push_back(job);
+                    self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+                    if mb.scheduled {
+                        return Pushed::Queued;
+                    }
+                    mb.scheduled = true;
+                    if actor.send_message(Drain).is_ok() {
+                        return Pushed::Queued;
+                    }
+                    // The actor died between lookups and the supervisor has not forgotten it
+                    // yet: forget it here and retry on a fresh conversation.
+                    mb.scheduled = false;
+                    let back = mb.queue.pop_back();
+                    drop(mb);
+                    drop(conv);
+                    self.inner.map.remove(&key);
+                    match back {
+                        Some(j) => {
+                            self.inner.done_one();
+                            job = j;
+                            continue;
+                        }
+                        None => return Pushed::Queued,
+                    }
+                }
+                match self.inner.config.overflow {
+                    Overflow::Reject => return Pushed::Rejected(job),
+                    Overflow::DropOldest => {
+                        let oldest = mb.queue.pop_front();
+                        mb.queue.push_back(job);
+                        return match oldest {
+                            Some(old) => Pushed::Displaced(old),
+                            None => Pushed::Queued,
+                        };
+                    }
+                    Overflow::Block => mailbox.clone(),
+                }
+            };
+            // notify_one stores a permit when nobody waits yet, so a slot freed between
+            // dropping the lock and this await is not missed.
+            mailbox.space.notified().await;
+        }
+    }
+
+    /// The live conversation of `conv`, starting an actor (and a fresh queue) for a
+    /// hibernating one. A hibernated conversation's old actor had an empty queue and was
+    /// stopped, so the new one cannot overlap it.
+    fn wake<'c>(
+        &self,
+        conv: &'c mut Conv<J>,
+        key: &LaneKey,
+    ) -> Result<(&'c Arc<Mailbox<J>>, &'c ActorRef<Drain>), String> {
+        if let Conv::Hibernating { .. } = conv {
+            let mailbox = Arc::new(Mailbox::new());
+            let actor = self.spawn(key, &mailbox)?;
+            self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
+            *conv = Conv::Live { mailbox, actor };
+        }
+        match conv {
+            Conv::Live { mailbox, actor } => Ok((mailbox, actor)),
+            Conv::Hibernating { .. } => Err(format!("{key} did not wake")),
+        }
+    }
+
+    fn spawn(&self, key: &LaneKey, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
+        let manager = self
+            .inner
+            .manager
+            .get()
+            .ok_or_else(|| "the conversation manager is not running".to_string())?;
+        let args = ConvState {
+            mailbox: mailbox.clone(),
+            pool: Arc::downgrade(&self.inner),
+        };
+        let (actor, _) = ractor::ActorRuntime::spawn_linked_instant(
+            None,
+            ConversationActor::<J>(PhantomData),
+            args,
+            manager.get_cell(),
+        )
+        .map_err(|e| format!("cannot start a conversation for {key}: {e}"))?;
+        tracing::trace!(lane = %key, "conversation started");
+        Ok(actor)
+    }
+
+    /// Waits until every queued item ran, up to `deadline`. Returns whether all finished.
+    pub(crate) async fn drain(&self, deadline: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.all_done.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+
+    /// Stops every conversation and the manager.
+    pub(crate) async fn stop(&self) {
+        if let Some(manager) = self.inner.manager.get() {
+            manager
+                .stop_children_and_wait(Some("dispatcher stopped".into()), None)
+                .await;
+            manager.stop(None);
+        }
+        self.inner.map.clear();
+        self.inner.hibernating.store(0, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::key::INLINE_KEY;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    type Log = Arc<Mutex<Vec<(String, u32)>>>;
+
+    fn pool(config: LaneConfig, log: Log, delay: Duration) -> ConversationPool<(String, u32)> {
+        let worker: Worker<(String, u32)> = Arc::new(move |job| {
+            let log = log.clone();
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                log.lock().unwrap().push(job);
+            })
+        });
+        ConversationPool::new(config, worker)
+    }
+
+    fn chat(id: &str) -> LaneKey {
+        LaneKey::new(Some(id))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn per_chat_order_and_cross_chat_parallelism() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 100,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(5),
+        );
+        p.start().await.unwrap();
+        let started = Instant::now();
+        for i in 0..10 {
+            for c in 0..20 {
+                assert!(matches!(
+                    p.push(chat(&c.to_string()), (c.to_string(), i)).await,
+                    Pushed::Queued
+                ));
+            }
+        }
+        assert!(p.drain(Duration::from_secs(10)).await);
+        // 20 chats × 10 events × 5 ms = 1 s sequentially; in parallel about 50 ms.
+        assert!(started.elapsed() < Duration::from_millis(800));
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 200);
+        for c in 0..20 {
+            let seq: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| *k == c.to_string())
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(seq, (0..10).collect::<Vec<_>>(), "chat {c} out of order");
+        }
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn reject_returns_the_event_and_keeps_queue_bounded() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 2,
+                overflow: Overflow::Reject,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(50),
+        );
+        p.start().await.unwrap();
+        let mut rejected = vec![];
+        for i in 0..10 {
+            if let Pushed::Rejected((_, i)) = p.push(chat("a"), ("a".into(), i)).await {
+                rejected.push(i);
+            }
+        }
+        // One may already be running, two queued: the rest come back.
+        assert!(rejected.len() >= 7, "rejected {rejected:?}");
+        assert!(p.in_flight() <= 3);
+        assert!(p.drain(Duration::from_secs(5)).await);
+        assert_eq!(log.lock().unwrap().len(), 10 - rejected.len());
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_the_newest() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 3,
+                overflow: Overflow::DropOldest,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(30),
+        );
+        p.start().await.unwrap();
+        let mut dropped = vec![];
+        for i in 0..20 {
+            if let Pushed::Displaced((_, i)) = p.push(chat("a"), ("a".into(), i)).await {
+                dropped.push(i);
+            }
+        }
+        assert!(p.drain(Duration::from_secs(5)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled.len() + dropped.len(), 20);
+        assert!(handled.ends_with(&[17, 18, 19]), "handled {handled:?}");
+        let mut sorted = handled.clone();
+        sorted.sort();
+        assert_eq!(sorted, handled, "order kept");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_and_loses_nothing() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                capacity: 1,
+                overflow: Overflow::Block,
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(2),
+        );
+        p.start().await.unwrap();
+        for i in 0..30 {
+            assert!(matches!(
+                p.push(chat("a"), ("a".into(), i)).await,
+                Pushed::Queued
+            ));
+            assert!(p.in_flight() <= 2);
+        }
+        assert!(p.drain(Duration::from_secs(5)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled, (0..30).collect::<Vec<_>>());
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn idle_conversation_stops_and_respawns() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                idle_timeout: Duration::from_millis(50),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::ZERO,
+        );
+        p.start().await.unwrap();
+        p.push(chat("a"), ("a".into(), 1)).await;
+        p.push(LaneKey::Global, ("g".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.live(), 2);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(p.live(), 0, "idle conversations evicted");
+        p.push(chat("a"), ("a".into(), 2)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.live(), 1);
+        assert_eq!(log.lock().unwrap().len(), 3);
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn idle_conversation_hibernates_and_wakes_in_order() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                hibernate_after: Duration::from_millis(40),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(1),
+        );
+        p.start().await.unwrap();
+        p.push(chat("a"), ("a".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.hibernating(), 0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!((p.live(), p.hibernating()), (1, 1), "kept as a record");
+        for i in 1..5 {
+            assert!(matches!(
+                p.push(chat("a"), ("a".into(), i)).await,
+                Pushed::Queued
+            ));
+        }
+        assert_eq!(p.hibernating(), 0, "woken by its next event");
+        assert!(p.drain(Duration::from_secs(1)).await);
+        let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
+        assert_eq!(handled, (0..5).collect::<Vec<_>>());
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn chats_with_long_ids_keep_their_own_order() {
+        let log: Log = Default::default();
+        let p = pool(LaneConfig::default(), log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        let base = "c".repeat(INLINE_KEY);
+        let ids = [format!("{base}1"), format!("{base}2"), base.clone()];
+        for i in 0..5 {
+            for id in &ids {
+                p.push(LaneKey::new(Some(id)), (id.clone(), i)).await;
+            }
+        }
+        assert!(p.drain(Duration::from_secs(2)).await);
+        assert_eq!(p.live(), 3);
+        let log = log.lock().unwrap().clone();
+        for id in &ids {
+            let seq: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| k == id)
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(seq, (0..5).collect::<Vec<_>>(), "{id}");
+        }
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn busy_chat_does_not_stall_others() {
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let log: Log = Default::default();
+        let flag = slow_done.clone();
+        let log2 = log.clone();
+        let worker: Worker<(String, u32)> = Arc::new(move |job: (String, u32)| {
+            let log = log2.clone();
+            let flag = flag.clone();
+            Box::pin(async move {
+                if job.0 == "slow" {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    flag.store(true, Ordering::SeqCst);
+                }
+                log.lock().unwrap().push(job);
+            })
+        });
+        let p = ConversationPool::new(
+            LaneConfig {
+                capacity: 4,
+                ..Default::default()
+            },
+            worker,
+        );
+        p.start().await.unwrap();
+        for i in 0..20 {
+            p.push(chat("slow"), ("slow".into(), i)).await;
+        }
+        p.push(chat("fast"), ("fast".into(), 0)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            log.lock().unwrap().iter().any(|(k, _)| k == "fast"),
+            "fast chat answered while the slow one is busy"
+        );
+        assert!(!slow_done.load(Ordering::SeqCst));
+        p.stop().await;
+    }
+}

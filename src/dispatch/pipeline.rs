@@ -1,0 +1,109 @@
+//! The dispatch loop: reads the bot's events one by one, drops the ones not to handle (the
+//! bot's own messages, redeliveries), and queues the rest on their chat's lane.
+//!
+//! It runs on one task and never waits for a handler, only for room in a lane under
+//! [`Overflow::Block`](crate::conversation::Overflow::Block) or for an overflow slot, so one
+//! slow chat does not hold up the others.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::dedup::Dedup;
+use super::overflow::{OverflowHandler, OverflowReason};
+use super::update::{EventKind, Update};
+use super::worker::{Job, Shared};
+use crate::connection::ServerEvent;
+use crate::conversation::{ConversationPool, LaneKey, Pushed};
+
+/// The loop's state: what it filters on and where it queues.
+pub(super) struct Pipeline {
+    pub(super) shared: Arc<Shared>,
+    pub(super) pool: ConversationPool<Job>,
+    pub(super) overflow: OverflowHandler,
+    pub(super) dedup: Dedup,
+    pub(super) skip_own: bool,
+    pub(super) shutdown_timeout: Duration,
+}
+
+impl Pipeline {
+    /// Reads `events` until the channel closes or `stop` turns true, then lets in-flight
+    /// handlers finish within the shutdown timeout and stops every conversation.
+    pub(super) async fn serve(
+        mut self,
+        mut events: mpsc::Receiver<ServerEvent>,
+        mut stop: watch::Receiver<bool>,
+    ) -> crate::Result<()> {
+        self.pool.start().await?;
+        let stopped = async move {
+            let asked = stop.wait_for(|s| *s).await.is_ok();
+            if !asked {
+                // The sender lives in the handle of the dispatcher running this loop; it
+                // cannot go away first.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                ev = events.recv() => match ev {
+                    Some(ev) => self.dispatch(ev).await,
+                    None => break,
+                },
+            }
+        }
+        if !self.pool.drain(self.shutdown_timeout).await {
+            tracing::warn!(
+                in_flight = self.pool.in_flight(),
+                "shutdown timeout passed with handlers still running"
+            );
+        }
+        self.pool.stop().await;
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, ev: ServerEvent) {
+        let metrics = &self.shared.metrics;
+        metrics.events.fetch_add(1, Ordering::Relaxed);
+        let ServerEvent {
+            id,
+            method,
+            payload,
+            ack,
+        } = ev;
+        let update = Update::new(id, method, payload);
+        if self.skip_own
+            && update.kind() == EventKind::Message
+            && update.author_id().is_some()
+            && update.author_id() == self.shared.self_id.get().map(|s| &**s)
+        {
+            metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
+            ack.ack();
+            return;
+        }
+        if let Some(key) = update.dedup_key()
+            && !self.dedup.first_time(key)
+        {
+            // A redelivery after a reconnect: acknowledge again, handle once.
+            metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+            ack.ack();
+            return;
+        }
+        let lane = LaneKey::new(update.chat_id());
+        let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
+            Pushed::Queued => return,
+            Pushed::Rejected(job) => (job, OverflowReason::Rejected),
+            Pushed::Displaced(job) => (job, OverflowReason::DroppedOldest),
+            Pushed::Failed(job, e) => (job, OverflowReason::NoConversation(e)),
+        };
+        metrics.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
+        // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
+        let Job { update, ack } = job;
+        self.overflow.report(update, ack, reason).await;
+    }
+}

@@ -1,0 +1,156 @@
+//! Handling one event on its conversation: outer middleware, routing, inner middleware, the
+//! handler; then counting, reporting what failed, and acknowledging.
+//!
+//! This is the work a conversation actor runs for each queued event. Panics are caught here,
+//! so a handler that panics costs its own event and never its conversation.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::FutureExt;
+
+use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, HandlerError, HandlerResult};
+use super::metrics::Metrics;
+use super::middleware::{Middleware, Next, Terminal};
+use super::router::{FlatRoute, route};
+use super::update::Update;
+use crate::connection::Acknowledger;
+use crate::conversation::{BoxFuture, Worker};
+
+/// What went wrong while handling one event. Goes to the error handler; never stops the bot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// A handler or middleware returned an error (including a parameter that could not be
+    /// extracted: downcast to [`ExtractError`]).
+    #[error("handler {} failed: {error}", handler.unwrap_or("(routing or middleware)"))]
+    Handler {
+        /// The handler's type name, when the error came from a handler.
+        handler: Option<&'static str>,
+        /// The error.
+        error: HandlerError,
+    },
+    /// A handler or middleware panicked; the conversation goes on with its next event.
+    #[error("handler {} panicked: {message}", handler.unwrap_or("(routing or middleware)"))]
+    Panic {
+        /// The handler's type name, when the panic came from a handler.
+        handler: Option<&'static str>,
+        /// The panic message.
+        message: String,
+    },
+}
+
+pub(super) type ErrorHook = Arc<dyn Fn(Update, DispatchError) -> BoxFuture<()> + Send + Sync>;
+
+/// One event on its way to a conversation, with what acknowledges it once handled.
+pub(super) struct Job {
+    pub(super) update: Update,
+    pub(super) ack: Acknowledger,
+}
+
+/// What every event's handling reads: the routes, the middleware, the hooks, the counters.
+pub(super) struct Shared {
+    pub(super) routes: Vec<FlatRoute>,
+    pub(super) deps: Arc<Deps>,
+    pub(super) outer: Arc<[Arc<dyn Middleware>]>,
+    pub(super) inner: Arc<[Arc<dyn Middleware>]>,
+    pub(super) on_error: ErrorHook,
+    /// Set by the builder, or from `bot.me()` once the bot is authorised.
+    pub(super) self_id: std::sync::OnceLock<Arc<str>>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// The conversation pool's worker: runs [`process`] for each job.
+pub(super) fn worker(shared: Arc<Shared>) -> Worker<Job> {
+    Arc::new(move |job| Box::pin(process(shared.clone(), job)))
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+async fn call_handler(ctx: Arc<Ctx>, handler: BoxedHandler) -> HandlerResult {
+    let result = handler.call(ctx.clone()).await;
+    if let Err(e) = &result
+        && let Some(ExtractError::BadArgs(bad)) = e.downcast_ref::<ExtractError>()
+        && let Some(hook) = ctx.matched_command().and_then(|m| m.on_bad_args.clone())
+    {
+        let _ = ctx.bad_args.set(bad.clone());
+        return hook.call(ctx).await;
+    }
+    result
+}
+
+async fn run_routes(shared: Arc<Shared>, ctx: Arc<Ctx>) -> HandlerResult {
+    let handler = match route(&shared.routes, &ctx).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(HandlerError::from(e)),
+    };
+    let _ = ctx.handler.set(handler.name);
+    if shared.inner.is_empty() {
+        return call_handler(ctx, handler).await;
+    }
+    let terminal: Terminal = Arc::new(move |ctx| Box::pin(call_handler(ctx, handler.clone())));
+    Next::new(shared.inner.clone(), terminal).run(ctx).await
+}
+
+fn route_terminal(shared: Arc<Shared>) -> Terminal {
+    Arc::new(move |ctx: Arc<Ctx>| Box::pin(run_routes(shared.clone(), ctx)))
+}
+
+async fn process(shared: Arc<Shared>, job: Job) {
+    let Job { update, ack } = job;
+    let ctx = Arc::new(Ctx::new(
+        update.clone(),
+        shared.deps.clone(),
+        shared.self_id.get().cloned(),
+    ));
+    let chain = async {
+        // Without outer middleware, route inline: no terminal closure and no boxed future
+        // per event.
+        if shared.outer.is_empty() {
+            run_routes(shared.clone(), ctx.clone()).await
+        } else {
+            Next::new(shared.outer.clone(), route_terminal(shared.clone()))
+                .run(ctx.clone())
+                .await
+        }
+    };
+    let outcome = AssertUnwindSafe(chain).catch_unwind().await;
+    let handler = ctx.handler.get().copied();
+    let metrics = &shared.metrics;
+    if handler.is_some() {
+        metrics.handled.fetch_add(1, Ordering::Relaxed);
+    } else {
+        metrics.unhandled.fetch_add(1, Ordering::Relaxed);
+    }
+    let error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(DispatchError::Handler { handler, error }),
+        Err(panic) => {
+            metrics.panics.fetch_add(1, Ordering::Relaxed);
+            Some(DispatchError::Panic {
+                handler,
+                message: panic_message(&*panic),
+            })
+        }
+    };
+    if let Some(error) = error {
+        metrics.errors.fetch_add(1, Ordering::Relaxed);
+        if AssertUnwindSafe((shared.on_error)(update, error))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!("the error handler panicked");
+        }
+    }
+    // With AckMode::AfterHandled this is the moment the server learns the event is done; in
+    // OnReceive mode the acknowledger is a no-op.
+    ack.ack();
+}
