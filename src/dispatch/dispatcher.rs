@@ -22,7 +22,7 @@ use super::router::{Router, check};
 use super::update::Update;
 use super::worker::{DispatchError, ErrorHook, Job, Shared, worker};
 use crate::bot::Bot;
-use crate::connection::ServerEvent;
+use crate::bot::ServerEvent;
 use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 
 /// A cheap-to-clone handle to a dispatcher: counters and shutdown.
@@ -236,7 +236,7 @@ impl DispatcherBuilder {
 /// # async fn demo() -> trueconf_bot::Result<()> {
 /// use std::time::Duration;
 /// use trueconf_bot::bot::Bot;
-/// use trueconf_bot::connection::AckMode;
+/// use trueconf_bot::bot::AckMode;
 /// use trueconf_bot::dispatch::{Dispatcher, MessageContext, Overflow, Router};
 ///
 /// let bot = Bot::builder("video.example.com")
@@ -317,7 +317,7 @@ impl Dispatcher {
     /// down or [`DispatcherHandle::shutdown`] is called; then lets in-flight handlers finish
     /// (they can still use the bot) and shuts the bot down.
     ///
-    /// With the bot in [`AckMode::AfterHandled`](crate::connection::AckMode::AfterHandled),
+    /// With the bot in [`AckMode::AfterHandled`](crate::bot::AckMode::AfterHandled),
     /// each event is acknowledged only once its handler finished, so events a crash or a
     /// dropped connection interrupted are delivered again; the duplicate window makes sure a
     /// redelivered message is not handled twice.
@@ -374,7 +374,7 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::Acknowledger;
+    use crate::bot::Acknowledger;
     use crate::protocol::{Frame, RawValue};
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::update::Update;
-use crate::connection::Acknowledger;
+use crate::bot::Acknowledger;
 use crate::conversation::BoxFuture;
 
 /// Why an event did not reach a handler.

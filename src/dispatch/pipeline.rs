@@ -15,7 +15,7 @@ use super::dedup::Dedup;
 use super::overflow::{OverflowHandler, OverflowReason};
 use super::update::{EventKind, Update};
 use super::worker::{Job, Shared};
-use crate::connection::ServerEvent;
+use crate::bot::ServerEvent;
 use crate::conversation::{ConversationPool, LaneKey, Pushed};
 
 /// The loop's state: what it filters on and where it queues.

@@ -15,7 +15,7 @@ use super::metrics::Metrics;
 use super::middleware::{Middleware, Next, Terminal};
 use super::router::{FlatRoute, route};
 use super::update::Update;
-use crate::connection::Acknowledger;
+use crate::bot::Acknowledger;
 use crate::conversation::{BoxFuture, Worker};
 
 /// What went wrong while handling one event. Goes to the error handler; never stops the bot.

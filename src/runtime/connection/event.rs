@@ -13,32 +13,6 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{Frame, RawValue, RequestId};
 use crate::sync::lock;
 
-/// When an event is acknowledged to the server.
-///
-/// What each mode promises (verified by `tests/faults.rs` against the emulator, which re-delivers
-/// unacknowledged events to the next connection that authorises with
-/// `receive_unread`; the real server's handling of
-/// unacknowledged events is not documented, see PROTOCOL.md §6):
-///
-/// | | socket drops, restarts, refusals | the bot process dies |
-/// |---|---|---|
-/// | `OnReceive` | nothing lost | events received but not yet handled are lost |
-/// | `AfterHandled` | nothing lost | nothing lost (re-delivered to the next process) |
-///
-/// In both modes an event whose acknowledgement died with the socket comes again: the stream
-/// can carry a duplicate, which the [`Dispatcher`](crate::dispatch::Dispatcher)'s duplicate
-/// window keeps from reaching a handler twice (for messages and timestamped events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AckMode {
-    /// Acknowledge on receipt, before any handler runs (what the official client does).
-    /// At-most-once across a crash of the bot process.
-    #[default]
-    OnReceive,
-    /// Acknowledge only after the handler finished, so an event a crash or disconnect
-    /// interrupted is delivered again on reconnect (at-least-once).
-    AfterHandled,
-}
-
 /// One server → client request (an *event*) as the runtime delivers it.
 #[derive(Debug)]
 pub struct ServerEvent {
@@ -48,7 +22,7 @@ pub struct ServerEvent {
     pub method: String,
     /// The raw payload.
     pub payload: Box<RawValue>,
-    /// Acknowledges this event; in [`AckMode::OnReceive`] it was acknowledged already and
+    /// Acknowledges this event; in [`AckMode::OnReceive`](crate::runtime::config::AckMode::OnReceive) it was acknowledged already and
     /// this does nothing.
     pub ack: Acknowledger,
 }

@@ -22,9 +22,10 @@ mod state;
 pub(crate) mod tls;
 mod writer;
 
+pub use crate::runtime::config::AckMode;
 pub(crate) use actor::{ConnMsg, ConnectionActor};
 pub(crate) use args::{LinkEvent, SocketArgs};
-pub use event::{AckMode, Acknowledger, ServerEvent};
+pub use event::{Acknowledger, ServerEvent};
 pub(crate) use event::{EventOutlet, EventTap};
 pub(crate) use identity::Identity;
 pub(crate) use link::{Link, ResponseSink};

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::args::{LinkEvent, SocketArgs, Ws};
-use super::event::{AckMode, Acknowledger, ServerEvent};
+use super::event::{Acknowledger, ServerEvent};
 use super::writer::write_loop;
 use crate::protocol::{Frame, RawValue};
+use crate::runtime::config::AckMode;
 
 /// How a session ended.
 pub(super) enum SessionEnd {
