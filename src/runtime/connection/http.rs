@@ -6,6 +6,7 @@ use serde_json::json;
 use super::state::{Failure, FailureKind};
 use crate::error::Error;
 use crate::runtime::config::{AuthSource, Config, Secret};
+use crate::types::http::WebApiError;
 use crate::types::{ServerInfo, ServerVersion, server::MIN_SERVER_VERSION};
 
 /// Why connecting failed: worth retrying, or not.
@@ -177,6 +178,8 @@ async fn post<T: serde::de::DeserializeOwned>(
     }
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let error = body.get("error");
+    let invalid_scope = serde_json::from_value::<WebApiError>(body.clone())
+        .is_ok_and(|e| e.is_invalid_scope());
     let code = status.as_u16();
     match code {
         401 => Err(fatal(
@@ -188,7 +191,7 @@ async fn post<T: serde::de::DeserializeOwned>(
             "password login is disabled on this server (HTTP 403 auth_method_disabled); \
              register an OAuth application and use `BotBuilder::oauth_app`",
         )),
-        400 if body.to_string().contains("invalidScope") => Err(fatal(
+        400 if invalid_scope => Err(fatal(
             FailureKind::Auth,
             "the OAuth application has no scope (HTTP 400 invalidScope); give it at least one \
              scope such as `version:read`",
