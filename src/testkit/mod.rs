@@ -39,11 +39,14 @@
 //! newest ones), oldest first; `getChats` answers `{"chats":[…]}`; roles are strings; a
 //! caption given to `sendFile` becomes a separate message reported as `captionMessageId`.
 
+mod config;
 mod jwt;
 mod load;
 mod pattern;
+mod records;
 mod server;
 mod state;
+mod wire;
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -56,170 +59,16 @@ use std::time::Duration;
 use axum_server::accept::NoDelayAcceptor;
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::error::{ApiErrorCode, Error, Result};
 
+pub use config::{Account, ExtensionFilter, OAuthApp, SimConfig, UploadLimits};
 pub use load::{LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
-
-/// An account known to the emulator.
-#[derive(Clone)]
-pub struct Account {
-    /// Login without the domain.
-    pub login: String,
-    /// Password for the token endpoint.
-    pub password: String,
-    /// Display name; defaults to the login with a capital first letter.
-    pub display_name: Option<String>,
-}
-
-impl Account {
-    /// An account with a login and password.
-    pub fn new(login: impl Into<String>, password: impl Into<String>) -> Self {
-        Account {
-            login: login.into(),
-            password: password.into(),
-            display_name: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("login", &self.login)
-            .field("password", &"<redacted>")
-            .field("display_name", &self.display_name)
-            .finish()
-    }
-}
-
-/// An OAuth application for the token flow of PROTOCOL.md §2.1.
-#[derive(Debug, Clone)]
-pub struct OAuthApp {
-    /// The application's `client_id`.
-    pub client_id: String,
-    /// Its scopes; an empty list makes step 1 fail with `invalidScope`.
-    pub scopes: Vec<String>,
-}
-
-/// Emulator configuration.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Server domain, reported as `product.display_name` and used in every user id.
-    pub domain: String,
-    /// Server version reported by `/api/v4/server`.
-    pub version: String,
-    /// TCP port on 127.0.0.1; `0` picks a free one.
-    pub port: u16,
-    /// Serve HTTPS/WSS with a fresh self-signed certificate (see [`Sim::cert_pem`]).
-    pub tls: bool,
-    /// The bot account.
-    pub bot: Account,
-    /// Further accounts (scripted users are also created on demand by [`Sim::user`]).
-    pub users: Vec<Account>,
-    /// Whether the password grant of the token endpoint is enabled (else 403).
-    pub password_login: bool,
-    /// OAuth applications for the §2.1 flow.
-    pub oauth_apps: Vec<OAuthApp>,
-    /// Lifetime of issued tokens.
-    pub token_ttl: Duration,
-    /// Default timeout of the `expect_*` assertions.
-    pub expect_timeout: Duration,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            domain: "sim.example".into(),
-            version: "5.5.6.0".into(),
-            port: 0,
-            tls: false,
-            bot: Account::new("bot", "bot-password"),
-            users: Vec::new(),
-            password_login: true,
-            oauth_apps: vec![OAuthApp {
-                client_id: "sim-app".into(),
-                scopes: vec!["version:read".into()],
-            }],
-            token_ttl: Duration::from_secs(30 * 24 * 3600),
-            expect_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Counters for the acknowledgement rule and connection handling.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SimStats {
-    /// WebSocket connections accepted.
-    pub connections: u64,
-    /// Successful `auth` requests.
-    pub auths: u64,
-    /// Event frames (`type:1`) sent, including re-deliveries.
-    pub pushed: u64,
-    /// Events acknowledged by the client.
-    pub acked: u64,
-    /// Events sent again after a reconnect with `receiveUnread`.
-    pub redelivered: u64,
-    /// Client frames that were not valid JSON frames.
-    pub malformed_frames: u64,
-}
-
-/// One request the bot made.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedRequest {
-    /// The wire method.
-    pub method: String,
-    /// The payload exactly as received.
-    pub payload: Value,
-}
-
-/// Upload limits (`getFileUploadLimits`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UploadLimits {
-    /// Maximum bytes per file; `None` = unlimited.
-    pub max_size: Option<u64>,
-    /// Extension filter; `None` = no filter.
-    pub extensions: Option<ExtensionFilter>,
-}
-
-/// An extension allow- or block-list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionFilter {
-    /// `true` = only these extensions are allowed; `false` = these are blocked.
-    pub allow: bool,
-    /// Extensions without the dot.
-    pub list: Vec<String>,
-}
-
-impl UploadLimits {
-    fn to_json(&self) -> Value {
-        json!({
-            "maxSize": self.max_size,
-            "extensions": self.extensions.as_ref().map(|e| json!({
-                "mode": if e.allow { "allow" } else { "block" },
-                "list": e.list,
-            })),
-        })
-    }
-
-    fn allows(&self, name: &str, size: u64) -> bool {
-        if self.max_size.is_some_and(|m| size > m) {
-            return false;
-        }
-        let ext = name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        self.extensions
-            .as_ref()
-            .is_none_or(|f| f.list.iter().any(|x| x.eq_ignore_ascii_case(&ext)) == f.allow)
-    }
-}
+pub use records::{RecordedRequest, SentFile, SimFile, SimStats};
 
 pub(crate) struct Inner {
     cfg: SimConfig,
@@ -278,7 +127,7 @@ impl Inner {
             .is_ok_and(|before| before == 1)
     }
 
-    fn send_all(&self, out: impl Fn() -> state::Out) {
+    fn send_all(&self, out: impl Fn() -> wire::Out) {
         let st = self.lock();
         for id in state::authed_conns(&st) {
             if let Some(c) = st.conns.get(&id) {
@@ -515,13 +364,13 @@ impl Sim {
     /// Creates a group chat owned by `owner` with `members` (logins; include the bot's login to
     /// add the bot). Members that are bots get a `createGroupChat` event.
     pub async fn create_group(&self, owner: &SimUser, title: &str, members: &[&str]) -> String {
-        self.create(owner, state::GROUP, title, members)
+        self.create(owner, wire::GROUP, title, members)
     }
 
     /// Creates a channel owned by `owner`; members join as plain users (they cannot post until
     /// made `writer`).
     pub async fn create_channel(&self, owner: &SimUser, title: &str, members: &[&str]) -> String {
-        self.create(owner, state::CHANNEL, title, members)
+        self.create(owner, wire::CHANNEL, title, members)
     }
 
     fn create(&self, owner: &SimUser, kind: u8, title: &str, members: &[&str]) -> String {
@@ -701,7 +550,7 @@ impl Sim {
             for c in 0..spec.chats.max(1) {
                 let user = format!("load-user-{c}");
                 st.ensure_user(&user);
-                let id = state::hex40();
+                let id = wire::hex40();
                 st.insert_load_chat(&id, &bot, &user, c);
                 chats.push((id, user));
             }
@@ -768,7 +617,7 @@ impl Sim {
         self.handle.shutdown();
         // Upgraded WebSocket connections outlive the HTTP server; close them explicitly.
         self.inner
-            .send_all(|| state::Out::Close(1001, "server shutting down"));
+            .send_all(|| wire::Out::Close(1001, "server shutting down"));
     }
 }
 
@@ -806,14 +655,14 @@ impl Faults {
     /// Sends a frame that is not valid JSON to every authenticated connection.
     pub fn send_malformed_frame(&self) {
         self.inner
-            .send_all(|| state::Out::Text(r#"{"type":1,"id":"#.to_owned()));
+            .send_all(|| wire::Out::Text(r#"{"type":1,"id":"#.to_owned()));
     }
 
     /// Sends `text` verbatim as one WebSocket text frame to every authenticated connection
     /// (bad-input tests: wrong types, unknown response ids, huge or deeply nested frames).
     pub fn send_raw_frame(&self, text: impl Into<String>) {
         let text = text.into();
-        self.inner.send_all(|| state::Out::Text(text.clone()));
+        self.inner.send_all(|| wire::Out::Text(text.clone()));
     }
 
     /// Pushes an event with an unknown method to every authenticated connection (it must be
@@ -830,12 +679,12 @@ impl Faults {
     pub fn restart(&self, down: Duration) {
         self.refuse_connections(down);
         self.inner
-            .send_all(|| state::Out::Close(1012, "service restart"));
+            .send_all(|| wire::Out::Close(1012, "service restart"));
     }
 
     /// Drops every socket abruptly, without a close frame.
     pub fn drop_connections(&self) {
-        self.inner.send_all(|| state::Out::Drop);
+        self.inner.send_all(|| wire::Out::Drop);
     }
 
     /// Makes `method` fail with `code`: `times` times, or always when `None`.
@@ -875,30 +724,6 @@ impl Faults {
         self.drop_after_frames(0);
         *lock(&self.inner.refuse_until) = None;
     }
-}
-
-/// A message with a file, posted by a scripted user.
-#[derive(Debug, Clone)]
-pub struct SentFile {
-    /// Id of the attachment message.
-    pub message_id: String,
-    /// Permanent file id (for `getFileInfo`).
-    pub file_id: String,
-}
-
-/// A stored file as the emulator sees it ([`Sim::file_info`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimFile {
-    /// File name.
-    pub name: String,
-    /// MIME type: the `Content-Type` of the uploaded `file` part.
-    pub mime: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether it is stored as generated [`pattern`] content rather than bytes.
-    pub pattern: bool,
-    /// The `preview` part: file name, MIME type, bytes.
-    pub preview: Option<(String, String, Bytes)>,
 }
 
 /// A file a scripted user is still uploading (`readyState` 1).

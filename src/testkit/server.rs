@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::Inner;
 use super::pattern::{self, Blob};
-use super::state::{E_BAD_PAYLOAD, Out, uuid};
+use super::wire::{E_BAD_PAYLOAD, Out, uuid};
 use crate::sync::lock;
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {

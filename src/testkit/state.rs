@@ -12,54 +12,18 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
+use super::config::UploadLimits;
 use super::load::LoadRun;
 use super::pattern::Blob;
-use super::{RecordedRequest, SimStats, UploadLimits};
-
-/// Chat types (§10.3).
-pub(crate) const P2P: u8 = 1;
-pub(crate) const GROUP: u8 = 2;
-pub(crate) const FAVORITES: u8 = 5;
-pub(crate) const CHANNEL: u8 = 6;
-
-// Error codes (§7.2).
-pub(crate) const E_NOT_AUTHORIZED: u16 = 200;
-pub(crate) const E_INVALID_CREDENTIALS: u16 = 201;
-pub(crate) const E_USER_DISABLED: u16 = 202;
-pub(crate) const E_EXPIRED: u16 = 203;
-pub(crate) const E_UNSUPPORTED_CREDENTIALS: u16 = 204;
-pub(crate) const E_UNKNOWN_METHOD: u16 = 104;
-pub(crate) const E_ACCESS_DENIED: u16 = 302;
-pub(crate) const E_NO_RIGHTS: u16 = 303;
-pub(crate) const E_NO_CHAT: u16 = 304;
-pub(crate) const E_NOT_PARTICIPANT: u16 = 305;
-pub(crate) const E_NO_MESSAGE: u16 = 306;
-pub(crate) const E_NO_FILE: u16 = 308;
-pub(crate) const E_ALREADY_IN_CHAT: u16 = 309;
-pub(crate) const E_UPLOAD_FAILED: u16 = 310;
-pub(crate) const E_FILE_NOT_READY: u16 = 311;
-pub(crate) const E_NO_ROLE: u16 = 312;
-pub(crate) const E_BAD_PAYLOAD: u16 = 399;
-
-const ROLES: [&str; 7] = [
-    "owner",
-    "admin",
-    "user",
-    "conf_owner",
-    "conf_moderator",
-    "favorites_owner",
-    "writer",
-];
+use super::records::{RecordedRequest, SimStats};
+use super::wire::{
+    CHANNEL, E_ACCESS_DENIED, E_ALREADY_IN_CHAT, E_BAD_PAYLOAD, E_EXPIRED, E_FILE_NOT_READY,
+    E_INVALID_CREDENTIALS, E_NO_CHAT, E_NO_FILE, E_NO_MESSAGE, E_NO_RIGHTS, E_NO_ROLE,
+    E_NOT_AUTHORIZED, E_NOT_PARTICIPANT, E_UNKNOWN_METHOD, E_UNSUPPORTED_CREDENTIALS,
+    E_UPLOAD_FAILED, E_USER_DISABLED, FAVORITES, GROUP, Out, P2P, ROLES, hex40, now_ms, uuid,
+};
 
 type R<T> = Result<T, u16>;
-
-/// What a connection task writes to its socket.
-pub(crate) enum Out {
-    Text(String),
-    Close(u16, &'static str),
-    /// Drop the TCP connection without a close handshake.
-    Drop,
-}
 
 /// A pushed event kept until acked, so it can be re-delivered.
 #[derive(Clone)]
@@ -156,34 +120,6 @@ pub(crate) struct State {
     pub(crate) load: Option<LoadRun>,
     /// Failures injected per method: (error code, remaining count; `None` = forever).
     pub(crate) failures: HashMap<String, (u16, Option<u32>)>,
-}
-
-pub(crate) fn uuid() -> String {
-    let r: u128 = rand::random();
-    let r = (r & !(0xf << 76)) | (0x4 << 76);
-    let r = (r & !(0x3 << 62)) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-pub(crate) fn hex40() -> String {
-    let a: u128 = rand::random();
-    let b: u32 = rand::random();
-    format!("{a:032x}{b:08x}")
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn s<'a>(p: &'a Value, k: &str) -> R<&'a str> {
