@@ -129,7 +129,7 @@ impl Inner {
 
     fn send_all(&self, out: impl Fn() -> wire::Out) {
         let st = self.lock();
-        for id in state::authed_conns(&st) {
+        for id in st.authed_conn_ids() {
             if let Some(c) = st.conns.get(&id) {
                 let _ = c.tx.send(out());
             }
@@ -514,14 +514,14 @@ impl Sim {
 
     /// Number of live WebSocket connections that passed `auth`.
     pub fn authed_connections(&self) -> usize {
-        state::authed_conns(&self.inner.lock()).len()
+        self.inner.lock().authed_conn_ids().len()
     }
 
     /// Waits until at least one connection of any account has passed `auth`.
     pub async fn wait_for_bot(&self, timeout: Duration) -> Result<()> {
         self.inner
             .wait_for("an authenticated bot connection", timeout, |st| {
-                (!state::authed_conns(st).is_empty()).then_some(())
+                (!st.authed_conn_ids().is_empty()).then_some(())
             })
             .await
     }
@@ -669,7 +669,7 @@ impl Faults {
     /// acked like any other).
     pub fn send_unknown_event(&self, method: &str, payload: Value) {
         let mut st = self.inner.lock();
-        for id in state::authed_conns(&st) {
+        for id in st.authed_conn_ids() {
             st.push_raw(id, method, payload.clone());
         }
     }
@@ -750,7 +750,7 @@ impl Upload {
     /// Abandons the upload: the file becomes NOT_AVAILABLE (`readyState` 0).
     pub fn fail(&self) {
         if let Some(f) = self.inner.lock().files.get_mut(&self.file.file_id) {
-            f.ready = 0;
+            f.ready = wire::FILE_NOT_AVAILABLE;
         }
         self.inner.notify.notify_waiters();
     }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::Inner;
 use super::pattern::{self, Blob};
-use super::wire::{E_BAD_PAYLOAD, Out, uuid};
+use super::wire::{E_BAD_PAYLOAD, FILE_READY, Out, uuid};
 use crate::sync::lock;
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
@@ -283,7 +283,7 @@ async fn download(
                 return None;
             }
             match what.as_str() {
-                "download" if f.ready == 2 => Some((f.mime.clone(), f.data.clone())),
+                "download" if f.ready == FILE_READY => Some((f.mime.clone(), f.data.clone())),
                 "preview" => f
                     .preview
                     .as_ref()
@@ -477,7 +477,7 @@ async fn handle_frame(inner: &Arc<Inner>, conn: u64, text: &str) {
     let mut st = inner.lock();
     let Some(method) = frame.method.filter(|_| frame.kind == 1) else {
         st.stats.malformed_frames += 1;
-        respond(&st, conn, id, Err(E_BAD_PAYLOAD));
+        st.respond(conn, id, &Err(E_BAD_PAYLOAD));
         return;
     };
     st.record(&method, &payload);
@@ -485,18 +485,8 @@ async fn handle_frame(inner: &Arc<Inner>, conn: u64, text: &str) {
         st.auth(conn, id, &payload, &inner.secret);
     } else {
         let result = st.call(conn, &method, &payload);
-        respond(&st, conn, id, result);
+        st.respond(conn, id, &result);
     }
     drop(st);
     inner.notify.notify_waiters();
-}
-
-fn respond(st: &super::state::State, conn: u64, id: u64, result: Result<Value, u16>) {
-    let text = match result {
-        Ok(v) => format!(r#"{{"type":2,"id":{id},"payload":{v}}}"#),
-        Err(code) => format!(r#"{{"type":2,"id":{id},"payload":{{"errorCode":{code}}}}}"#),
-    };
-    if let Some(c) = st.conns.get(&conn) {
-        let _ = c.tx.send(Out::Text(text));
-    }
 }

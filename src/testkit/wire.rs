@@ -5,6 +5,11 @@
 //! so the numbers PROTOCOL.md defines are written down exactly once and no import can go round
 //! in a circle through them.
 
+use serde_json::Value;
+
+/// The answer of one client→server method: a payload, or an error code (§7.2).
+pub(crate) type ApiResult<T> = Result<T, u16>;
+
 // Chat types (§10.3).
 pub(crate) const P2P: u8 = 1;
 pub(crate) const GROUP: u8 = 2;
@@ -41,12 +46,37 @@ pub(crate) const E_FILE_NOT_READY: u16 = 311;
 pub(crate) const E_NO_ROLE: u16 = 312;
 pub(crate) const E_BAD_PAYLOAD: u16 = 399;
 
+// Envelope types (the `type` of a message) the emulator creates; below 200 are system notices.
+pub(crate) const SYS_PARTICIPANT_ADDED: u16 = 1;
+pub(crate) const SYS_PARTICIPANT_REMOVED: u16 = 2;
+pub(crate) const SYS_TITLE_CHANGED: u16 = 21;
+pub(crate) const SYS_AVATAR_CHANGED: u16 = 22;
+pub(crate) const SYS_HISTORY_CLEARED: u16 = 23;
+pub(crate) const SYS_ROLE_SET: u16 = 110;
+pub(crate) const MSG_TEXT: u16 = 200;
+pub(crate) const MSG_FORWARD: u16 = 201;
+pub(crate) const MSG_FILE: u16 = 202;
+pub(crate) const MSG_SURVEY: u16 = 204;
+
+// File `readyState` values.
+pub(crate) const FILE_NOT_AVAILABLE: u8 = 0;
+pub(crate) const FILE_UPLOADING: u8 = 1;
+pub(crate) const FILE_READY: u8 = 2;
+
 /// What a connection task writes to its socket.
 pub(crate) enum Out {
     Text(String),
     Close(u16, &'static str),
     /// Drop the TCP connection without a close handshake.
     Drop,
+}
+
+/// The response frame (`type:2`) to request `id`.
+pub(crate) fn response_frame(id: u64, result: &ApiResult<Value>) -> String {
+    match result {
+        Ok(payload) => format!(r#"{{"type":2,"id":{id},"payload":{payload}}}"#),
+        Err(code) => format!(r#"{{"type":2,"id":{id},"payload":{{"errorCode":{code}}}}}"#),
+    }
 }
 
 /// A random version-4 UUID, as the server uses for message, task and connection ids.
