@@ -17,12 +17,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::Inner;
 use super::pattern::{self, Blob};
+use super::shared::Shared;
 use super::wire::{E_BAD_PAYLOAD, FILE_READY, Out, uuid};
 use crate::sync::lock;
 
-pub(crate) fn router(inner: Arc<Inner>) -> Router {
+pub(crate) fn router(inner: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v4/server", get(server_info))
         .route("/bridge/api/client/v1/oauth/token", post(token))
@@ -43,7 +43,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .with_state(inner)
 }
 
-async fn server_info(State(inner): State<Arc<Inner>>) -> Response {
+async fn server_info(State(inner): State<Arc<Shared>>) -> Response {
     axum::Json(json!({
         "product": { "display_name": inner.cfg.domain, "version": inner.cfg.version }
     }))
@@ -68,7 +68,7 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
-async fn token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+async fn token(State(inner): State<Arc<Shared>>, body: Bytes) -> Response {
     let Some(req) = parse_body(&body) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -107,7 +107,7 @@ async fn token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     }
 }
 
-fn issue(inner: &Inner, login: &str) -> Response {
+fn issue(inner: &Shared, login: &str) -> Response {
     (
         StatusCode::CREATED,
         axum::Json(json!({
@@ -119,7 +119,7 @@ fn issue(inner: &Inner, login: &str) -> Response {
         .into_response()
 }
 
-async fn oauth2_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+async fn oauth2_token(State(inner): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = parse_body(&body).unwrap_or_default();
     let Some(app) = inner
         .cfg
@@ -156,7 +156,7 @@ async fn oauth2_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response 
         .into_response()
 }
 
-async fn web_rest_api_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+async fn web_rest_api_token(State(inner): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = parse_body(&body).unwrap_or_default();
     let owner = lock(&inner.web_tokens).get(field(&req, "token")).cloned();
     match owner {
@@ -173,7 +173,7 @@ async fn web_rest_api_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Res
     }
 }
 
-async fn auth_code_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+async fn auth_code_token(State(inner): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = parse_body(&body).unwrap_or_default();
     if field(&req, "grant_type") != "authorization_code" || field(&req, "client_id") != "user" {
         return oauth_error(
@@ -194,7 +194,7 @@ async fn auth_code_token(State(inner): State<Arc<Inner>>, body: Bytes) -> Respon
 }
 
 async fn upload(
-    State(inner): State<Arc<Inner>>,
+    State(inner): State<Arc<Shared>>,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Response {
@@ -258,7 +258,7 @@ async fn upload(
     if mime == "sticker/webp" && preview.is_none() {
         return bad("a sticker upload needs a preview part");
     }
-    let result = inner.lock().upload(task, mime, data, preview);
+    let result = inner.state().upload(task, mime, data, preview);
     match result {
         Ok(id) => axum::Json(json!({ "temporalFileId": id })).into_response(),
         Err(msg) => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": msg }))).into_response(),
@@ -266,7 +266,7 @@ async fn upload(
 }
 
 async fn download(
-    State(inner): State<Arc<Inner>>,
+    State(inner): State<Arc<Shared>>,
     Path((id, what)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -277,7 +277,7 @@ async fn download(
         .map(str::to_owned);
     lock(&inner.download_ranges).push(range_header);
     let found = {
-        let st = inner.lock();
+        let st = inner.state();
         st.files.get(&id).and_then(|f| {
             if q.get("token") != Some(&f.token) {
                 return None;
@@ -382,7 +382,7 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
     (start <= end && start < len).then_some((start, end))
 }
 
-async fn ws(State(inner): State<Arc<Inner>>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(State(inner): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
     if inner.refusing() {
         return (StatusCode::SERVICE_UNAVAILABLE, "connections refused").into_response();
     }
@@ -400,10 +400,10 @@ struct Incoming<'a> {
     payload: Option<Value>,
 }
 
-async fn connection(inner: Arc<Inner>, socket: WebSocket) {
+async fn connection(inner: Arc<Shared>, socket: WebSocket) {
     let id = inner.next_conn.fetch_add(1, Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    inner.lock().open(id, tx);
+    inner.state().open(id, tx);
     inner.notify.notify_waiters();
     let (mut sink, mut stream) = socket.split();
     'conn: loop {
@@ -452,20 +452,20 @@ async fn connection(inner: Arc<Inner>, socket: WebSocket) {
             },
         }
     }
-    inner.lock().close(id);
+    inner.state().close(id);
     inner.notify.notify_waiters();
 }
 
-async fn handle_frame(inner: &Arc<Inner>, conn: u64, text: &str) {
+async fn handle_frame(inner: &Arc<Shared>, conn: u64, text: &str) {
     let frame: Incoming<'_> = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(_) => {
-            inner.lock().stats.malformed_frames += 1;
+            inner.state().stats.malformed_frames += 1;
             return;
         }
     };
     if frame.kind == 2 {
-        inner.lock().ack(conn, frame.id);
+        inner.state().ack(conn, frame.id);
         return;
     }
     let delay = inner.delay();
@@ -474,7 +474,7 @@ async fn handle_frame(inner: &Arc<Inner>, conn: u64, text: &str) {
     }
     let id = frame.id;
     let payload = frame.payload.unwrap_or_else(|| json!({}));
-    let mut st = inner.lock();
+    let mut st = inner.state();
     let Some(method) = frame.method.filter(|_| frame.kind == 1) else {
         st.stats.malformed_frames += 1;
         st.respond(conn, id, &Err(E_BAD_PAYLOAD));
