@@ -26,6 +26,7 @@ use super::wire::Out;
 use crate::error::{Error, Result};
 use crate::sync::lock;
 
+/// Everything a running emulator shares between its handles and its request handlers.
 pub(crate) struct Shared {
     pub(crate) cfg: SimConfig,
     state: Mutex<State>,
@@ -36,6 +37,7 @@ pub(crate) struct Shared {
     pub(crate) password_login: AtomicBool,
     /// Drop one socket after this many more frames (one-shot; `0` = off).
     pub(crate) drop_after: AtomicU64,
+    /// Delay before answering each request, in microseconds (`0` = off).
     pub(crate) delay_us: AtomicU64,
     /// Downloads: cut the next one after this many bytes (one-shot; `u64::MAX` = off).
     pub(crate) cut_download: AtomicU64,
@@ -46,6 +48,7 @@ pub(crate) struct Shared {
     pub(crate) ignore_ranges: AtomicBool,
     /// The `Range` header of every file download request.
     pub(crate) download_ranges: Mutex<Vec<Option<String>>>,
+    /// Refuse WebSocket handshakes until then.
     pub(crate) refuse_until: Mutex<Option<Instant>>,
     /// OAuth step 1: web API token → login.
     pub(crate) web_tokens: Mutex<HashMap<String, String>>,
