@@ -21,26 +21,27 @@ pub(crate) fn sign(secret: &[u8], sub: &str, exp: i64) -> String {
     let claims = serde_json::json!({ "sub": sub, "exp": exp, "iat": now_secs() });
     let body = B64.encode(claims.to_string());
     let signing_input = format!("{header}.{body}");
-    let sig = B64.encode(mac(secret, signing_input.as_bytes()));
-    format!("{signing_input}.{sig}")
+    let signature = B64.encode(mac(secret, signing_input.as_bytes()));
+    format!("{signing_input}.{signature}")
 }
 
 /// Verifies signature and expiry; returns the `sub` claim.
 pub(crate) fn verify(secret: &[u8], token: &str) -> Result<String, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) =
+    let (Some(header), Some(body), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Invalid);
     };
-    let sig = B64.decode(s).map_err(|_| TokenError::Invalid)?;
-    let mut m = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::Invalid)?;
-    m.update(h.as_bytes());
-    m.update(b".");
-    m.update(b.as_bytes());
-    m.verify_slice(&sig).map_err(|_| TokenError::Invalid)?;
+    let signature = B64.decode(signature).map_err(|_| TokenError::Invalid)?;
+    let mut hmac = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::Invalid)?;
+    hmac.update(header.as_bytes());
+    hmac.update(b".");
+    hmac.update(body.as_bytes());
+    hmac.verify_slice(&signature)
+        .map_err(|_| TokenError::Invalid)?;
     let claims: serde_json::Value =
-        serde_json::from_slice(&B64.decode(b).map_err(|_| TokenError::Invalid)?)
+        serde_json::from_slice(&B64.decode(body).map_err(|_| TokenError::Invalid)?)
             .map_err(|_| TokenError::Invalid)?;
     let exp = claims["exp"].as_i64().ok_or(TokenError::Invalid)?;
     if exp <= now_secs() {
@@ -53,13 +54,13 @@ pub(crate) fn verify(secret: &[u8], token: &str) -> Result<String, TokenError> {
 }
 
 fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
+    let mut hmac = match HmacSha256::new_from_slice(secret) {
+        Ok(hmac) => hmac,
         // HMAC accepts keys of any length.
         Err(_) => return Vec::new(),
     };
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
+    hmac.update(data);
+    hmac.finalize().into_bytes().to_vec()
 }
 
 pub(crate) fn now_secs() -> i64 {

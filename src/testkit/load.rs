@@ -1,4 +1,8 @@
 //! Load mode: push many `sendMessage` events with a bounded window and time the echoes.
+//!
+//! This file is the bookkeeping of one run (what was sent when, which echoes came back, in
+//! what order) and its public spec and report; it knows nothing of sockets, so the state can
+//! feed it from inside the message path. The driver that paces the pushes is `sim::load`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +20,10 @@ pub struct LoadSpec {
     pub chats: u32,
     /// At most this many events may be un-replied at a time.
     pub window: u32,
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     /// Give up waiting for echoes after this long (the report then has `replied < sent`).
     pub timeout: Duration,
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     /// How long to wait for a bot to connect and authenticate before starting.
     pub connect_timeout: Duration,
     /// Push at most this many events per second (still bounded by `window`); `None` pushes
@@ -52,18 +56,18 @@ pub struct LoadReport {
     /// Replied events per second over the whole run.
     pub msgs_per_sec: f64,
     /// Median push→echo latency.
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     pub p50: Duration,
     /// 99th percentile latency.
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     pub p99: Duration,
     /// 99.9th percentile latency.
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     pub p999: Duration,
     /// Echoes that arrived in a chat after the echo of a later event of the same chat.
     pub order_violations: u64,
     /// Wall time from the first push to the last echo (or the timeout).
-    #[serde(with = "super::ms")]
+    #[serde(with = "ms")]
     pub duration: Duration,
 }
 
@@ -73,7 +77,8 @@ pub(crate) struct LoadRun {
     last_per_chat: Vec<Option<u64>>,
     violations: u64,
     replied: u64,
-    pub(crate) sem: Arc<Semaphore>,
+    /// One permit per event that may still be pushed without exceeding the window.
+    pub(crate) window: Arc<Semaphore>,
     pub(crate) done: Arc<Notify>,
     last_reply: Instant,
 }
@@ -91,7 +96,7 @@ impl LoadRun {
             last_per_chat: vec![None; spec.chats as usize],
             violations: 0,
             replied: 0,
-            sem: Arc::new(Semaphore::new(spec.window.max(1) as usize)),
+            window: Arc::new(Semaphore::new(spec.window.max(1) as usize)),
             done: Arc::new(Notify::new()),
             last_reply: Instant::now(),
         }
@@ -104,10 +109,10 @@ impl LoadRun {
     }
 
     pub(crate) fn on_reply(&mut self, chat: u32, text: &str) {
-        let Some(pos) = text.find("load#") else {
+        let Some(marker) = text.find("load#") else {
             return;
         };
-        let digits = &text[pos + 5..];
+        let digits = &text[marker + 5..];
         let end = digits
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(digits.len());
@@ -123,12 +128,12 @@ impl LoadRun {
             .push(now.duration_since(at).as_micros().min(u32::MAX as u128) as u32);
         self.replied += 1;
         if let Some(last) = self.last_per_chat.get_mut(chat as usize) {
-            if last.is_some_and(|l| seq < l) {
+            if last.is_some_and(|latest| seq < latest) {
                 self.violations += 1;
             }
-            *last = Some(last.map_or(seq, |l| l.max(seq)));
+            *last = Some(last.map_or(seq, |latest| latest.max(seq)));
         }
-        self.sem.add_permits(1);
+        self.window.add_permits(1);
         if self.replied == self.sent_at.len() as u64 {
             self.done.notify_one();
         }
@@ -142,24 +147,44 @@ impl LoadRun {
         };
         let duration = end.duration_since(started);
         self.latencies_us.sort_unstable();
-        let pct = |p: f64| {
-            let n = self.latencies_us.len();
-            if n == 0 {
+        let percentile = |fraction: f64| {
+            let count = self.latencies_us.len();
+            if count == 0 {
                 return Duration::ZERO;
             }
-            let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-            Duration::from_micros(self.latencies_us[i] as u64)
+            let index = ((count as f64 * fraction).ceil() as usize).clamp(1, count) - 1;
+            Duration::from_micros(self.latencies_us[index] as u64)
         };
         LoadReport {
             sent,
             replied: self.replied,
             msgs_per_sec: self.replied as f64 / duration.as_secs_f64().max(1e-9),
-            p50: pct(0.5),
-            p99: pct(0.99),
-            p999: pct(0.999),
+            p50: percentile(0.5),
+            p99: percentile(0.99),
+            p999: percentile(0.999),
             order_violations: self.violations,
             duration,
         }
+    }
+}
+
+/// Durations in JSON reports are milliseconds (floating point).
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(crate) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let millis = f64::deserialize(deserializer)?;
+        Ok(Duration::from_secs_f64((millis / 1000.0).max(0.0)))
     }
 }
 

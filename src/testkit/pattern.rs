@@ -36,7 +36,7 @@ pub fn is_pattern(offset: u64, chunk: &[u8]) -> bool {
     chunk
         .chunks(CHUNK)
         .enumerate()
-        .all(|(i, c)| c == pattern(offset + (i * CHUNK) as u64, c.len()))
+        .all(|(index, part)| part == pattern(offset + (index * CHUNK) as u64, part.len()))
 }
 
 /// An [`AsyncRead`] yielding `len` bytes of the pattern, for uploads of any size.
@@ -59,9 +59,9 @@ impl AsyncRead for PatternReader {
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let n = (self.len - self.pos).min(buf.remaining().min(CHUNK) as u64) as usize;
-        buf.put_slice(&pattern(self.pos, n));
-        self.pos += n as u64;
+        let count = (self.len - self.pos).min(buf.remaining().min(CHUNK) as u64) as usize;
+        buf.put_slice(&pattern(self.pos, count));
+        self.pos += count as u64;
         Poll::Ready(Ok(()))
     }
 }
@@ -76,8 +76,8 @@ pub(crate) enum Blob {
 impl Blob {
     pub(crate) fn len(&self) -> u64 {
         match self {
-            Blob::Mem(b) => b.len() as u64,
-            Blob::Pattern(n) => *n,
+            Blob::Mem(bytes) => bytes.len() as u64,
+            Blob::Pattern(len) => *len,
         }
     }
 
@@ -89,10 +89,10 @@ impl Blob {
     ) -> impl Iterator<Item = Bytes> + Send + use<> {
         let this = self.clone();
         (start..end).step_by(CHUNK).map(move |at| {
-            let n = (end - at).min(CHUNK as u64) as usize;
+            let count = (end - at).min(CHUNK as u64) as usize;
             match &this {
-                Blob::Mem(b) => b.slice(at as usize..at as usize + n),
-                Blob::Pattern(_) => pattern(at, n),
+                Blob::Mem(bytes) => bytes.slice(at as usize..at as usize + count),
+                Blob::Pattern(_) => pattern(at, count),
             }
         })
     }
@@ -100,15 +100,15 @@ impl Blob {
     /// All of it in memory (for small files and assertions).
     pub(crate) fn to_bytes(&self) -> Bytes {
         match self {
-            Blob::Mem(b) => b.clone(),
-            Blob::Pattern(n) => pattern(0, *n as usize),
+            Blob::Mem(bytes) => bytes.clone(),
+            Blob::Pattern(len) => pattern(0, *len as usize),
         }
     }
 }
 
 impl From<Bytes> for Blob {
-    fn from(b: Bytes) -> Self {
-        Blob::Mem(b)
+    fn from(bytes: Bytes) -> Self {
+        Blob::Mem(bytes)
     }
 }
 
