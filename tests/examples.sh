@@ -86,6 +86,12 @@ json_field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$1" | head -1
     --connect-timeout 30 >"$BIN/sim-plain.out" 2>&1 &
 SIM=$!
 if wait_for_file "$BIN/plain.json"; then
+    # The info file holds a token: only its owner may read it.
+    if [ "$(stat -c %a "$BIN/plain.json")" = 600 ]; then
+        pass "trueconf-sim writes its info file 0600"
+    else
+        fail "trueconf-sim info file mode is $(stat -c %a "$BIN/plain.json")" "$BIN/sim-plain.out"
+    fi
     TRUECONF_SERVER=127.0.0.1 TRUECONF_PORT=$(json_field "$BIN/plain.json" port) \
         TRUECONF_NO_TLS=true TRUECONF_TOKEN=$(json_field "$BIN/plain.json" token) \
         timeout "$LIMIT" "$BIN/echo" --quiet >"$BIN/echo-plain.out" 2>&1 &
@@ -116,7 +122,7 @@ send alice hello over TLS
 expect alice hello over TLS
 EOF
 "$BIN/trueconf-sim" --port 0 --tls --cert-out "$BIN/ca.pem" --info-file "$BIN/tls.json" \
-    --script "$BIN/script.txt" --connect-timeout 30 >"$BIN/sim-tls.out" 2>&1 &
+    --bot bot:bot-password --script "$BIN/script.txt" --connect-timeout 30 >"$BIN/sim-tls.out" 2>&1 &
 SIM=$!
 if wait_for_file "$BIN/tls.json" && wait_for_file "$BIN/ca.pem"; then
     if timeout "$LIMIT" "$BIN/echo" --server 127.0.0.1 --port "$(json_field "$BIN/tls.json" port)" \

@@ -1413,3 +1413,70 @@ async fn assertions_run_on_tokio_paused_time() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(sim.history(&chat).len(), 1);
 }
+
+/// A web page must not reach the emulator: not by DNS rebinding (a foreign `Host`), not by a
+/// cross-site request (a foreign `Origin`), not by a form post (a non-JSON token body).
+#[tokio::test]
+async fn web_pages_cannot_reach_the_emulator() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let addr = sim.addr();
+    // Raw HTTP/1.1, so every header is exactly what a browser would send.
+    let status = |method: &'static str,
+                  path: &'static str,
+                  host: String,
+                  extra: &'static str,
+                  body: &'static str| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    let token = "/bridge/api/client/v1/oauth/token";
+    let creds = r#"{"client_id":"chat_bot","grant_type":"password","username":"bot","password":"bot-password"}"#;
+    let json = "Content-Type: application/json\r\n";
+    let local = format!("127.0.0.1:{}", addr.port());
+    let rebound = format!("attacker.example:{}", addr.port());
+    assert_eq!(
+        status("POST", token, rebound.clone(), json, creds).await,
+        403
+    );
+    assert_eq!(
+        status("GET", "/api/v4/server", rebound, "", "").await,
+        403,
+        "no server info for a rebound name either"
+    );
+    let cross_site = "Content-Type: application/json\r\nOrigin: https://attacker.example\r\n";
+    assert_eq!(
+        status("POST", token, local.clone(), cross_site, creds).await,
+        403
+    );
+    let form = "Content-Type: text/plain\r\n";
+    assert_eq!(status("POST", token, local.clone(), form, creds).await, 415);
+    let same_machine = "Content-Type: application/json\r\nOrigin: http://localhost:8080\r\n";
+    assert_eq!(
+        status("POST", token, local.clone(), same_machine, creds).await,
+        201
+    );
+    assert_eq!(
+        status(
+            "POST",
+            token,
+            format!("localhost:{}", addr.port()),
+            json,
+            creds
+        )
+        .await,
+        201
+    );
+}

@@ -14,10 +14,13 @@ use clap::Parser;
 use serde_json::json;
 use trueconf_bot::testkit::{Account, LoadSpec, Sim, SimConfig};
 
-/// Local TrueConf Chatbot Connector server emulator (HTTP + WebSocket).
+/// Local TrueConf Chatbot Connector server emulator (HTTP + WebSocket). For development and
+/// tests only: it is not a server to expose or to trust with real credentials.
 ///
 /// Prints the base URL and a ready-made bot token, then serves until interrupted, unless
-/// --script or --load is given (then it exits with the outcome).
+/// --script or --load is given (then it exits with the outcome). It listens on 127.0.0.1
+/// only and refuses requests a web page could make (a foreign Host or Origin, a non-JSON
+/// token request).
 #[derive(Parser, Debug)]
 #[command(name = "trueconf-sim", version)]
 struct Args {
@@ -33,13 +36,14 @@ struct Args {
     /// Where to write the certificate PEM when --tls is on.
     #[arg(long)]
     cert_out: Option<PathBuf>,
-    /// Bot account as LOGIN:PASSWORD.
-    #[arg(long, default_value = "bot:bot-password")]
-    bot: String,
+    /// Bot account as LOGIN:PASSWORD (default: login `bot` with a random password, printed).
+    #[arg(long)]
+    bot: Option<String>,
     /// Extra user account as LOGIN:PASSWORD (repeatable).
     #[arg(long = "user")]
     users: Vec<String>,
-    /// Write {url, ws_url, port, bot_id, token, domain} as JSON to this file once listening.
+    /// Write {url, ws_url, port, bot_id, token, domain} as JSON to this file once listening
+    /// (readable by its owner only: it holds the token).
     #[arg(long)]
     info_file: Option<PathBuf>,
     /// Play a script of scripted-user steps against the connected bot, then exit (0 = passed).
@@ -75,6 +79,34 @@ fn account(spec: &str) -> Result<Account, String> {
     Ok(Account::new(login, password))
 }
 
+/// A password nobody can guess, for the default bot account.
+fn random_password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// Writes `bytes` to a file only its owner can read (it holds a token).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An existing file keeps its old mode through `open`: tighten it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        return file.write_all(bytes);
+    }
+    #[cfg(not(unix))]
+    options.open(path)?.write_all(bytes)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Args::parse()).await {
@@ -87,11 +119,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode, String> {
+    let generated = random_password();
     let cfg = SimConfig {
         domain: args.domain.clone(),
         port: args.port,
         tls: args.tls,
-        bot: account(&args.bot)?,
+        bot: match &args.bot {
+            Some(spec) => account(spec)?,
+            None => Account::new("bot", generated.clone()),
+        },
         users: args
             .users
             .iter()
@@ -105,6 +141,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     println!("websocket: {}", sim.ws_url());
     println!("bot: {}", sim.bot_id());
     println!("token: {token}");
+    if args.bot.is_none() {
+        println!("bot login: bot, password: {generated}");
+    }
     if let (Some(path), Some(pem)) = (&args.cert_out, sim.cert_pem()) {
         std::fs::write(path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -113,7 +152,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             "url": sim.url(), "ws_url": sim.ws_url(), "port": sim.addr().port(),
             "bot_id": sim.bot_id(), "token": token, "domain": sim.domain(),
         });
-        std::fs::write(path, info.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_private(path, info.to_string().as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let connect = Duration::from_secs(args.connect_timeout);
     if let Some(events) = args.load {

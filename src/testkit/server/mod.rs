@@ -2,9 +2,11 @@
 //!
 //! This file only maps URLs to handlers; the handlers live by job: `tokens` (the token
 //! endpoints of both authorisation flows), `files` (upload and download over HTTP) and
-//! `socket` (the chat-bot WebSocket).
+//! `socket` (the chat-bot WebSocket); `guard` keeps web pages out (DNS rebinding,
+//! cross-site posts).
 
 mod files;
+mod guard;
 mod socket;
 mod tokens;
 
@@ -39,5 +41,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/websocket/chat_bot", get(socket::upgrade))
         .route("/websocket/chat_bot/", get(socket::upgrade))
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(shared)
 }
