@@ -10,7 +10,7 @@
 #                              (what .ci/run runs so the scripts never rot)
 #
 # Installs what it needs: the official Python client in a virtualenv (python-trueconf-bot from
-# PyPI), a font for the plot (fonts-dejavu-core) and, for the full run, redis-server.
+# PyPI, pinned and hash-checked by supply-chain/python/client.txt), a font for the plot (fonts-dejavu-core) and, for the full run, redis-server.
 # Env: BENCH_OUT (results directory), BENCH_VENV (virtualenv), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,8 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c 'import trueconf' 2>/dev/null ||
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check python-trueconf-bot
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+        -r supply-chain/python/client.txt
 
 # Build, then copy the binary out of the (possibly shared) target directory before measuring.
 if [ "$MODE" = smoke ]; then

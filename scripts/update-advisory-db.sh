@@ -8,6 +8,12 @@
 #       crates.io packages; `rust/` covers the toolchain, which cargo-deny does not check) and
 #       records the commit and its date in supply-chain/advisory-db/SNAPSHOT. Commit the result.
 #
+#   scripts/update-advisory-db.sh check-age [MAX_DAYS]
+#       Fails when the snapshot is older than MAX_DAYS (default 90): advisories published
+#       since then would go unseen. A dated waiver (supply-chain/advisory-db/WAIVER: a line
+#       `until YYYY-MM-DD` of at most 30 days ahead and a reason) turns the failure into a
+#       warning until that day, for when no newer copy of the database can be reached.
+#
 #   scripts/update-advisory-db.sh prepare
 #       Turns the snapshot into what cargo-deny 0.20 opens with --offline: a git checkout at
 #       `<db-path>/advisory-db-3157b0e258782691` (the directory name is derived from the URL in
@@ -35,6 +41,32 @@ update)
   [ -n "$tmp" ] && rm -rf "$tmp"
   echo "advisory-db snapshot $rev ($date)"
   ;;
+check-age)
+  max=${2:-90}
+  date=$(sed -n 's/^date //p' "$SNAP/SNAPSHOT")
+  age=$(( ($(date +%s) - $(date -d "$date" +%s)) / 86400 ))
+  if [ "$age" -le "$max" ]; then
+    echo "advisory-db snapshot is $age days old (limit $max)"
+    exit 0
+  fi
+  msg="advisory-db snapshot from $date is $age days old (limit $max): refresh it with
+  scripts/update-advisory-db.sh update   # or: update /path/to/a/clone/of/rustsec/advisory-db
+and commit supply-chain/advisory-db"
+  waiver="$SNAP/WAIVER"
+  if [ -f "$waiver" ]; then
+    until=$(sed -n 's/^until //p' "$waiver")
+    now=$(date +%s)
+    end=$(date -d "$until" +%s 2>/dev/null || echo 0)
+    if [ "$end" -ge "$now" ] && [ "$end" -le $((now + 31 * 86400)) ]; then
+      echo "WARNING: $msg" >&2
+      echo "WARNING: waived until $until: $(grep -v '^until ' "$waiver" | tr '\n' ' ')" >&2
+      exit 0
+    fi
+    echo "the waiver in $waiver is expired or more than 30 days ahead ($until)" >&2
+  fi
+  echo "error: $msg" >&2
+  exit 1
+  ;;
 prepare)
   date=$(sed -n 's/^date //p' "$SNAP/SNAPSHOT")
   rm -rf "$DB"
@@ -46,7 +78,7 @@ prepare)
     -c user.name=snapshot -c user.email=snapshot@invalid commit --quiet -m "advisory-db snapshot"
   ;;
 *)
-  echo "usage: $0 update [SOURCE] | prepare" >&2
+  echo "usage: $0 update [SOURCE] | check-age [MAX_DAYS] | prepare" >&2
   exit 2
   ;;
 esac

@@ -8,7 +8,10 @@ TARGET=${CARGO_TARGET_DIR:-target}
 VENV=${CONFORMANCE_VENV:-$TARGET/conformance-venv}
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check python-trueconf-bot
+# Pinned and hash-checked (supply-chain/python/client.txt; regenerate with pip-compile, see
+# supply-chain/python/README.md).
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+    -r supply-chain/python/client.txt
 cargo build --quiet --features testkit --bin trueconf-sim
 
 WORK=$(mktemp -d)
