@@ -90,21 +90,25 @@ fn random_password() -> String {
 }
 
 /// Writes `bytes` to a file only its owner can read (it holds a token).
+#[cfg(unix)]
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // An existing file keeps its old mode through `open`: tighten it too.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        return file.write_all(bytes);
-    }
-    #[cfg(not(unix))]
-    options.open(path)?.write_all(bytes)
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its old mode through `open`: tighten it too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+}
+
+/// Writes `bytes` to a file (no owner-only mode to ask for on this platform).
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
 }
 
 #[tokio::main]
