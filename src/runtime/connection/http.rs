@@ -178,8 +178,8 @@ async fn post<T: serde::de::DeserializeOwned>(
     }
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let error = body.get("error");
-    let invalid_scope = serde_json::from_value::<WebApiError>(body.clone())
-        .is_ok_and(|e| e.is_invalid_scope());
+    let invalid_scope =
+        serde_json::from_value::<WebApiError>(body.clone()).is_ok_and(|e| e.is_invalid_scope());
     let code = status.as_u16();
     match code {
         401 => Err(fatal(
