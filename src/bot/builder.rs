@@ -186,12 +186,14 @@ impl BotBuilder {
 
     /// WebSocket ping interval and pong deadline (default 30 s and 10 s).
     ///
-    /// The pong deadline is also the write deadline: a socket that does not take a batch of
-    /// frames (or a ping) within `pong_timeout`, because the server stopped reading, is
-    /// declared lost and the bot reconnects.
+    /// The pong deadline is also the write deadline: a socket that takes longer than
+    /// `pong_timeout` to accept one frame, a ping or a flush (at most 128 KiB of buffered
+    /// bytes), because the server stopped reading, is declared lost and the bot reconnects.
+    ///
+    /// Zero is taken as 1 ms.
     pub fn keepalive(mut self, interval: Duration, pong_timeout: Duration) -> Self {
-        self.keepalive = interval;
-        self.pong_timeout = pong_timeout;
+        self.keepalive = interval.max(Duration::from_millis(1));
+        self.pong_timeout = pong_timeout.max(Duration::from_millis(1));
         self
     }
 
