@@ -15,6 +15,9 @@ use crate::types::ParseMode;
 /// Default limit of one incoming WebSocket message and frame.
 const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 
+/// Default limit of the requests queued for one socket.
+const DEFAULT_WRITE_QUEUE: usize = 8 << 20;
+
 /// Configures a [`Bot`]. Start with [`Bot::builder`].
 ///
 /// ```no_run
@@ -49,6 +52,8 @@ pub struct BotBuilder {
     offline_queue: usize,
     keepalive: Duration,
     pong_timeout: Duration,
+    connect_timeout: Duration,
+    write_queue_limit: usize,
     restart_limit: (u32, Duration),
     throttle: ThrottleConfig,
     default_parse_mode: ParseMode,
@@ -180,9 +185,34 @@ impl BotBuilder {
     }
 
     /// WebSocket ping interval and pong deadline (default 30 s and 10 s).
+    ///
+    /// The pong deadline is also the write deadline: a socket that takes longer than
+    /// `pong_timeout` to accept one frame, a ping or a flush (at most 128 KiB of buffered
+    /// bytes), because the server stopped reading, is declared lost and the bot reconnects.
+    ///
+    /// Zero is taken as 1 ms.
     pub fn keepalive(mut self, interval: Duration, pong_timeout: Duration) -> Self {
-        self.keepalive = interval;
-        self.pong_timeout = pong_timeout;
+        self.keepalive = interval.max(Duration::from_millis(1));
+        self.pong_timeout = pong_timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long one connection attempt may take to open the socket: TCP connect, TLS and the
+    /// WebSocket upgrade together (default 10 s; zero is taken as 1 ms). An attempt that takes
+    /// longer (a server or load balancer that accepts and goes silent) counts as a failed
+    /// attempt of the [`reconnect`](Self::reconnect) policy. `auth` is bounded by the
+    /// [`request_timeout`](Self::request_timeout).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many bytes of requests may wait in one socket's writer queue (default 8 MiB; zero is
+    /// taken as 1). When it is full, further calls wait for room (within their timeout)
+    /// instead of piling up in memory; a request larger than the limit waits for an empty
+    /// queue. Acknowledgements are not held back.
+    pub fn write_queue_limit(mut self, bytes: usize) -> Self {
+        self.write_queue_limit = bytes.max(1);
         self
     }
 
@@ -288,6 +318,8 @@ impl BotBuilder {
             offline_queue: self.offline_queue,
             keepalive: self.keepalive,
             pong_timeout: self.pong_timeout,
+            connect_timeout: self.connect_timeout,
+            write_queue_limit: self.write_queue_limit,
             restart_limit: self.restart_limit,
             default_parse_mode: self.default_parse_mode,
             max_message_size: self.max_message_size,
@@ -328,6 +360,8 @@ impl Bot {
             offline_queue: 1024,
             keepalive: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            write_queue_limit: DEFAULT_WRITE_QUEUE,
             restart_limit: (5, Duration::from_secs(10)),
             throttle: ThrottleConfig::default(),
             default_parse_mode: ParseMode::Text,

@@ -161,6 +161,10 @@ pub(crate) struct Config {
     pub offline_queue: usize,
     pub keepalive: Duration,
     pub pong_timeout: Duration,
+    /// TCP connect, TLS and the WebSocket upgrade of one attempt, together.
+    pub connect_timeout: Duration,
+    /// Bytes of requests one socket's writer queue may hold before callers wait for room.
+    pub write_queue_limit: usize,
     pub restart_limit: (u32, Duration),
     pub default_parse_mode: ParseMode,
     pub max_message_size: usize,

@@ -8,9 +8,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::protocol::{Frame, RawValue, RequestId};
+use super::queue::FrameQueue;
+use crate::protocol::{RawValue, RequestId};
 
 /// The writer queue of one authorised socket.
 #[derive(Clone)]
@@ -18,7 +19,7 @@ pub(crate) struct LinkWriter {
     /// The socket's generation.
     pub generation: u64,
     /// Its outgoing frame queue.
-    pub tx: mpsc::UnboundedSender<Frame>,
+    pub tx: FrameQueue,
 }
 
 /// Where responses read from the socket go (the RequestRouter's pending table), installed
@@ -73,7 +74,7 @@ impl Link {
 
     /// Installs the writer of a freshly authorised socket; returns its generation. Only the
     /// connection (and tests standing in for it) install and retire sockets.
-    pub(crate) fn install(&self, tx: mpsc::UnboundedSender<Frame>) -> u64 {
+    pub(crate) fn install(&self, tx: FrameQueue) -> u64 {
         let mut generation = 0;
         self.writer.send_modify(|slot| {
             generation = self.generation.load(Ordering::Acquire);

@@ -5,6 +5,8 @@
 //! * [`ServerEvent`], [`Acknowledger`], [`AckMode`]: events as they leave the socket;
 //! * the link (which socket requests go to, and its generation) and the identity (token,
 //!   domain, own id), both written only here;
+//! * the writer queue of each socket, bounded in bytes (callers wait for room), and the
+//!   deadlines that declare a socket lost when its server stops reading or answering;
 //! * the Connection actor and its socket task, which report every step as a `LinkEvent`.
 //!
 //! Events leave this module as values in a bounded queue; the runtime never calls into the
@@ -16,6 +18,7 @@ mod event;
 mod http;
 mod identity;
 mod link;
+mod queue;
 mod session;
 mod socket;
 mod state;
@@ -29,6 +32,9 @@ pub use event::{Acknowledger, ServerEvent};
 pub(crate) use event::{EventOutlet, EventTap};
 pub(crate) use identity::Identity;
 pub(crate) use link::{Link, ResponseSink};
+/// A writer queue for tests standing in for a socket.
+#[cfg(test)]
+pub(crate) use queue::{FrameReceiver, channel as frame_queue};
 pub use state::{ConnectionState, Failure, FailureKind};
 pub(crate) use state::{StateBoard, StateHook};
 pub use tls::TlsOptions;

@@ -14,6 +14,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::args::{LinkEvent, SocketArgs, Ws};
 use super::event::{Acknowledger, ServerEvent};
+use super::queue::channel as frame_queue;
 use super::writer::write_loop;
 use crate::protocol::{Frame, RawValue};
 use crate::runtime::config::AckMode;
@@ -57,8 +58,10 @@ pub(super) async fn session(
         // events were acknowledged on receipt, so they are kept and delivered from here.
         overflow.clear();
     }
-    let (tx, rx) = mpsc::unbounded_channel::<Frame>();
-    let generation = args.link.install(tx.clone());
+    let (queue, rx) = frame_queue(config.write_queue_limit);
+    // Acknowledgements never wait for room (see `queue`); requests go through the link.
+    let tx = queue.acks();
+    let generation = args.link.install(queue);
     let _offline = OfflineGuard { args, generation };
     let _ = args.report.send_message(LinkEvent::Up { generation });
     let (sink, mut stream) = ws.split();

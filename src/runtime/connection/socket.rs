@@ -6,8 +6,12 @@
 //! tells the RequestRouter about lost sockets and the FileTransfer actor about new ones.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::TcpStream;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -21,7 +25,7 @@ use super::session::{SessionEnd, session};
 use super::state::{Failure, FailureKind};
 use crate::error::{ApiErrorCode, Error};
 use crate::protocol::{Frame, RawValue};
-use crate::runtime::config::{AuthSource, Secret};
+use crate::runtime::config::{AuthSource, Config, Secret};
 
 /// The socket task: runs until `close` is cancelled or the failure is final.
 pub(super) async fn run(args: SocketArgs, close: CancellationToken) {
@@ -114,27 +118,7 @@ async fn establish(args: &SocketArgs) -> Result<Ws, ConnectError> {
             (t, true)
         }
     };
-    let connector = if args.config.https {
-        Connector::Rustls(args.tls.clone())
-    } else {
-        Connector::Plain
-    };
-    let limits = WebSocketConfig::default()
-        .max_message_size(Some(args.config.max_message_size))
-        .max_frame_size(Some(args.config.max_frame_size));
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        args.config.ws_url(),
-        Some(limits),
-        true,
-        Some(connector),
-    )
-    .await
-    .map_err(|e| {
-        classify_tls(
-            Error::transport("WebSocket connect failed", e).into(),
-            "socket",
-        )
-    })?;
+    let mut ws = open(&args.config, &args.tls).await?;
     let _ = args.report.send_message(LinkEvent::Authenticating);
     match authorise(args, &mut ws, &token).await {
         Ok(user_id) => {
@@ -161,6 +145,81 @@ async fn establish(args: &SocketArgs) -> Result<Ws, ConnectError> {
             Err(ConnectError::Fatal(f))
         }
         Err(AuthError::Other(e)) => Err(ConnectError::Transient(e)),
+    }
+}
+
+/// TCP keepalive: the kernel probes an idle connection after this long…
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// …and every this long after that, so a peer that vanished without a FIN or RST (a rebooted
+/// NAT, a pulled cable) is noticed even while no WebSocket ping is running (before `auth`).
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Opens the socket: TCP connect, TLS and the WebSocket upgrade, all within
+/// `connect_timeout`, on a stream of our own so nodelay and keepalive are set too. A server
+/// that accepts and then goes silent costs one failed attempt, not a bot stuck connecting.
+async fn open(config: &Config, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, ConnectError> {
+    let url = config.ws_url();
+    let timeout = config.connect_timeout;
+    let connector = if config.https {
+        Connector::Rustls(tls.clone())
+    } else {
+        Connector::Plain
+    };
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size));
+    let handshake = async {
+        // An IPv6 literal is bracketed in the URL, not in a socket address.
+        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        let stream = TcpStream::connect((host, config.port))
+            .await
+            .map_err(|e| Error::transport(format!("TCP connect to {url} failed"), e))?;
+        tune(&stream);
+        let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+            url.as_str(),
+            stream,
+            Some(limits),
+            Some(connector),
+        )
+        .await
+        .map_err(|e| {
+            classify_tls(
+                Error::transport("WebSocket connect failed", e).into(),
+                "socket",
+            )
+        })?;
+        Ok(ws)
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| {
+            ConnectError::Transient(Error::Timeout {
+                what: format!("opening {url} (TCP, TLS and WebSocket upgrade)"),
+                after: timeout,
+            })
+        })?
+}
+
+/// Nagle off (frames are small and latency matters) and TCP keepalive on. Neither is worth
+/// failing the attempt over: a socket without them still works.
+fn tune(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not disable Nagle's algorithm");
+    }
+    let keepalive = TcpKeepalive::new().with_time(TCP_KEEPALIVE_IDLE);
+    // Elsewhere the system's probe interval applies.
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "windows"
+    ))]
+    let keepalive = keepalive.with_interval(TCP_KEEPALIVE_INTERVAL);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "could not enable TCP keepalive");
     }
 }
 
@@ -228,11 +287,12 @@ async fn authorise(args: &SocketArgs, ws: &mut Ws, token: &Secret) -> Result<Str
     })
     .map_err(|e| AuthError::Other(Error::protocol(format!("auth payload: {e}"))))?;
     let id = args.responses.next_id();
-    ws.send(Message::text(Frame::request(id, "auth", payload).encode()))
-        .await
-        .map_err(|e| AuthError::Other(Error::transport("sending auth failed", e)))?;
     let timeout = args.config.request_timeout;
+    // Sending is inside the deadline too: a server that stops reading blocks the send.
     let answer = tokio::time::timeout(timeout, async {
+        ws.send(Message::text(Frame::request(id, "auth", payload).encode()))
+            .await
+            .map_err(|e| Error::transport("sending auth failed", e))?;
         while let Some(msg) = ws.next().await {
             let msg = msg.map_err(|e| Error::transport("socket failed during auth", e))?;
             let Message::Text(text) = msg else { continue };
@@ -262,4 +322,20 @@ async fn authorise(args: &SocketArgs, ws: &mut Ws, token: &Secret) -> Result<Str
         return Err(AuthError::Rejected(ApiErrorCode(resp.error_code)));
     }
     Ok(resp.user_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opened_sockets_have_tcp_keepalive_and_no_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        tune(&stream);
+        assert!(SockRef::from(&stream).keepalive().unwrap());
+        assert!(stream.nodelay().unwrap());
+    }
 }

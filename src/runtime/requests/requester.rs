@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::table::{Outcome, Pending, RequestTable};
@@ -190,9 +190,17 @@ impl Requester {
                 (_, Some(p)) => p,
                 (_, None) => return Err(Error::protocol("request payload lost")),
             };
-            if let Err(mpsc::error::SendError(frame)) =
-                writer.tx.send(Frame::request(id, R::METHOD, body))
-            {
+            // Waits for room in the socket's writer queue (backpressure), within the deadline.
+            let queued = tokio::time::timeout_at(
+                deadline,
+                writer.tx.send(Frame::request(id, R::METHOD, body)),
+            )
+            .await
+            .map_err(|_| Error::Timeout {
+                what: R::METHOD.to_owned(),
+                after,
+            })?;
+            if let Err(frame) = queued {
                 // Never written: the socket is gone, so it is safe to wait and send again.
                 this.table.remove(id);
                 guard.id = None;
@@ -299,6 +307,7 @@ mod tests {
     use super::*;
     use crate::methods::{GetChats, SendMessage};
     use crate::protocol::RawValue;
+    use crate::runtime::connection::{FrameReceiver, frame_queue};
 
     struct World {
         requester: Requester,
@@ -329,8 +338,8 @@ mod tests {
     }
 
     impl World {
-        fn online(&self) -> (u64, mpsc::UnboundedReceiver<Frame>) {
-            let (tx, rx) = mpsc::unbounded_channel();
+        fn online(&self) -> (u64, FrameReceiver) {
+            let (tx, rx) = frame_queue(1 << 20);
             let generation = self.link.install(tx);
             self.states.publish(ConnectionState::Ready);
             (generation, rx)
