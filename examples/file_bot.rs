@@ -9,6 +9,10 @@
 //! bot a file that is still being uploaded: the bot waits for it (progress events, no
 //! polling), downloads it and sends it back; the run stops after that file. With a server,
 //! `--once` stops after the first file and `--for-seconds N` after N seconds.
+//!
+//! Chat users choose what they send, not where it lands: every file is saved under the
+//! download directory with a name the bot makes (a unique prefix and the sender's name reduced
+//! to safe characters), and files larger than `--max-size-mib` are refused before download.
 
 mod common;
 
@@ -32,6 +36,9 @@ struct Args {
     /// mode].
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Largest file downloaded, in MiB; larger ones are refused before any byte is fetched.
+    #[arg(long, default_value_t = 100)]
+    max_size_mib: u64,
 }
 
 #[tokio::main]
@@ -56,6 +63,10 @@ async fn run() -> Result<(), BoxError> {
         once = true; // the script sends one file
     }
     tokio::fs::create_dir_all(&dir).await?;
+    bot.configure_transfers(
+        bot.transfer_config()
+            .max_download_size(Some(args.max_size_mib.saturating_mul(1 << 20))),
+    );
     let mut events = bot.events().ok_or("event stream already taken")?;
     bot.start().await?;
     println!("-- file bot ready as {}", bot.me().unwrap_or_default());
@@ -114,12 +125,9 @@ async fn echo_file(
     file_id: &str,
     name: &str,
 ) -> trueconf_bot::Result<()> {
-    // Keep only the last path component of a name chosen by someone else.
-    let safe = std::path::Path::new(name)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let target = dir.join(&safe);
+    // The sender chose `name`: it only contributes safe characters to a name the bot makes.
+    let safe = safe_file_name(name);
+    let target = dir.join(format!("{}-{safe}", unique_prefix()));
     let (download, mut progress) = bot.download_file_by_id(file_id).with_progress();
     let bar = ProgressBar::new(0).with_message(safe.clone());
     if let Ok(style) =
@@ -147,12 +155,43 @@ async fn echo_file(
         target.display()
     );
     let sent = bot
-        .send_document(chat, InputFile::path(&target))
+        .send_document(chat, InputFile::path(&target).file_name(&safe))
         .caption(format!("Here is {} back ({} bytes).", info.name, info.size))
         .reply_to(message_id)
         .await?;
     println!("          [bot] sent it back as file {}", sent.file_id);
     Ok(())
+}
+
+/// `name` reduced to ASCII letters, digits, `.`, `-` and `_` (anything else becomes `_`),
+/// without leading dots (no hidden files, no `..`), at most 100 characters, never empty.
+fn safe_file_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed: String = mapped.trim_start_matches('.').chars().take(100).collect();
+    if trimmed.is_empty() {
+        "file".into()
+    } else {
+        trimmed
+    }
+}
+
+/// A prefix no earlier download has: the time in milliseconds and a random part, so one
+/// user's file never replaces another's, whatever they are called.
+fn unique_prefix() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!("{ms}-{:08x}", rand::random::<u32>())
 }
 
 /// Sends the bot an 8 MiB file that arrives in steps, then checks the echo.
@@ -168,4 +207,26 @@ async fn scripted_user(alice: trueconf_bot::testkit::SimUser) -> trueconf_bot::R
     }
     upload.finish();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn file_names_from_chat_users_cannot_leave_the_directory() {
+        for (name, safe) in [
+            ("holiday.mp4", "holiday.mp4"),
+            ("../../etc/passwd", "_.._etc_passwd"),
+            ("/etc/passwd", "_etc_passwd"),
+            ("..", "file"),
+            (".bashrc", "bashrc"),
+            ("", "file"),
+            ("a\\b\0c\nd", "a_b_c_d"),
+            ("отчёт 2026.pdf", "______2026.pdf"),
+        ] {
+            assert_eq!(safe_file_name(name), safe, "{name:?}");
+        }
+        assert_eq!(safe_file_name(&"x".repeat(500)).len(), 100);
+    }
 }

@@ -6,11 +6,13 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use trueconf_bot::bot::{Bot, ReconnectPolicy};
-use trueconf_bot::connection::{ConnectionState, FailureKind};
+use trueconf_bot::connection::{ConnectionState, FailureKind, TlsOptions};
 use trueconf_bot::testkit::{Account, Sim, SimConfig};
+use trueconf_bot::transfer::TransferConfig;
 
 const PASSWORD: &str = "Pw-7f3a9c1e5b";
 const TLS_OFF_WARNING: &str = "TLS certificate verification is disabled";
+const PLAIN_WARNING: &str = "TLS is off";
 
 /// The global TRACE log of this test binary (the runtime logs from its own tasks).
 fn logs() -> &'static Mutex<Vec<u8>> {
@@ -195,4 +197,94 @@ async fn tls_verification_is_on_by_default() {
     let bot = b().ca_certificate_pem(pem).build().unwrap();
     bot.start().await.unwrap();
     bot.shutdown().await.unwrap();
+}
+
+#[test]
+fn tls_options_verify_by_default() {
+    assert!(TlsOptions::default().verify, "{:?}", TlsOptions::default());
+}
+
+#[tokio::test]
+async fn plain_http_is_warned_about_at_build() {
+    let _ = logs();
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let _bot = Bot::builder("127.0.0.1")
+        .port(sim.addr().port())
+        .https(false)
+        .token(sim.bot_token())
+        .build()
+        .unwrap();
+    assert!(
+        logged().contains(PLAIN_WARNING),
+        "no {PLAIN_WARNING:?} warning"
+    );
+}
+
+/// The self-authorising `downloadUrl` (its `token` query) is a secret too: not in
+/// `FileInfo`'s `Debug`, not in the warning of a resumed download, not in the error of a
+/// failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_download_token_in_logs_errors_or_debug_output() {
+    let _ = logs();
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let bot = Bot::builder("127.0.0.1")
+        .port(sim.addr().port())
+        .https(false)
+        .token(sim.bot_token())
+        .build()
+        .unwrap();
+    bot.start().await.unwrap();
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    let sent = alice
+        .upload_pattern_file(&chat, "movie.mp4", 3 << 20)
+        .await
+        .unwrap();
+    let info = bot
+        .download_file_by_id(&sent.file_id)
+        .wait_ready()
+        .await
+        .unwrap();
+    let url = info.download_url().expect("a ready file has a URL");
+    let token = url
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .expect("the emulator's URL carries a token");
+    let debug = format!("{info:?}");
+    assert!(
+        debug.contains("/download"),
+        "the URL's path still shows: {debug}"
+    );
+
+    // Broken off before the answer arrived (so the HTTP client's error is about the request
+    // and its URL), then retried: logged as a warning.
+    sim.faults().cut_next_download_after(0);
+    let bytes = bot
+        .download_file_by_id(&sent.file_id)
+        .to_bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 3 << 20);
+    // Broken off with no retry left: an error.
+    bot.configure_transfers(TransferConfig::default().download_retries(0));
+    sim.faults().cut_next_download_after(0);
+    let failed = bot
+        .download_file_by_id(&sent.file_id)
+        .to_bytes()
+        .await
+        .unwrap_err();
+    bot.shutdown().await.unwrap();
+
+    let secrets = [token];
+    assert_absent(
+        &format!("{debug} {failed} {failed:?}"),
+        &secrets,
+        "Debug/Display output",
+    );
+    let text = logged();
+    assert!(
+        text.contains("download interrupted"),
+        "the resumed download was logged"
+    );
+    assert_absent(&text, &secrets, "the TRACE log");
 }

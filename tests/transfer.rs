@@ -687,7 +687,8 @@ async fn transfers_use_the_bots_tls_settings() {
     })
     .await
     .unwrap();
-    let bot = Bot::builder("localhost")
+    // The emulator's download URLs name 127.0.0.1; downloads stay on the configured origin.
+    let bot = Bot::builder("127.0.0.1")
         .port(sim.addr().port())
         .ca_certificate_pem(sim.cert_pem().unwrap().as_bytes().to_vec())
         .token(sim.bot_token())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Bot;
 use crate::error::{Error, Result};
 use crate::runtime::config::{AuthSource, Config, ReconnectPolicy, Secret};
-use crate::runtime::connection::tls::client_config;
+use crate::runtime::connection::tls::{client_config, http_client};
 use crate::runtime::connection::{AckMode, ConnectionState, StateHook, TlsOptions};
 use crate::runtime::requests::ThrottleConfig;
 use crate::runtime::{Runtime, RuntimeParts};
@@ -115,7 +115,8 @@ impl BotBuilder {
         self
     }
 
-    /// Use `wss`/`https` (default) or plain `ws`/`http`.
+    /// Use `wss`/`https` (default) or plain `ws`/`http`. Plain is for testing only: the token
+    /// and password then travel unencrypted, and a warning is logged.
     pub fn https(mut self, on: bool) -> Self {
         self.https = on;
         self
@@ -291,10 +292,14 @@ impl BotBuilder {
                 "must be greater than zero",
             ));
         }
+        if !self.https {
+            tracing::warn!(
+                "TLS is off (`https(false)`): the token, the password, messages and files cross \
+                 the network unencrypted"
+            );
+        }
         let tls = client_config(&self.tls)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls.clone())
-            .user_agent(concat!("trueconf-bot-rs/", env!("CARGO_PKG_VERSION")))
+        let http = http_client(&tls, self.https)
             .connect_timeout(self.request_timeout)
             .read_timeout(self.request_timeout)
             .build()

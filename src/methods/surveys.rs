@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MessageSent, Request, messages::MessageEdit};
 use crate::error::{Error, Result};
+use crate::format::html;
 use crate::types::SurveyKind;
 use crate::types::message::SurveyContent;
 
@@ -14,10 +15,30 @@ fn survey_url(server: &str) -> String {
     format!("https://{server}/webtools/survey")
 }
 
+/// The HTML fallback card. The title and campaign id often come from chat users (and the
+/// domain from the server): the title is escaped as HTML text, the id percent-encoded as a
+/// query value, the domain escaped for the quoted attribute, so none of them can close the
+/// link or add markup.
 fn survey_alt(server: &str, path: &str, title: &str) -> String {
+    let server = html::escape_attr(server);
+    let id = query_value(path);
+    let title = html::escape(title);
     format!(
-        "📊 <a href='https://{server}/webtools/survey?id={path}&error=autologin_not_supported'>{title}</a>"
+        "📊 <a href='https://{server}/webtools/survey?id={id}&error=autologin_not_supported'>{title}</a>"
     )
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// 40 random hex characters (the official client hashes the title with random salt; only
@@ -174,5 +195,64 @@ impl Request for EditSurvey {
 
     fn validate(&self) -> Result<()> {
         check_survey(&self.content.path, &self.content.title)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The link and the visible text of an alt, read back the way a client renders it.
+    fn rendered(alt: &str) -> (String, String) {
+        let rest = alt
+            .strip_prefix("📊 <a href='")
+            .expect("starts with the link");
+        let (href, rest) = rest.split_once("'>").expect("one quoted href");
+        let text = rest.strip_suffix("</a>").expect("one closing tag");
+        assert!(!text.contains(['<', '>']), "markup in the text: {text}");
+        (
+            html::unescape(href).into_owned(),
+            html::unescape(text).into_owned(),
+        )
+    }
+
+    #[test]
+    fn hostile_titles_and_paths_stay_text_in_the_alt() {
+        let title =
+            "</a><a href='https://evil.example'>Pay here</a><img src=x onerror=alert(1)> & 'q'";
+        let path = "17&error=x' onclick='alert(1)";
+        for alt in [
+            SendSurvey::new("c", "video.example.com", path, title)
+                .content
+                .alt
+                .unwrap(),
+            EditSurvey::new("m", "video.example.com", path, title)
+                .content
+                .alt,
+        ] {
+            let (href, text) = rendered(&alt);
+            assert_eq!(text, title, "{alt}");
+            assert_eq!(
+                href,
+                "https://video.example.com/webtools/survey?id=17%26error%3Dx%27%20onclick%3D%27alert%281%29&error=autologin_not_supported",
+                "{alt}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_titles_and_paths_are_unchanged() {
+        let s = SendSurvey::new(
+            "c",
+            "video.example.com",
+            "employee_testing",
+            "Employee survey",
+        );
+        assert_eq!(
+            s.content.alt.as_deref(),
+            Some(
+                "📊 <a href='https://video.example.com/webtools/survey?id=employee_testing&error=autologin_not_supported'>Employee survey</a>"
+            )
+        );
     }
 }

@@ -6,8 +6,9 @@ use super::enums::{ExtensionsMode, ReadyState};
 use super::macros::double_option;
 use crate::error::{Error, Result};
 
-/// `getFileInfo` response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `getFileInfo` response. `Debug` shows the download URLs without their query: they
+/// authorise themselves (`?token=…`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileInfo {
     /// File id (some servers send `infoHash` instead; see [`FileInfo::id`]).
@@ -65,8 +66,53 @@ impl FileInfo {
     }
 }
 
-/// One preview of a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A self-authorising URL for `Debug`: scheme, host and path; the query and fragment (the
+/// token) and any user info are left out.
+struct Redacted<'a>(&'a str);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0;
+        let end = url.find(['?', '#']).unwrap_or(url.len());
+        let mut shown = &url[..end];
+        let mut scheme = "";
+        if let Some(i) = shown.find("://") {
+            scheme = &shown[..i + 3];
+            let rest = &shown[i + 3..];
+            let authority = rest.find('/').unwrap_or(rest.len());
+            shown = match rest[..authority].rfind('@') {
+                Some(at) => &rest[at + 1..],
+                None => rest,
+            };
+        }
+        let hidden = if end < url.len() { "?…" } else { "" };
+        write!(f, "\"{scheme}{shown}{hidden}\"")
+    }
+}
+
+impl std::fmt::Debug for FileInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileInfo")
+            .field("file_id", &self.file_id)
+            .field("info_hash", &self.info_hash)
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("mime_type", &self.mime_type)
+            .field("ready_state", &self.ready_state)
+            .field(
+                "download_url",
+                &self
+                    .download_url
+                    .as_ref()
+                    .map(|u| u.as_deref().map(Redacted)),
+            )
+            .field("previews", &self.previews)
+            .finish()
+    }
+}
+
+/// One preview of a file. `Debug` shows the download URL without its query.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FilePreview {
     /// File name.
@@ -78,6 +124,17 @@ pub struct FilePreview {
     /// Absolute download URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,
+}
+
+impl std::fmt::Debug for FilePreview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePreview")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("mime_type", &self.mime_type)
+            .field("download_url", &self.download_url.as_deref().map(Redacted))
+            .finish()
+    }
 }
 
 /// Upload limits (`getFileUploadLimits` response and event).
@@ -170,4 +227,35 @@ pub fn check_sticker(bytes: &[u8]) -> Result<()> {
 pub struct UploadResponse {
     /// Id to use in `sendFile` or `editChatAvatar`.
     pub temporal_file_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_download_tokens() {
+        let info: FileInfo = serde_json::from_value(serde_json::json!({
+            "fileId": "f1", "name": "a.pdf", "size": 3, "mimeType": "application/pdf",
+            "readyState": 2,
+            "downloadUrl": "https://u:pw@video.example.com/files/f1/download?token=s3cret",
+            "previews": [{"name": "a.png", "size": 1, "mimeType": "image/png",
+                          "downloadUrl": "https://video.example.com/files/f1/preview?token=s3cret#x"}],
+        }))
+        .unwrap();
+        let debug = format!("{info:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("pw"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("\"https://video.example.com/files/f1/download?…\""),
+            "{debug}"
+        );
+        assert!(debug.contains("/files/f1/preview?…"), "{debug}");
+        assert_eq!(
+            format!("{:?}", Redacted("https://h.example/x")),
+            "\"https://h.example/x\""
+        );
+    }
 }

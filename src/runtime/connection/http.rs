@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::state::{Failure, FailureKind};
+use super::tls::{MAX_SMALL_BODY, http_error, read_small_body, redact_url};
 use crate::error::Error;
 use crate::runtime::config::{AuthSource, Config, Secret};
 use crate::types::http::WebApiError;
@@ -26,16 +27,9 @@ fn fatal(kind: FailureKind, message: impl Into<String>) -> ConnectError {
     ConnectError::Fatal(Failure::new(kind, message))
 }
 
-fn http_error(what: &str, e: reqwest::Error) -> Error {
-    Error::Http {
-        status: e.status().map(|s| s.as_u16()),
-        message: format!("{what}: {e}"),
-        source: Some(Box::new(e)),
-    }
-}
-
-/// `GET /api/v4/server`. Transport errors are transient; an unreadable answer only loses the
-/// domain (bare user ids then go out as they are) and the version check.
+/// `GET /api/v4/server`. Transport errors (an answer over [`MAX_SMALL_BODY`] or slower than
+/// the request timeout included) are transient; an unreadable answer only loses the domain
+/// (bare user ids then go out as they are) and the version check.
 pub(crate) async fn server_info(
     http: &reqwest::Client,
     config: &Config,
@@ -43,6 +37,9 @@ pub(crate) async fn server_info(
     let url = format!("{}/api/v4/server", config.http_base());
     let resp = http
         .get(&url)
+        // The client's read timeout only bounds each read; a body that drips forever needs
+        // an overall deadline.
+        .timeout(config.request_timeout)
         .send()
         .await
         .map_err(|e| http_error("server info", e))?;
@@ -51,10 +48,7 @@ pub(crate) async fn server_info(
         tracing::warn!(%url, %status, "server info unavailable; bare user ids will not be completed");
         return Ok(None);
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| http_error("server info", e))?;
+    let body = read_small_body(resp, MAX_SMALL_BODY, "server info").await?;
     let info: ServerInfo = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => {
@@ -104,7 +98,7 @@ pub(crate) async fn fetch_token(
                 "password": password.expose(),
             });
             let url = format!("{base}/bridge/api/client/v1/oauth/token");
-            let t: TokenResponse = post(http, &url, &body, "token").await?;
+            let t: TokenResponse = post(http, config, &url, &body, "token").await?;
             Ok(Some(Secret::new(t.access_token)))
         }
         AuthSource::OAuthApp {
@@ -120,6 +114,7 @@ pub(crate) async fn fetch_token(
             });
             let web: TokenResponse = post(
                 http,
+                config,
                 &format!("{base}/api/v4/oauth2/token"),
                 &body,
                 "OAuth token",
@@ -132,6 +127,7 @@ pub(crate) async fn fetch_token(
             let body = json!({"client_id": user, "token": web.access_token});
             let code: Code = post(
                 http,
+                config,
                 &format!("{base}/bridge/api/client/v1/auth/web_rest_api_token"),
                 &body,
                 "authorization code",
@@ -144,6 +140,7 @@ pub(crate) async fn fetch_token(
             });
             let t: TokenResponse = post(
                 http,
+                config,
                 &format!("{base}/bridge/api/client/v1/auth/token"),
                 &body,
                 "Bridge token",
@@ -154,20 +151,41 @@ pub(crate) async fn fetch_token(
     }
 }
 
+/// One step of a token flow. The answer is read up to [`MAX_SMALL_BODY`] within the request
+/// timeout; a redirect is refused, never followed (the body carries the password).
 async fn post<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
+    config: &Config,
     url: &str,
     body: &serde_json::Value,
     what: &str,
 ) -> Result<T, ConnectError> {
     let resp = http
         .post(url)
+        .timeout(config.request_timeout)
         .json(body)
         .send()
         .await
         .map_err(|e| http_error(what, e))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| http_error(what, e))?;
+    if status.is_redirection() {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| format!(" to {}", redact_url(l)))
+            .unwrap_or_default();
+        return Err(fatal(
+            FailureKind::Auth,
+            format!(
+                "{what}: the server answered HTTP {} (a redirect{to}); requests that carry \
+                 credentials are not redirected: check the server's address, port and `https` \
+                 setting",
+                status.as_u16()
+            ),
+        ));
+    }
+    let bytes = read_small_body(resp, MAX_SMALL_BODY, what).await?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|e| {
             ConnectError::Transient(Error::http(

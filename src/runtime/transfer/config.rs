@@ -18,6 +18,11 @@ pub struct TransferConfig {
     pub max_in_memory: u64,
     /// How often a download is resumed after a transport error. Default 3.
     pub download_retries: usize,
+    /// Largest file a download accepts, whatever its target: a larger declared size is
+    /// refused before any byte is fetched, and a server sending more bytes than this is cut
+    /// off. `None` (the default) accepts any size; set it where someone else decides what
+    /// gets downloaded, so they cannot fill the disk.
+    pub max_download_size: Option<u64>,
 }
 
 impl Default for TransferConfig {
@@ -28,6 +33,7 @@ impl Default for TransferConfig {
             ready_timeout: Duration::from_secs(60),
             max_in_memory: 100 * 1024 * 1024,
             download_retries: 3,
+            max_download_size: None,
         }
     }
 }
@@ -60,6 +66,12 @@ impl TransferConfig {
     /// Sets [`TransferConfig::download_retries`].
     pub fn download_retries(mut self, n: usize) -> Self {
         self.download_retries = n;
+        self
+    }
+
+    /// Sets [`TransferConfig::max_download_size`].
+    pub fn max_download_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_download_size = bytes;
         self
     }
 }

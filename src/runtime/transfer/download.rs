@@ -17,9 +17,10 @@ use tokio::time::Instant;
 
 use super::progress::{Direction, Progress, ProgressStream};
 use super::state::Transfers;
-use super::upload::{Activity, Reporter, http_error, stall_guard};
+use super::upload::{Activity, Reporter, stall_guard};
 use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::GetFileInfo;
+use crate::runtime::connection::tls::{http_error, redact_url};
 use crate::types::{FileInfo, ReadyState};
 use std::sync::Arc;
 
@@ -94,9 +95,12 @@ impl DownloadCall {
         ready_info(&self.transfers, &self.file_id, timeout).await
     }
 
-    /// Saves the file at `path`. The bytes go to a temporary file in the same directory that
-    /// is renamed at the end, so a failed or cancelled download never leaves a partial file
-    /// under `path`.
+    /// Saves the file at `path`. The bytes go to a new temporary file in the same directory
+    /// (created exclusively, under a random name) that is renamed at the end, so a failed or
+    /// cancelled download never leaves a partial file under `path`. An existing file at
+    /// `path` is replaced; a symbolic link or a directory there is refused
+    /// ([`Error::InvalidArgument`] naming `path`). See also
+    /// [`TransferConfig::max_download_size`](super::TransferConfig::max_download_size).
     pub async fn to_path(self, path: impl AsRef<Path>) -> Result<FileInfo> {
         let path = path.as_ref().to_path_buf();
         let base = path
@@ -108,12 +112,10 @@ impl DownloadCall {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        check_target(&path).await?;
         let (info, mut fetch) = self.open().await?;
-        let tmp = dir.join(format!(".{base}.{:08x}.part", rand::random::<u32>()));
+        let (tmp, file) = create_part(&dir, &base).await?;
         let mut guard = TempPath(Some(tmp.clone()));
-        let file = tokio::fs::File::create(&tmp).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", tmp.display()))
-        })?;
         // Fewer, larger writes: each one is a trip to the blocking pool.
         let mut file = tokio::io::BufWriter::with_capacity(4 * super::input::CHUNK, file);
         while let Some(chunk) = fetch.next_chunk().await? {
@@ -121,6 +123,8 @@ impl DownloadCall {
         }
         file.flush().await?;
         drop(file);
+        // Again at the end: the download may have taken long enough for a link to appear.
+        check_target(&path).await?;
         tokio::fs::rename(&tmp, &path).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -187,6 +191,19 @@ impl DownloadCall {
         let config = transfers.config();
         let timeout = self.ready_timeout.unwrap_or(config.ready_timeout);
         let info = ready_info(&self.transfers, &self.file_id, timeout).await?;
+        // The bytes received are held to the declared size (`Fetch::next_chunk`), so checking
+        // the declared size bounds both.
+        if let Some(max) = config.max_download_size
+            && info.size > max
+        {
+            return Err(Error::invalid(
+                "max_download_size",
+                format!(
+                    "{:?} is {} bytes, more than max_download_size ({max}); not downloaded",
+                    info.name, info.size
+                ),
+            ));
+        }
         let url = info
             .download_url()
             .ok_or_else(|| {
@@ -196,6 +213,7 @@ impl DownloadCall {
                 ))
             })?
             .to_owned();
+        check_origin(&url, &transfers.http_base())?;
         let permit = transfers.permit().await?;
         tracing::debug!(file_id = %self.file_id, size = info.size, "downloading");
         let fetch = Fetch {
@@ -240,6 +258,68 @@ impl Stream for DownloadStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
         self.inner.as_mut().poll_next(cx)
     }
+}
+
+/// Refuses a target that is a symbolic link or a directory. `rename` would replace a link
+/// rather than write through it, but a link where a download is headed is more likely planted
+/// than meant, and replacing it silently hides that.
+async fn check_target(path: &Path) -> Result<()> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::invalid(
+            "path",
+            format!(
+                "{} is a symbolic link; a download does not replace it",
+                path.display()
+            ),
+        )),
+        Ok(m) if m.is_dir() => Err(Error::invalid(
+            "path",
+            format!("{} is a directory", path.display()),
+        )),
+        // Missing (the usual case) or not inspectable: the rename decides.
+        _ => Ok(()),
+    }
+}
+
+/// Creates the temporary file next to the target: a random name, created exclusively
+/// (`O_CREAT | O_EXCL`), so it can be neither an existing file nor a symbolic link someone
+/// placed there to redirect the write.
+async fn create_part(dir: &Path, base: &str) -> Result<(PathBuf, tokio::fs::File)> {
+    // Room for the prefix and suffix within the usual 255-byte name limit.
+    let mut end = base.len().min(200);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut attempts = 0;
+    loop {
+        let tmp = dir.join(format!(
+            ".{}.{:016x}.part",
+            &base[..end],
+            rand::random::<u64>()
+        ));
+        match open_new(&tmp).await {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 3 => {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", tmp.display()),
+                )
+                .into());
+            }
+        }
+    }
+}
+
+/// Opens a new file for writing; fails if anything, a symbolic link included, is at `path`.
+async fn open_new(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
 }
 
 /// Removes the temporary file unless the download completed.
@@ -478,9 +558,43 @@ impl Fetch {
                     ))),
                 }
             }
+            s if s.is_redirection() => {
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|l| format!(" to {}", redact_url(l)))
+                    .unwrap_or_default();
+                Err(Error::http(
+                    Some(s.as_u16()),
+                    format!(
+                        "file download: the server answered a redirect{to}; a download URL \
+                         authorises itself, so redirects are not followed"
+                    ),
+                ))
+            }
             s => Err(Error::http(Some(s.as_u16()), "file download refused")),
         }
     }
+}
+
+/// A download URL authorises itself, so it is only fetched from the server the bot is
+/// configured for: same scheme, host and port. Anything else (another host, an internal
+/// address, `http` where the bot uses `https`) is what a compromised or spoofed server would
+/// hand out.
+fn check_origin(url: &str, base: &str) -> Result<()> {
+    let shown = redact_url(url);
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::protocol(format!("downloadUrl {shown:?} is not a URL: {e}")))?;
+    let expected = reqwest::Url::parse(base)
+        .map_err(|e| Error::protocol(format!("the server address {base:?} is not a URL: {e}")))?;
+    if parsed.origin() != expected.origin() {
+        return Err(Error::protocol(format!(
+            "downloadUrl {shown} is not on the bot's server {base} (scheme, host and port \
+             must match); not fetched"
+        )));
+    }
+    Ok(())
 }
 
 /// The first byte of a `Content-Range: bytes a-b/len` header.
@@ -497,6 +611,47 @@ fn range_start(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn download_urls_stay_on_the_configured_origin() {
+        let base = "https://video.example.com:443";
+        for ok in [
+            "https://video.example.com/bridge/api/client/v1/files/1/download?token=t",
+            "https://VIDEO.example.com:443/f?token=t",
+        ] {
+            assert!(check_origin(ok, base).is_ok(), "{ok}");
+        }
+        for bad in [
+            // A downgrade to plain HTTP, another port, another host, an internal address.
+            "http://video.example.com:443/f?token=secret",
+            "https://video.example.com:8443/f?token=secret",
+            "https://evil.example/f?token=secret",
+            "https://video.example.com@10.0.0.1/f?token=secret",
+            "file:///etc/passwd?token=secret",
+            "/relative?token=secret",
+        ] {
+            let e = check_origin(bad, base).unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{bad}: {e:?}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn temporary_files_are_new_files_never_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let planted = dir.path().join("planted.part");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let e = open_new(&planted).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        let (tmp, _file) = create_part(dir.path(), &"n".repeat(300)).await.unwrap();
+        let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".nnn") && name.ends_with(".part") && name.len() < 255);
+    }
 
     #[test]
     fn content_range_start() {

@@ -15,6 +15,7 @@ use crate::methods::{GetFileUploadLimits, Request};
 use crate::protocol::RawValue;
 use crate::runtime::config::Config;
 use crate::runtime::connection::EventTap;
+use crate::runtime::connection::tls::http_client;
 use crate::runtime::requests::Requester;
 use crate::sync::{lock, read, write};
 use crate::types::event::UploadProgress;
@@ -118,16 +119,15 @@ impl Transfers {
         })
     }
 
-    /// The HTTP client for file bodies: the bot's TLS settings, but no read timeout (a long
-    /// upload waits for its response longer than any request would), stalls being detected
-    /// per chunk instead.
+    /// The HTTP client for file bodies: the bot's TLS settings and request rules (no
+    /// redirects: a download URL authorises itself), but no read timeout (a long upload waits
+    /// for its response longer than any request would), stalls being detected per chunk
+    /// instead.
     pub(crate) fn http(&self) -> Result<reqwest::Client> {
         if let Some(c) = self.http.get() {
             return Ok(c.clone());
         }
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*self.tls).clone())
-            .user_agent(concat!("trueconf-bot-rs/", env!("CARGO_PKG_VERSION")))
+        let client = http_client(&self.tls, self.bot_config.https)
             .connect_timeout(self.bot_config.request_timeout)
             .build()
             .map_err(|e| Error::Http {

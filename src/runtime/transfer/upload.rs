@@ -17,6 +17,7 @@ use super::progress::{Direction, Progress, ProgressStream};
 use super::state::Transfers;
 use crate::error::{Error, Result};
 use crate::methods::{Caption, EditChatAvatar, FileSent, Request, SendFile, UploadFile};
+use crate::runtime::connection::tls::{MAX_SMALL_BODY, http_error, read_small_body};
 use crate::types::ParseMode;
 use crate::types::file::UploadResponse;
 use crate::types::file::check_sticker;
@@ -284,8 +285,13 @@ pub(crate) async fn upload(
     }
     let resp = outcome?.map_err(|e| http_error("file upload", e))?;
     let status = resp.status();
-    let body = stall_guard(resp.bytes(), &activity, config.stall_timeout, "file upload").await?;
-    let body = body.map_err(|e| http_error("file upload", e))?;
+    let body = stall_guard(
+        read_small_body(resp, MAX_SMALL_BODY, "file upload"),
+        &activity,
+        config.stall_timeout,
+        "file upload",
+    )
+    .await??;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
         return Err(Error::http(
@@ -309,14 +315,6 @@ fn part(src: PartSource, meter: Meter) -> Result<Part> {
         .file_name(src.name)
         .mime_str(&src.mime)
         .map_err(|e| Error::invalid("mime", format!("{:?} is not a MIME type: {e}", src.mime)))
-}
-
-pub(crate) fn http_error(what: &str, e: reqwest::Error) -> Error {
-    Error::Http {
-        status: e.status().map(|s| s.as_u16()),
-        message: format!("{what}: {e}"),
-        source: Some(Box::new(e)),
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
