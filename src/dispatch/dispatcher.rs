@@ -21,8 +21,7 @@ use super::pipeline::Pipeline;
 use super::router::{Router, check};
 use super::update::Update;
 use super::worker::{DispatchError, ErrorHook, Job, Shared, worker};
-use crate::bot::Bot;
-use crate::bot::ServerEvent;
+use crate::bot::{Bot, EventBudget, ServerEvent};
 use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 
 /// A cheap-to-clone handle to a dispatcher: counters and shutdown.
@@ -30,6 +29,8 @@ use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 pub struct DispatcherHandle {
     metrics: Arc<Metrics>,
     pool: ConversationPool<Job>,
+    /// The bot's event memory, not the bot: a handle must not keep the bot alive.
+    budget: Option<Arc<EventBudget>>,
     shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -44,7 +45,7 @@ impl std::fmt::Debug for DispatcherHandle {
 impl DispatcherHandle {
     /// The counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot(&self.pool)
+        self.metrics.snapshot(&self.pool, self.budget.as_deref())
     }
 
     /// Asks the dispatcher to stop reading events, let in-flight handlers finish (up to the
@@ -226,6 +227,7 @@ impl DispatcherBuilder {
             handle: DispatcherHandle {
                 metrics,
                 pool: pool.clone(),
+                budget: self.bot.as_ref().map(Bot::event_budget),
                 shutdown: Arc::new(tx),
             },
             pipeline: Pipeline {
