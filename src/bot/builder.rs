@@ -18,6 +18,10 @@ const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 /// Default limit of the requests queued for one socket.
 const DEFAULT_WRITE_QUEUE: usize = 8 << 20;
 
+/// Default budget of events held at once: a small share of a 1 GiB VM, and tens of thousands
+/// of ordinary (few KiB) events, far more than a busy bot needs in flight.
+const DEFAULT_EVENT_MEMORY: usize = 64 << 20;
+
 /// Configures a [`Bot`]. Start with [`Bot::builder`].
 ///
 /// ```no_run
@@ -49,6 +53,7 @@ pub struct BotBuilder {
     reconnect: ReconnectPolicy,
     ack_mode: AckMode,
     event_buffer: usize,
+    event_memory: usize,
     offline_queue: usize,
     keepalive: Duration,
     pong_timeout: Duration,
@@ -172,9 +177,32 @@ impl BotBuilder {
 
     /// Capacity of the event stream (default 1024). When it is full, up to as many events
     /// again are held back while the socket is still read (so responses keep arriving);
-    /// beyond that the connection stops reading until the consumer catches up.
+    /// beyond that the connection stops reading until the consumer catches up. The bytes of
+    /// those events are bounded on their own by [`event_memory`](Self::event_memory).
     pub fn event_buffer(mut self, n: usize) -> Self {
         self.event_buffer = n;
+        self
+    }
+
+    /// How many bytes of events the bot holds at once, at most (default 64 MiB): events read
+    /// from the socket and not done with yet, wherever they wait (held back by the reader, in
+    /// the event stream, in a chat's queue, in a running handler). An event counts its payload
+    /// and method plus 512 bytes for what carries it, from when it is read until its
+    /// [`Acknowledger`](crate::bot::Acknowledger) is acknowledged or dropped (the dispatcher
+    /// does that after the handler or the overflow handler), in both [`AckMode`]s.
+    ///
+    /// While the budget is full the connection stops reading the socket, so backpressure
+    /// reaches the server through TCP. Responses come on the same socket, so they wait too: a
+    /// handler awaiting a call resumes when other events are done, or its call times out.
+    /// Reading resumes as soon as anything is given back, so one event bigger than the whole
+    /// budget still gets through; at most the budget plus one event is held. Zero is taken as
+    /// 1 (one event at a time).
+    ///
+    /// The default fits a small VM as well as a large machine: ordinary events are a few KiB,
+    /// so it holds tens of thousands. Raise it where memory is plentiful and the server sends
+    /// bursts of large events ([`max_message_size`](Self::max_message_size) each at most).
+    pub fn event_memory(mut self, bytes: usize) -> Self {
+        self.event_memory = bytes;
         self
     }
 
@@ -320,6 +348,7 @@ impl BotBuilder {
             reconnect: self.reconnect,
             ack_mode: self.ack_mode,
             event_buffer: self.event_buffer,
+            event_memory: self.event_memory,
             offline_queue: self.offline_queue,
             keepalive: self.keepalive,
             pong_timeout: self.pong_timeout,
@@ -362,6 +391,7 @@ impl Bot {
             reconnect: ReconnectPolicy::default(),
             ack_mode: AckMode::default(),
             event_buffer: 1024,
+            event_memory: DEFAULT_EVENT_MEMORY,
             offline_queue: 1024,
             keepalive: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),

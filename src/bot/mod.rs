@@ -24,6 +24,7 @@ pub use self::methods::ActivityGuard;
 use crate::methods::Request;
 use crate::runtime::Runtime;
 pub use crate::runtime::config::{ReconnectPolicy, Secret};
+pub(crate) use crate::runtime::connection::EventBudget;
 pub use crate::runtime::connection::{
     AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent, TlsOptions,
 };
@@ -168,6 +169,18 @@ impl Bot {
         self.runtime.requester().in_flight()
     }
 
+    /// Bytes of events read from the socket and not yet acknowledged or dropped, counted
+    /// against [`BotBuilder::event_memory`].
+    pub fn buffered_event_bytes(&self) -> usize {
+        self.runtime.event_budget().used()
+    }
+
+    /// The budget behind [`Bot::buffered_event_bytes`], for a dispatcher's counters (which
+    /// must not keep the bot itself alive).
+    pub(crate) fn event_budget(&self) -> Arc<EventBudget> {
+        self.runtime.event_budget().clone()
+    }
+
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.
@@ -175,7 +188,9 @@ impl Bot {
     /// The stream is bounded ([`BotBuilder::event_buffer`]). A consumer may await bot calls
     /// while the stream is full, but once twice the buffer is waiting the connection stops
     /// reading and calls stall until their timeout: under heavy load, hand events to other
-    /// tasks instead of awaiting calls in the draining loop.
+    /// tasks instead of awaiting calls in the draining loop. The same happens while the events
+    /// not yet acknowledged or dropped fill [`BotBuilder::event_memory`]: do not keep events
+    /// (or their [`Acknowledger`]s) longer than needed.
     pub fn events(&self) -> Option<EventStream> {
         self.runtime.take_events().map(|rx| EventStream { rx })
     }

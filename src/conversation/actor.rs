@@ -58,6 +58,9 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
                     None => {
                         mb.scheduled = false;
                         mb.last_active = Instant::now();
+                        drop(mb);
+                        // A pusher waiting at the live cap may hibernate this one now.
+                        pool.room_changed();
                         return Ok(());
                     }
                 }
@@ -70,6 +73,8 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
         if mb.queue.is_empty() {
             mb.scheduled = false;
             mb.last_active = Instant::now();
+            drop(mb);
+            pool.room_changed();
         } else {
             drop(mb);
             let _ = myself.send_message(Drain);

@@ -40,6 +40,10 @@ pub struct LaneConfig {
     /// record of it stays (until `idle_timeout`) and its next event starts a new actor, which
     /// costs a few microseconds; an actor costs a few KiB of memory.
     pub hibernate_after: Duration,
+    /// Chat conversations with an actor (not hibernating) at most; see
+    /// [`DispatcherBuilder::max_live_conversations`](crate::dispatch::DispatcherBuilder::max_live_conversations).
+    /// At least 1.
+    pub max_live: usize,
 }
 
 impl Default for LaneConfig {
@@ -49,6 +53,7 @@ impl Default for LaneConfig {
             overflow: Overflow::Reject,
             idle_timeout: Duration::from_secs(300),
             hibernate_after: Duration::from_secs(5),
+            max_live: 10_000,
         }
     }
 }

@@ -51,39 +51,40 @@ impl<J: Send + 'static> Actor for Manager<J> {
         let config = &pool.config;
         // `retain` holds each shard's lock, which `push` also holds while queueing, so no
         // event can slip into a conversation being evicted or hibernated.
-        pool.map.retain(|key, conv| {
-            let since = match conv {
-                Conv::Hibernating { since } => {
-                    let idle = now.saturating_duration_since(*since);
-                    if idle < config.idle_timeout {
-                        return true;
-                    }
-                    pool.hibernating.fetch_sub(1, Ordering::AcqRel);
-                    tracing::trace!(lane = %key, "idle conversation forgotten");
-                    return false;
+        pool.map.retain(|key, conv| match conv {
+            Conv::Hibernating { since } => {
+                let idle = now.saturating_duration_since(*since);
+                if idle < config.idle_timeout {
+                    return true;
                 }
-                Conv::Live { mailbox, actor } => {
+                pool.hibernating.fetch_sub(1, Ordering::AcqRel);
+                tracing::trace!(lane = %key, "idle conversation forgotten");
+                false
+            }
+            Conv::Live { mailbox, actor } => {
+                // Only `push` makes an idle conversation busy, and it needs the shard lock
+                // `retain` holds: what is read here stays true below.
+                let idle = {
                     let mb = mailbox.lock();
                     if !mb.queue.is_empty() || mb.scheduled {
                         return true;
                     }
-                    let idle = now.saturating_duration_since(mb.last_active);
-                    if idle < config.hibernate_after && idle < config.idle_timeout {
-                        return true;
-                    }
-                    if idle >= config.idle_timeout {
-                        actor.stop(Some("idle".into()));
-                        tracing::trace!(lane = %key, "idle conversation stopped");
-                        return false;
-                    }
-                    actor.stop(Some("hibernating".into()));
-                    mb.last_active
+                    now.saturating_duration_since(mb.last_active)
+                };
+                if idle < config.hibernate_after && idle < config.idle_timeout {
+                    return true;
                 }
-            };
-            *conv = Conv::Hibernating { since };
-            pool.hibernating.fetch_add(1, Ordering::AcqRel);
-            tracing::trace!(lane = %key, "idle conversation hibernating");
-            true
+                if idle >= config.idle_timeout {
+                    actor.stop(Some("idle".into()));
+                    pool.free_slot(key);
+                    tracing::trace!(lane = %key, "idle conversation stopped");
+                    return false;
+                }
+                if pool.hibernate(key, conv) {
+                    tracing::trace!(lane = %key, "idle conversation hibernating");
+                }
+                true
+            }
         });
         Ok(())
     }
@@ -99,12 +100,13 @@ impl<J: Send + 'static> Actor for Manager<J> {
             if let Some(pool) = pool.upgrade() {
                 let id = cell.get_id();
                 let mut lost = 0;
-                pool.map.retain(|_, conv| match conv {
+                pool.map.retain(|key, conv| match conv {
                     Conv::Live { mailbox, actor } if actor.get_id() == id => {
                         lost = mailbox.lock().queue.len();
                         // A pusher blocked on this queue retries and gets a fresh
                         // conversation.
                         mailbox.space.notify_waiters();
+                        pool.free_slot(key);
                         false
                     }
                     _ => true,

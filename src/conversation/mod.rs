@@ -18,6 +18,11 @@
 //! record goes too. One sweeper in the manager finds both (a per-actor timer would cost every
 //! idle conversation a task of its own). Anything that must survive that (dialog state)
 //! belongs in [`fsm`](crate::fsm) storage, not in the actor.
+//!
+//! At most [`LaneConfig::max_live`] chats have an actor at once. A chat that needs one past
+//! that takes the slot of the least recently used conversation with nothing to do, which
+//! hibernates early; when every live one is busy, the push waits for one to finish. Either
+//! way nothing is dropped and no chat's order changes.
 
 mod actor;
 mod config;

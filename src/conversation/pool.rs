@@ -35,6 +35,9 @@ pub(crate) enum Pushed<J> {
     Failed(J, String),
 }
 
+/// A live conversation's queue and actor, borrowed from its map entry.
+type Live<'c, J> = (&'c Arc<Mailbox<J>>, &'c ActorRef<Drain>);
+
 /// The chat-id → conversation map and the supervisor of the conversation actors.
 pub(crate) struct ConversationPool<J> {
     inner: Arc<PoolInner<J>>,
@@ -52,6 +55,7 @@ impl<J: Send + 'static> ConversationPool<J> {
     pub(crate) fn new(config: LaneConfig, worker: Worker<J>) -> Self {
         let mut config = config;
         config.capacity = config.capacity.max(1);
+        config.max_live = config.max_live.max(1);
         Self {
             inner: Arc::new(PoolInner {
                 map: DashMap::new(),
@@ -61,6 +65,9 @@ impl<J: Send + 'static> ConversationPool<J> {
                 in_flight: AtomicUsize::new(0),
                 all_done: Notify::new(),
                 hibernating: AtomicUsize::new(0),
+                awake: AtomicUsize::new(0),
+                room_waiters: AtomicUsize::new(0),
+                room: Notify::new(),
             }),
         }
     }
@@ -98,8 +105,15 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// Queues `job` on lane `key`, starting the lane's conversation if needed. Only
-    /// [`Overflow::Block`] ever waits.
+    /// Chat conversations with an actor now (not hibernating; the global lane not counted).
+    #[cfg(test)]
+    pub(crate) fn awake(&self) -> usize {
+        self.inner.awake.load(Ordering::Acquire)
+    }
+
+    /// Queues `job` on lane `key`, starting the lane's conversation if needed. Waits only
+    /// under [`Overflow::Block`], and at the cap of live conversations while every live one is
+    /// busy.
     pub(crate) async fn push(&self, key: LaneKey, job: J) -> Pushed<J> {
         let mut job = job;
         loop {
@@ -112,7 +126,14 @@ impl<J: Send + 'static> ConversationPool<J> {
                     }
                 });
                 let (mailbox, actor) = match self.wake(&mut conv, &key) {
-                    Ok(live) => live,
+                    Ok(Some(live)) => live,
+                    Ok(None) => {
+                        // At the cap. Nothing was queued, and the dispatcher pushes one event
+                        // at a time, so waiting here keeps every chat's order.
+                        drop(conv);
+                        self.make_room().await;
+                        continue;
+                    }
                     // The record stays, hibernating, until the sweep forgets it.
                     Err(e) => return Pushed::Failed(job, e),
                 };
@@ -131,9 +152,21 @@ impl<J: Send + 'static> ConversationPool<J> {
                     // yet: forget it here and retry on a fresh conversation.
                     mb.scheduled = false;
                     let back = mb.queue.pop_back();
+                    let dead = actor.get_id();
                     drop(mb);
                     drop(conv);
-                    self.inner.map.remove(&key);
+                    // Unless the supervisor removed it meanwhile (and the key is new again).
+                    if self
+                        .inner
+                        .map
+                        .remove_if(
+                            &key,
+                            |_, c| matches!(c, Conv::Live { actor, .. } if actor.get_id() == dead),
+                        )
+                        .is_some()
+                    {
+                        self.inner.free_slot(&key);
+                    }
                     match back {
                         Some(j) => {
                             self.inner.done_one();
@@ -163,23 +196,96 @@ impl<J: Send + 'static> ConversationPool<J> {
     }
 
     /// The live conversation of `conv`, starting an actor (and a fresh queue) for a
-    /// hibernating one. A hibernated conversation's old actor had an empty queue and was
-    /// stopped, so the new one cannot overlap it.
+    /// hibernating one; `None` when that would pass the cap of live conversations. A
+    /// hibernated conversation's old actor had an empty queue and was stopped, so the new one
+    /// cannot overlap it.
     fn wake<'c>(
         &self,
         conv: &'c mut Conv<J>,
         key: &LaneKey,
-    ) -> Result<(&'c Arc<Mailbox<J>>, &'c ActorRef<Drain>), String> {
+    ) -> Result<Option<Live<'c, J>>, String> {
         if let Conv::Hibernating { .. } = conv {
+            if !self.inner.take_slot(key) {
+                return Ok(None);
+            }
             let mailbox = Arc::new(Mailbox::new());
-            let actor = self.spawn(key, &mailbox)?;
+            let actor = match self.spawn(key, &mailbox) {
+                Ok(actor) => actor,
+                Err(e) => {
+                    self.inner.free_slot(key);
+                    return Err(e);
+                }
+            };
             self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
             *conv = Conv::Live { mailbox, actor };
         }
         match conv {
-            Conv::Live { mailbox, actor } => Ok((mailbox, actor)),
+            Conv::Live { mailbox, actor } => Ok(Some((mailbox, actor))),
             Conv::Hibernating { .. } => Err(format!("{key} did not wake")),
         }
+    }
+
+    /// At the cap of live conversations: hibernates the least recently used ones with nothing
+    /// to do, or waits until one has nothing to do (or is gone). Returns once a slot may be
+    /// free; the caller tries again.
+    async fn make_room(&self) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let inner = &self.inner;
+        inner.room_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&inner.room_waiters);
+        loop {
+            // Registered before looking, so a conversation that runs out of work after the
+            // look still wakes this wait.
+            let notified = inner.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if inner.awake.load(Ordering::SeqCst) < inner.config.max_live
+                || self.hibernate_least_recent() > 0
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Hibernates up to a sixteenth of the cap (at least one) of the idle chat conversations,
+    /// least recently active first; returns how many. One pass over the map serves the next
+    /// many new chats, instead of one pass each.
+    fn hibernate_least_recent(&self) -> usize {
+        let inner = &self.inner;
+        let batch = (inner.config.max_live / 16).max(1);
+        let mut idle: Vec<(Instant, LaneKey)> = inner
+            .map
+            .iter()
+            .filter_map(|entry| match entry.value() {
+                Conv::Live { mailbox, .. } if !matches!(entry.key(), LaneKey::Global) => {
+                    let mb = mailbox.lock();
+                    (mb.queue.is_empty() && !mb.scheduled)
+                        .then(|| (mb.last_active, entry.key().clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if idle.len() > batch {
+            idle.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
+            idle.truncate(batch);
+        }
+        let mut freed = 0;
+        for (_, key) in idle {
+            // Looked at again under the shard lock: it may have got work meanwhile.
+            if let Some(mut conv) = inner.map.get_mut(&key)
+                && inner.hibernate(&key, &mut conv)
+            {
+                tracing::trace!(lane = %key, "conversation hibernated early: live cap reached");
+                freed += 1;
+            }
+        }
+        freed
     }
 
     fn spawn(&self, key: &LaneKey, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
@@ -227,6 +333,7 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
         self.inner.map.clear();
         self.inner.hibernating.store(0, Ordering::Release);
+        self.inner.awake.store(0, Ordering::Release);
     }
 }
 
@@ -391,6 +498,7 @@ mod tests {
         assert_eq!(p.live(), 2);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(p.live(), 0, "idle conversations evicted");
+        assert_eq!(p.awake(), 0, "their slots freed");
         p.push(chat("a"), ("a".into(), 2)).await;
         assert!(p.drain(Duration::from_secs(1)).await);
         assert_eq!(p.live(), 1);
@@ -425,6 +533,72 @@ mod tests {
         assert!(p.drain(Duration::from_secs(1)).await);
         let handled: Vec<u32> = log.lock().unwrap().iter().map(|(_, i)| *i).collect();
         assert_eq!(handled, (0..5).collect::<Vec<_>>());
+        p.stop().await;
+    }
+
+    fn is_hibernating(p: &ConversationPool<(String, u32)>, id: &str) -> bool {
+        matches!(
+            p.inner.map.get(&chat(id)).as_deref(),
+            Some(Conv::Hibernating { .. })
+        )
+    }
+
+    #[tokio::test]
+    async fn at_the_live_cap_the_least_recently_used_idle_conversation_hibernates() {
+        let log: Log = Default::default();
+        let config = LaneConfig {
+            max_live: 2,
+            ..Default::default()
+        };
+        let p = pool(config, log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for key in ["a", "b"] {
+            p.push(chat(key), (key.into(), 0)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+        }
+        p.push(LaneKey::Global, ("g".into(), 0)).await;
+        assert_eq!(p.awake(), 2, "the global lane takes no slot");
+        // c needs a slot: a, idle the longest, hibernates; b stays.
+        p.push(chat("c"), ("c".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(p.awake(), 2);
+        assert!(is_hibernating(&p, "a") && !is_hibernating(&p, "b"));
+        // a wakes for its next event, and b, now the least recent, makes room.
+        p.push(chat("a"), ("a".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert!(is_hibernating(&p, "b") && !is_hibernating(&p, "a"));
+        let handled: Vec<_> = log.lock().unwrap().clone();
+        let expected = [("a", 0), ("b", 0), ("g", 0), ("c", 0), ("a", 1)];
+        assert_eq!(handled, expected.map(|(k, i)| (k.to_string(), i)));
+        p.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_the_live_cap_new_chats_wait_for_a_busy_one_to_finish() {
+        const CAP: usize = 3;
+        let log: Log = Default::default();
+        let config = LaneConfig {
+            max_live: CAP,
+            ..Default::default()
+        };
+        let p = pool(config, log.clone(), Duration::from_millis(2));
+        p.start().await.unwrap();
+        for i in 0..4 {
+            for c in 0..12 {
+                let key = format!("c{c}");
+                let pushed = p.push(chat(&key), (key, i)).await;
+                assert!(matches!(pushed, Pushed::Queued));
+                assert!(p.awake() <= CAP, "{} live", p.awake());
+            }
+        }
+        assert!(p.drain(Duration::from_secs(10)).await);
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 48);
+        for c in 0..12 {
+            let key = format!("c{c}");
+            let seq: Vec<u32> = log.iter().filter(|(k, _)| *k == key).map(|e| e.1).collect();
+            assert_eq!(seq, [0, 1, 2, 3], "{key} in order");
+        }
         p.stop().await;
     }
 

@@ -43,6 +43,13 @@ pub(super) struct PoolInner<J> {
     pub(super) in_flight: AtomicUsize,
     pub(super) all_done: Notify,
     pub(super) hibernating: AtomicUsize,
+    /// Chat conversations with an actor (the global lane is not counted), at most
+    /// `config.max_live`.
+    pub(super) awake: AtomicUsize,
+    /// Pushers waiting for a conversation to free its slot or have nothing to do.
+    pub(super) room_waiters: AtomicUsize,
+    /// Signalled, while someone waits, when a slot frees or a conversation runs out of work.
+    pub(super) room: Notify,
 }
 
 impl<J> PoolInner<J> {
@@ -52,6 +59,56 @@ impl<J> PoolInner<J> {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.all_done.notify_waiters();
         }
+    }
+
+    /// Takes a live slot for `key`'s new actor; `false` at the cap. The global lane needs none.
+    pub(super) fn take_slot(&self, key: &LaneKey) -> bool {
+        matches!(key, LaneKey::Global)
+            || self
+                .awake
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.config.max_live).then_some(n + 1)
+                })
+                .is_ok()
+    }
+
+    /// `key`'s actor is gone (hibernated, stopped, failed): its slot is free.
+    pub(super) fn free_slot(&self, key: &LaneKey) {
+        if !matches!(key, LaneKey::Global) {
+            self.awake.fetch_sub(1, Ordering::AcqRel);
+            self.room_changed();
+        }
+    }
+
+    /// A slot freed or a conversation ran out of work: wakes a pusher waiting at the cap.
+    /// SeqCst, paired with the waiter's: either it sees the waiter, or the waiter, which looks
+    /// after announcing itself, sees the change.
+    pub(super) fn room_changed(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Hibernates `conv` if it is live with nothing queued or running: its actor stops, a
+    /// small record stays, its slot frees. Called with the map shard locked, as `push` is
+    /// while it queues, so no event can slip into it meanwhile; and since the old actor had an
+    /// empty queue and nothing running, the next one cannot overlap it.
+    pub(super) fn hibernate(&self, key: &LaneKey, conv: &mut Conv<J>) -> bool {
+        let since = match conv {
+            Conv::Live { mailbox, actor } => {
+                let mb = mailbox.lock();
+                if !mb.queue.is_empty() || mb.scheduled {
+                    return false;
+                }
+                actor.stop(Some("hibernating".into()));
+                mb.last_active
+            }
+            Conv::Hibernating { .. } => return false,
+        };
+        *conv = Conv::Hibernating { since };
+        self.hibernating.fetch_add(1, Ordering::AcqRel);
+        self.free_slot(key);
+        true
     }
 }
 

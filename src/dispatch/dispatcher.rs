@@ -21,8 +21,7 @@ use super::pipeline::Pipeline;
 use super::router::{Router, check};
 use super::update::Update;
 use super::worker::{DispatchError, ErrorHook, Job, Shared, worker};
-use crate::bot::Bot;
-use crate::bot::ServerEvent;
+use crate::bot::{Bot, EventBudget, ServerEvent};
 use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 
 /// A cheap-to-clone handle to a dispatcher: counters and shutdown.
@@ -30,6 +29,8 @@ use crate::conversation::{ConversationPool, LaneConfig, Overflow};
 pub struct DispatcherHandle {
     metrics: Arc<Metrics>,
     pool: ConversationPool<Job>,
+    /// The bot's event memory, not the bot: a handle must not keep the bot alive.
+    budget: Option<Arc<EventBudget>>,
     shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -44,7 +45,7 @@ impl std::fmt::Debug for DispatcherHandle {
 impl DispatcherHandle {
     /// The counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot(&self.pool)
+        self.metrics.snapshot(&self.pool, self.budget.as_deref())
     }
 
     /// Asks the dispatcher to stop reading events, let in-flight handlers finish (up to the
@@ -109,6 +110,23 @@ impl DispatcherBuilder {
     /// (a few microseconds): an actor costs about 7 KiB, a record under 200 bytes.
     pub fn hibernate_after(mut self, after: Duration) -> Self {
         self.lanes.hibernate_after = after;
+        self
+    }
+
+    /// Chat conversations with an actor at once, at most (default 10 000; the global lane is
+    /// not counted; zero is taken as 1).
+    ///
+    /// When an event is for a chat without an actor (a new chat, or a hibernating one) and the
+    /// cap is reached, the least recently used conversations with nothing queued or running
+    /// hibernate at once, as they would after
+    /// [`hibernate_after`](Self::hibernate_after) (a batch of a sixteenth of the cap, so
+    /// the search for them is not repeated for every new chat). If every live conversation is
+    /// busy, the dispatcher waits until one is done: no event is lost and each chat keeps its
+    /// order, but while it waits no chat gets new events (global backpressure, as with
+    /// [`Overflow::Block`]). An actor costs about 7 KiB, so the default bounds them to about
+    /// 70 MiB.
+    pub fn max_live_conversations(mut self, n: usize) -> Self {
+        self.lanes.max_live = n;
         self
     }
 
@@ -209,6 +227,7 @@ impl DispatcherBuilder {
             handle: DispatcherHandle {
                 metrics,
                 pool: pool.clone(),
+                budget: self.bot.as_ref().map(Bot::event_budget),
                 shutdown: Arc::new(tx),
             },
             pipeline: Pipeline {

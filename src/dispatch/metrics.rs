@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::bot::EventBudget;
 use crate::conversation::ConversationPool;
 
 /// The counters themselves, bumped from the dispatch loop and the conversation actors.
@@ -28,6 +29,7 @@ impl Metrics {
     pub(super) fn snapshot<J: Send + 'static>(
         &self,
         pool: &ConversationPool<J>,
+        budget: Option<&EventBudget>,
     ) -> MetricsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -42,6 +44,7 @@ impl Metrics {
             live_conversations: pool.live(),
             hibernating_conversations: pool.hibernating(),
             in_flight: pool.in_flight(),
+            buffered_bytes: budget.map_or(0, EventBudget::used),
         }
     }
 }
@@ -74,4 +77,9 @@ pub struct MetricsSnapshot {
     pub hibernating_conversations: usize,
     /// Events queued or being handled now.
     pub in_flight: usize,
+    /// Bytes of the bot's events read from the socket and not done with yet, wherever they
+    /// are (the connection, the event stream, the chats' queues, running handlers): what
+    /// [`BotBuilder::event_memory`](crate::bot::BotBuilder::event_memory) bounds. Zero for a
+    /// dispatcher without a bot.
+    pub buffered_bytes: usize,
 }

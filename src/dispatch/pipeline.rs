@@ -2,8 +2,9 @@
 //! bot's own messages, redeliveries), and queues the rest on their chat's lane.
 //!
 //! It runs on one task and never waits for a handler, only for room in a lane under
-//! [`Overflow::Block`](crate::conversation::Overflow::Block) or for an overflow slot, so one
-//! slow chat does not hold up the others.
+//! [`Overflow::Block`](crate::conversation::Overflow::Block), for an overflow slot, or, at the
+//! cap of live conversations, for one of them to run out of work; so one slow chat does not
+//! hold up the others.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -158,6 +158,7 @@ pub(crate) struct Config {
     pub reconnect: ReconnectPolicy,
     pub ack_mode: AckMode,
     pub event_buffer: usize,
+    pub event_memory: usize,
     pub offline_queue: usize,
     pub keepalive: Duration,
     pub pong_timeout: Duration,

@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::{Config, Secret};
 use self::connection::{
-    ConnectionState, EventOutlet, Failure, FailureKind, Identity, Link, ServerEvent, SocketArgs,
-    StateBoard, StateHook,
+    ConnectionState, EventBudget, EventOutlet, Failure, FailureKind, Identity, Link, ServerEvent,
+    SocketArgs, StateBoard, StateHook,
 };
 use self::requests::{RequestTable, Requester, ThrottleConfig, requester::RequesterParts};
 #[cfg(feature = "testkit")]
@@ -94,7 +94,7 @@ impl Runtime {
             parts.tls.clone(),
         ));
         Arc::new(Runtime {
-            events: Arc::new(EventOutlet::new(config.event_buffer)),
+            events: Arc::new(EventOutlet::new(config.event_buffer, config.event_memory)),
             config,
             tls: parts.tls,
             http: parts.http,
@@ -141,6 +141,11 @@ impl Runtime {
 
     pub(crate) fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Acquire)
+    }
+
+    /// The memory budget of events read and not yet done with.
+    pub(crate) fn event_budget(&self) -> &Arc<EventBudget> {
+        self.events.budget()
     }
 
     pub(crate) fn take_events(&self) -> Option<mpsc::Receiver<ServerEvent>> {

@@ -29,7 +29,7 @@ pub use crate::runtime::config::AckMode;
 pub(crate) use actor::{ConnMsg, ConnectionActor};
 pub(crate) use args::{LinkEvent, SocketArgs};
 pub use event::{Acknowledger, ServerEvent};
-pub(crate) use event::{EventOutlet, EventTap};
+pub(crate) use event::{EventBudget, EventOutlet, EventTap};
 pub(crate) use identity::Identity;
 pub(crate) use link::{Link, ResponseSink};
 /// A writer queue for tests standing in for a socket.

@@ -1,6 +1,7 @@
 //! One authorised socket from the reader's side: responses go to the pending table, events
 //! to the outlet, and when the outlet is full the reader holds a bounded backlog before it
-//! stops reading (backpressure reaches TCP, but responses keep flowing until then).
+//! stops reading (backpressure reaches TCP, but responses keep flowing until then). It also
+//! stops reading while the event memory budget is full, until handled events give it back.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,7 +80,10 @@ pub(super) async fn session(
     // events the socket is still read, so responses keep flowing to a consumer that waits for
     // a bot call; once it is full too, reading stops (backpressure).
     let cap = config.event_buffer.max(1);
+    // Bytes of events read and not done with, wherever they are; only this reader adds to it.
+    let budget = args.events.budget().clone();
     loop {
+        let full = budget.is_full();
         let sender = if overflow.is_empty() {
             None
         } else {
@@ -107,7 +111,10 @@ pub(super) async fn session(
                 Err(_) => overflow.clear(),
             },
             _ = args.events.closed(), if !overflow.is_empty() => overflow.clear(),
-            msg = stream.next(), if overflow.len() < cap => match msg {
+            // Reading stops while the budget is full, responses included (they share the
+            // socket): handlers waiting for a call resume once events are given back.
+            _ = budget.room(), if full => {}
+            msg = stream.next(), if overflow.len() < cap && !full => match msg {
                 Some(Ok(Message::Text(text))) => on_text(args, &tx, text.as_str(), overflow),
                 Some(Ok(Message::Pong(_))) => awaiting_pong.store(false, Ordering::Release),
                 Some(Ok(Message::Close(frame))) => {
@@ -175,13 +182,16 @@ fn deliver(
         }
         return;
     };
+    // Counted until the event is acknowledged or dropped, whoever holds it then.
+    let share = args.events.charge(&method, &payload);
     let ack = match args.config.ack_mode {
         AckMode::OnReceive => {
             let _ = tx.send(Frame::ack(id));
             Acknowledger::noop(id)
         }
         AckMode::AfterHandled => Acknowledger::new(id, tx.clone()),
-    };
+    }
+    .holding(share);
     let event = ServerEvent {
         id,
         method,
