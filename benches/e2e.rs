@@ -798,6 +798,8 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
     let d = Dispatcher::detached(router)
         .idle_timeout(Duration::from_millis(a.idle_ms))
         .hibernate_after(Duration::from_millis(a.hibernate_ms))
+        // The bench measures every chat live at once, so no cap may hibernate them early.
+        .max_live_conversations(a.chats as usize + 1)
         .build()?;
     let handle = d.handle();
     let (tx, rx) = tokio::sync::mpsc::channel(1024);

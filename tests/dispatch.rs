@@ -328,15 +328,19 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
     const CHATS: usize = 1000;
     const PER_CHAT: usize = 50;
     let replies: Arc<Mutex<HashMap<String, Vec<usize>>>> = Default::default();
-    let total_delay_us = Arc::new(AtomicUsize::new(0));
-    let (r, t) = (replies.clone(), total_delay_us.clone());
+    // Handlers running right now, and the most seen at once: parallelism without a clock.
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (r, run, m) = (replies.clone(), running.clone(), most.clone());
     let router = Router::new().message(move |chat: ChatId, Text(text): Text| {
-        let (r, t) = (r.clone(), t.clone());
+        let (r, run, m) = (r.clone(), run.clone(), m.clone());
         async move {
             let n: usize = text.parse().unwrap();
+            let now = run.fetch_add(1, Ordering::AcqRel) + 1;
+            m.fetch_max(now, Ordering::AcqRel);
             let delay = rand::random_range(0..2000u64);
-            t.fetch_add(delay as usize, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_micros(delay)).await;
+            run.fetch_sub(1, Ordering::AcqRel);
             r.lock()
                 .unwrap()
                 .entry(chat.0.to_string())
@@ -350,7 +354,6 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
         .unwrap();
     let handle = d.handle();
     let (tx, rx) = mpsc::channel(4096);
-    let started = Instant::now();
     let task = tokio::spawn(d.run_on(rx));
     let mut id = 0;
     for i in 0..PER_CHAT {
@@ -363,8 +366,6 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
     }
     drop(tx);
     task.await.unwrap().unwrap();
-    let elapsed = started.elapsed();
-    let sequential = Duration::from_micros(total_delay_us.load(Ordering::Relaxed) as u64);
     let replies = replies.lock().unwrap();
     assert_eq!(replies.len(), CHATS);
     for (chat, seq) in replies.iter() {
@@ -376,8 +377,10 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
     }
     assert_eq!(handle.metrics().handled, (CHATS * PER_CHAT) as u64);
     assert_eq!(handle.metrics().overflowed, 0);
-    eprintln!("1000×50: {elapsed:?} vs sequential sum {sequential:?}");
-    assert!(elapsed < sequential / 4, "{elapsed:?} vs {sequential:?}");
+    // Sleeping handlers of different chats overlap; a dispatcher that ran them one at a time
+    // would never see two at once.
+    let most = most.load(Ordering::Acquire);
+    assert!(most >= 8, "at most {most} handlers ran at once");
 }
 
 #[tokio::test]
