@@ -17,12 +17,17 @@ impl Bot {
         self.runtime.finished().await
     }
 
-    /// Like [`Bot::run`], but shuts down gracefully on Ctrl-C or SIGTERM.
+    /// Like [`Bot::run`], but shuts down gracefully on Ctrl-C or SIGTERM, including one that
+    /// arrives while the bot is still connecting.
     pub async fn run_until_signal(&self) -> Result<()> {
-        self.runtime.start().await?;
+        // Listening starts before anything else, so no signal falls between start and run.
+        let mut signals = Signals::listen();
         tokio::select! {
-            result = self.runtime.finished() => return result,
-            _ = shutdown_signal() => tracing::info!("signal received; shutting down"),
+            result = async {
+                self.runtime.start().await?;
+                self.runtime.finished().await
+            } => return result,
+            _ = signals.recv() => tracing::info!("signal received; shutting down"),
         }
         self.shutdown().await
     }
@@ -35,24 +40,48 @@ impl Bot {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C and SIGTERM, listened to from the moment it is made.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {}
+                _ = next(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
