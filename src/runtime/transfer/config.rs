@@ -23,6 +23,11 @@ pub struct TransferConfig {
     /// off. `None` (the default) accepts any size; set it where someone else decides what
     /// gets downloaded, so they cannot fill the disk.
     pub max_download_size: Option<u64>,
+    /// Origins (`https://host[:port]`) downloads may come from besides the bot's own server.
+    /// A `downloadUrl` elsewhere is refused (it carries a token, and a compromised server
+    /// could point it anywhere); add the server's public name here when the bot connects to
+    /// it by another name or address. Default: none.
+    pub download_origins: Vec<String>,
 }
 
 impl Default for TransferConfig {
@@ -34,11 +39,18 @@ impl Default for TransferConfig {
             max_in_memory: 100 * 1024 * 1024,
             download_retries: 3,
             max_download_size: None,
+            download_origins: Vec::new(),
         }
     }
 }
 
 impl TransferConfig {
+    /// Adds an origin to [`TransferConfig::download_origins`].
+    pub fn allow_download_origin(mut self, origin: impl Into<String>) -> Self {
+        self.download_origins.push(origin.into());
+        self
+    }
+
     /// Sets [`TransferConfig::max_concurrent`] (at least 1).
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n.max(1);

@@ -213,7 +213,7 @@ impl DownloadCall {
                 ))
             })?
             .to_owned();
-        check_origin(&url, &transfers.http_base())?;
+        check_origin(&url, &transfers.http_base(), &config.download_origins)?;
         let permit = transfers.permit().await?;
         tracing::debug!(file_id = %self.file_id, size = info.size, "downloading");
         let fetch = Fetch {
@@ -582,13 +582,15 @@ impl Fetch {
 /// configured for: same scheme, host and port. Anything else (another host, an internal
 /// address, `http` where the bot uses `https`) is what a compromised or spoofed server would
 /// hand out.
-fn check_origin(url: &str, base: &str) -> Result<()> {
+fn check_origin(url: &str, base: &str, extra: &[String]) -> Result<()> {
     let shown = redact_url(url);
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| Error::protocol(format!("downloadUrl {shown:?} is not a URL: {e}")))?;
     let expected = reqwest::Url::parse(base)
         .map_err(|e| Error::protocol(format!("the server address {base:?} is not a URL: {e}")))?;
-    if parsed.origin() != expected.origin() {
+    let allowed =
+        |origin: &str| reqwest::Url::parse(origin).is_ok_and(|o| o.origin() == parsed.origin());
+    if parsed.origin() != expected.origin() && !extra.iter().any(|o| allowed(o)) {
         return Err(Error::protocol(format!(
             "downloadUrl {shown} is not on the bot's server {base} (scheme, host and port \
              must match); not fetched"
@@ -613,13 +615,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listed_download_origins_are_accepted_and_nothing_else() {
+        let base = "https://10.0.0.5:443";
+        let public = ["https://video.example.com".to_owned()];
+        let url = "https://video.example.com/bridge/api/client/v1/files/1/download?token=t";
+        assert!(check_origin(url, base, &[]).is_err());
+        assert!(check_origin(url, base, &public).is_ok());
+        let other = "https://video.example.com:8443/f?token=t";
+        assert!(
+            check_origin(other, base, &public).is_err(),
+            "the port is part of it"
+        );
+    }
+
+    #[test]
     fn download_urls_stay_on_the_configured_origin() {
         let base = "https://video.example.com:443";
         for ok in [
             "https://video.example.com/bridge/api/client/v1/files/1/download?token=t",
             "https://VIDEO.example.com:443/f?token=t",
         ] {
-            assert!(check_origin(ok, base).is_ok(), "{ok}");
+            assert!(check_origin(ok, base, &[]).is_ok(), "{ok}");
         }
         for bad in [
             // A downgrade to plain HTTP, another port, another host, an internal address.
@@ -630,7 +646,7 @@ mod tests {
             "file:///etc/passwd?token=secret",
             "/relative?token=secret",
         ] {
-            let e = check_origin(bad, base).unwrap_err();
+            let e = check_origin(bad, base, &[]).unwrap_err();
             assert!(matches!(e, Error::Protocol(_)), "{bad}: {e:?}");
             assert!(!e.to_string().contains("secret"), "{e}");
         }
