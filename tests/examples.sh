@@ -92,6 +92,13 @@ if wait_for_file "$BIN/plain.json"; then
     else
         fail "trueconf-sim info file mode is $(stat -c %a "$BIN/plain.json")" "$BIN/sim-plain.out"
     fi
+    # Without --bot the bot account's password is drawn at random, never a known default.
+    pw=$(sed -n 's/^bot login: bot, password: //p' "$BIN/sim-plain.out")
+    if [ "${#pw}" -ge 16 ] && [ "$pw" != bot-password ]; then
+        pass "trueconf-sim draws a random bot password"
+    else
+        fail "trueconf-sim bot password is ${pw:-missing}" "$BIN/sim-plain.out"
+    fi
     TRUECONF_SERVER=127.0.0.1 TRUECONF_PORT=$(json_field "$BIN/plain.json" port) \
         TRUECONF_NO_TLS=true TRUECONF_TOKEN=$(json_field "$BIN/plain.json" token) \
         timeout "$LIMIT" "$BIN/echo" --quiet >"$BIN/echo-plain.out" 2>&1 &
