@@ -5,7 +5,9 @@
 //! `'/64KiB'` or `'^mentions/'` to run a subset. Goals: a 64 KiB hostile text within 3× of
 //! 64 KiB plain text, and 1 MiB about 16× 64 KiB.
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use std::hint::black_box;
 use trueconf_bot::format::{html, markdown, mentions, split_text, visible_len};
 use trueconf_bot::types::ParseMode;
@@ -25,7 +27,10 @@ fn inputs(n: usize) -> Vec<(&'static str, String)> {
     vec![
         (
             "plain",
-            fill("lorem ipsum dolor sit amet, consectetur adipiscing elit ", n),
+            fill(
+                "lorem ipsum dolor sit amet, consectetur adipiscing elit ",
+                n,
+            ),
         ),
         ("lbracket", fill("[", n)),
         // One `]` at the very end: every `[` finds it, none is a link.
@@ -48,11 +53,15 @@ fn functions() -> [(&'static str, Run); 8] {
         ("mentions", |t| usize::from(mentions(t, "bot@srv.example"))),
         ("visible_len_md", |t| visible_len(t, &ParseMode::Markdown)),
         ("visible_len_html", |t| visible_len(t, &ParseMode::Html)),
-        ("split_text", |t| split_text(t, &ParseMode::Text, 4096).len()),
+        ("split_text", |t| {
+            split_text(t, &ParseMode::Text, 4096).len()
+        }),
         ("split_md", |t| {
             split_text(t, &ParseMode::Markdown, 4096).len()
         }),
-        ("split_html", |t| split_text(t, &ParseMode::Html, 4096).len()),
+        ("split_html", |t| {
+            split_text(t, &ParseMode::Html, 4096).len()
+        }),
         ("escape_md", |t| markdown::escape(t).len()),
         ("escape_html", |t| html::escape(t).len()),
     ]
