@@ -530,3 +530,201 @@ proptest! {
         prop_assert_eq!(format::visible_len(&html::bold(&s), &HTML), s.chars().count());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile texts (security review, issue 21 item 4). A chat user controls what `mentions` and
+// friends read, so none of them may go back over what it has already read: on 1 MiB a
+// quadratic scan takes minutes, a linear one well under a second even in a debug build.
+// ---------------------------------------------------------------------------------------------
+
+/// About `n` bytes of `unit` (whole units).
+fn fill(unit: &str, n: usize) -> String {
+    unit.repeat(n / unit.len())
+}
+
+/// The texts of `benches/format.rs`, and more that defeat a one-way scanner, of about `n`
+/// bytes each.
+fn hostile_texts(n: usize) -> Vec<(&'static str, String)> {
+    let ending = |body: String, end: &str| body + end;
+    vec![
+        ("plain", fill("lorem ipsum dolor sit amet ", n)),
+        ("lbracket", fill("[", n)),
+        // Every `[` finds the one `]`, none is a link.
+        ("lbracket_close", ending(fill("[", n), "]")),
+        ("lbracket_escapes", ending(fill("[\\\\", n), "]")),
+        ("star", fill("*", n)),
+        ("lt", fill("<", n)),
+        (
+            "lt_in_bold",
+            format!("<b>{}{}", fill("<", n / 2), fill("x ", n / 2)),
+        ),
+        ("link_open", fill("[a](", n)),
+        ("word", fill("x", n)),
+        ("wide_word", fill("é😀", n)),
+        ("spaces", fill(" ", n)),
+        // Each `href="trueconf:` is inside the one unclosed `<a` tag.
+        ("href", format!("<a {}", fill("href=\"trueconf:x ", n))),
+        // Open tags that every part re-opens.
+        ("nested_b", fill("<b>", 16 << 10) + &fill("x ", n)),
+        (
+            "long_opener",
+            format!("<b {}>{}", fill("x", 16 << 10), fill("y ", n)),
+        ),
+        ("long_link", format!("[{}](u)", fill("x", n))),
+        (
+            "long_anchor",
+            format!("<a href=\"u\">{}</a>", fill("x ", n)),
+        ),
+        ("quotes", fill("<quote   ", n)),
+    ]
+}
+
+type Probe = fn(&str) -> usize;
+
+fn split_len(t: &str, mode: &ParseMode, limit: usize) -> usize {
+    split_text(t, mode, limit).len()
+}
+
+const PROBES: [(&str, Probe); 24] = [
+    ("mentions", |t| usize::from(mentions(t, "bot@srv"))),
+    ("mentioned_ids", |t| mentioned_ids(t).len()),
+    ("contact_link", |t| usize::from(contact_link(t).is_some())),
+    ("is_all_mention", |t| usize::from(is_all_mention(t))),
+    ("strip_reply_quote", |t| strip_reply_quote(t).1.len()),
+    ("reply_quote", |t| reply_quote(t).map_or(0, |q| q.len())),
+    ("visible_len md", |t| visible_len(t, &MD)),
+    ("visible_len html", |t| visible_len(t, &HTML)),
+    ("visible_text md", |t| visible_text(t, &MD).len()),
+    ("visible_text html", |t| visible_text(t, &HTML).len()),
+    ("split_text text", |t| split_len(t, &TEXT, MAX_TEXT_LEN)),
+    ("split_text md", |t| split_len(t, &MD, MAX_TEXT_LEN)),
+    ("split_text html", |t| split_len(t, &HTML, MAX_TEXT_LEN)),
+    ("split_text text 64", |t| split_len(t, &TEXT, 64)),
+    ("split_text md 64", |t| split_len(t, &MD, 64)),
+    ("split_text html 64", |t| split_len(t, &HTML, 64)),
+    ("split_text text in 3", |t| split_len(t, &TEXT, t.len() / 3)),
+    ("split_text md in 3", |t| split_len(t, &MD, t.len() / 3)),
+    ("split_text html in 3", |t| split_len(t, &HTML, t.len() / 3)),
+    ("markdown::escape", |t| markdown::escape(t).len()),
+    ("markdown::unescape", |t| markdown::unescape(t).len()),
+    ("html::escape", |t| html::escape(t).len()),
+    ("html::unescape", |t| html::unescape(t).len()),
+    ("markdown::link", |t| markdown::link(t, t).len()),
+];
+
+#[test]
+fn hostile_texts_take_linear_time() {
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
+    // Generous: linear code needs a fraction of a second per call in a debug build on a busy
+    // machine; the quadratic code this guards against needed minutes.
+    const BOUND: Duration = Duration::from_secs(5);
+    for (kind, text) in hostile_texts(1 << 20) {
+        let text = Arc::new(text);
+        for (name, probe) in PROBES {
+            let (tx, rx) = mpsc::channel();
+            let t = Arc::clone(&text);
+            // A thread, so a regression fails after BOUND instead of hanging the suite (and
+            // fails at once: the stray thread keeps a core busy until the process ends).
+            std::thread::spawn(move || tx.send(probe(&t)));
+            match rx.recv_timeout(BOUND) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{name} on 1 MiB of {kind} took over {BOUND:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{name} on {kind} panicked"),
+            }
+        }
+    }
+}
+
+#[test]
+fn split_parts_stay_proportional_to_the_text() {
+    // Escaping may grow a text a few times over (`&` is `&amp;`), and each part re-opens and
+    // closes the formatting open at its cut; neither may grow with the number of open tags
+    // or with the length of one opening tag.
+    for (kind, text) in hostile_texts(64 << 10) {
+        for mode in [TEXT, MD, HTML] {
+            for limit in [64, MAX_TEXT_LEN] {
+                let parts = split_text(&text, &mode, limit);
+                let bytes: usize = parts.iter().map(String::len).sum();
+                let bound = 5 * text.len() + parts.len() * 8192;
+                assert!(
+                    bytes <= bound,
+                    "{kind} in {mode:?} at {limit}: {} parts, {bytes} bytes from {}",
+                    parts.len(),
+                    text.len()
+                );
+            }
+        }
+    }
+}
+
+/// Texts from the characters scanners trip on, with a few whole constructs so links, tags,
+/// mentions and escapes actually occur.
+fn dangerous() -> impl Strategy<Value = String> {
+    let chars = prop::sample::select(vec![
+        "[", "]", "(", ")", "*", "_", "~", "`", "<", ">", "&", ";", "\\", "/", "=", "\"", "a", "b",
+        "i", "x", "Z", " ", "  ", "\n", "\t", "é", "😀", "Ж",
+    ]);
+    let constructs = prop::sample::select(vec![
+        "<b>",
+        "</b>",
+        "<i x>",
+        "<a href=\"trueconf:bot@srv\">",
+        "<a href='trueconf:Bot@srv&do=profile'>",
+        " href=\"trueconf:x@s\"",
+        "</a>",
+        "[a](",
+        "](trueconf:bot@srv)",
+        "](u)",
+        "\\]",
+        "\\\\",
+        "**",
+        "__",
+        "~~",
+        "&amp;",
+        "&#60;",
+        "<br>",
+        "<quote class=\"reply\">",
+        "</quote>",
+        "\n>",
+    ]);
+    let unit = prop_oneof![4 => chars, 1 => constructs];
+    prop::collection::vec(unit, 0..48).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The linear scanners give what the plain definitions give (`format::reference`:
+    /// searches from scratch, and the split and mention search from before they were made
+    /// linear).
+    #[test]
+    fn linear_scanners_agree_with_the_reference(text in dangerous(), limit in 1usize..40) {
+        use trueconf_bot::format::reference;
+        for mode in [TEXT, MD, HTML] {
+            prop_assert_eq!(visible_len(&text, &mode), reference::visible_len(&text, &mode));
+            prop_assert_eq!(visible_text(&text, &mode), reference::visible_text(&text, &mode));
+            prop_assert_eq!(
+                split_text(&text, &mode, limit),
+                reference::split_text(&text, &mode, limit),
+                "{:?} at {}", mode, limit
+            );
+        }
+        prop_assert_eq!(mentioned_ids(&text), reference::mentioned_ids(&text));
+        prop_assert_eq!(mentions(&text, "bot@srv/x"), reference::mentions(&text, "bot@srv/x"));
+        let md: String = text
+            .chars()
+            .flat_map(|c| {
+                let special = "_*[]()~`>#+-=|{}.!\\".contains(c);
+                special.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        prop_assert_eq!(markdown::escape(&text), md.as_str());
+        prop_assert_eq!(markdown::unescape(&md), text.as_str());
+        let h = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        prop_assert_eq!(html::escape(&text), h.as_str());
+        prop_assert_eq!(html::unescape(&h), text.as_str());
+    }
+}

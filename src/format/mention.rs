@@ -18,11 +18,15 @@ struct Target<'a> {
     id: &'a str,
 }
 
-const SCHEME: &str = "trueconf:";
+pub(crate) const SCHEME: &str = "trueconf:";
 const PROFILE: [&str; 2] = ["&do=profile", "&amp;do=profile"];
 
 /// `trueconf:ID` then an optional `&do=profile`, then one of `closers`.
-fn target_at<'a>(text: &'a str, at: usize, closers: &[char]) -> Option<(&'a str, usize)> {
+pub(crate) fn target_at<'a>(
+    text: &'a str,
+    at: usize,
+    closers: &[char],
+) -> Option<(&'a str, usize)> {
     let rest = text.get(at..)?.strip_prefix(SCHEME)?;
     let id_len = rest.find(|c: char| c == '&' || closers.contains(&c))?;
     if id_len == 0 {
@@ -37,10 +41,50 @@ fn target_at<'a>(text: &'a str, at: usize, closers: &[char]) -> Option<(&'a str,
     Some((&rest[..id_len], end))
 }
 
+/// Where the last `<` before a point is and whether a `>` follows it, kept up to date as the
+/// point moves forward through the text. Asking "is this `href=` inside an `<a` tag" by
+/// searching back for the tag's start would read a text of many `href="trueconf:` again
+/// and again (quadratic); this reads each byte once.
+#[derive(Default)]
+struct TagState {
+    scanned: usize,
+    lt: Option<usize>,
+    closed: bool,
+}
+
+impl TagState {
+    /// Moves the point to `to` (never back).
+    fn advance(&mut self, text: &str, to: usize) {
+        if to <= self.scanned {
+            return;
+        }
+        let seg = &text.as_bytes()[self.scanned..to];
+        match seg.iter().rposition(|&b| b == b'<') {
+            Some(p) => {
+                self.lt = Some(self.scanned + p);
+                self.closed = seg[p..].contains(&b'>');
+            }
+            None => self.closed |= seg.contains(&b'>'),
+        }
+        self.scanned = to;
+    }
+
+    /// The point (where `advance` left it) is inside an unclosed `<a ` tag.
+    fn in_a_tag(&self, text: &str) -> bool {
+        self.lt.is_some_and(|lt| {
+            !self.closed
+                && self.scanned > lt + 2
+                && text.as_bytes()[lt + 1].eq_ignore_ascii_case(&b'a')
+                && text[lt + 2..self.scanned].starts_with(char::is_whitespace)
+        })
+    }
+}
+
 /// Every `href="trueconf:ID"` (quotes `"` or `'`, optional `&do=profile`) inside an `<a …>`
 /// tag, then every Markdown link `[text](trueconf:ID)`.
 fn targets(text: &str) -> impl Iterator<Item = Target<'_>> {
     let mut from = 0;
+    let mut tag = TagState::default();
     let html = std::iter::from_fn(move || {
         loop {
             let k = from + text.get(from..)?.find(SCHEME)?;
@@ -52,14 +96,11 @@ fn targets(text: &str) -> impl Iterator<Item = Target<'_>> {
                 continue;
             };
             // Escaped text such as `&lt;a href="trueconf:x"&gt;` is not a link.
-            let in_a_tag = b.rfind('<').is_some_and(|lt| {
-                let tag = &b[lt..];
-                !tag.contains('>')
-                    && tag.len() > 2
-                    && tag.as_bytes()[1].eq_ignore_ascii_case(&b'a')
-                    && tag[2..].starts_with(char::is_whitespace)
-            });
-            if let Some((id, end)) = target_at(text, k, &['"', '\'']).filter(|_| in_a_tag) {
+            tag.advance(text, b.len());
+            if !tag.in_a_tag(text) {
+                continue;
+            }
+            if let Some((id, end)) = target_at(text, k, &['"', '\'']) {
                 from = end;
                 return Some(Target {
                     start: b.len(),

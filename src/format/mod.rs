@@ -12,6 +12,9 @@
 //! all towards what the reader actually sees: each mode only strips its own markup (the Python
 //! client strips both everywhere), an HTML entity such as `&amp;` counts as one character,
 //! and a Markdown backslash escape such as `\.` counts as the one character it shows.
+//!
+//! Received texts come from chat users, so every function here takes time linear in its
+//! input, whatever the input: no text makes a scan go back over what it has read.
 
 use crate::types::ParseMode;
 
@@ -19,6 +22,9 @@ mod entity;
 pub mod html;
 pub mod markdown;
 mod mention;
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod reference;
 mod scan;
 mod split;
 
@@ -56,8 +62,11 @@ pub fn visible_text(text: &str, mode: &ParseMode) -> String {
 /// part; a word is cut only when it alone is too long. A cut never falls inside a tag, an
 /// entity, an escape or a link (a link longer than `limit` is written out as plain text).
 /// Formatting open at a cut is closed at the end of the part and re-opened at the start of the
-/// next. In [`ParseMode::Text`] the parts concatenate to `text` exactly; with markup, their
-/// visible texts concatenate to the visible text of `text`. Empty input gives no parts.
+/// next; beyond 16 open tags only once per kind of tag (for `b i u s` that renders the same),
+/// and a tag longer than 256 bytes is re-opened as just `<name>`, so re-opening adds at most a
+/// few kilobytes to a part. In [`ParseMode::Text`] the parts concatenate to `text` exactly; with
+/// markup, their visible texts concatenate to the visible text of `text`. Empty input gives
+/// no parts.
 ///
 /// ```
 /// use trueconf_bot::format::split_text;

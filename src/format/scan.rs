@@ -29,7 +29,7 @@ pub(crate) enum Kind {
     /// One visible character written with several bytes (entity, Markdown escape).
     Atom,
     /// Markdown punctuation that shows literally only thanks to its neighbours (`a_b`, `a\b`,
-    /// a `>` inside a line) or an HTML `<` that starts no known tag. Must be escaped when a cut
+    /// a `>` inside a line) or HTML `<`s that start no known tag. Must be escaped when a cut
     /// puts it at the edge of a part.
     Lit,
     /// `<a href>…</a>` or `[text](url)`: counted as text, a space and the url.
@@ -75,41 +75,113 @@ pub(crate) struct Tokens<'a> {
     memo: Memo,
 }
 
-/// Where a forward search already came up empty: from there on it always will. Keeps texts
-/// like `<b <b <b …` or `[[[[…` linear instead of quadratic.
-#[derive(Debug, Clone, Copy)]
+/// The forward searches of one tokenizer run, each remembering what it already found.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Memo {
-    gt: usize,
-    close_a: usize,
-    rbracket: usize,
-    rparen: usize,
+    gt: Search,
+    close_a: Search,
+    rbracket: Search,
+    rparen: Search,
 }
 
-impl Default for Memo {
+/// One forward search's answers so far. The tokenizer asks from ever later starts; without
+/// these answers texts like `<b <b <b …` or `[[[[…]` (every `[` finds the one `]`) cost a
+/// scan to the end per token, quadratic in all.
+///
+/// * A search that came up empty from `miss` comes up empty from any later start.
+/// * One that went from `hit.0` to a match at `hit.1` ends there from any start in between.
+///
+/// Both hold for a plain substring search. The `]` search skips backslash escapes, so where
+/// it stands in between matters; it holds there because every start follows a `[`, which is
+/// never escaping and never the end (see [`md_link_parts`]).
+#[derive(Debug, Clone, Copy)]
+struct Search {
+    miss: usize,
+    hit: (usize, usize),
+    /// Off for the test oracle: every search from scratch, as the definition says.
+    remember: bool,
+}
+
+impl Default for Search {
     fn default() -> Self {
-        Memo {
-            gt: usize::MAX,
-            close_a: usize::MAX,
-            rbracket: usize::MAX,
-            rparen: usize::MAX,
+        Search {
+            miss: usize::MAX,
+            hit: (usize::MAX, 0),
+            remember: true,
         }
     }
 }
 
-fn memo_find(
-    slot: &mut usize,
-    text: &str,
-    from: usize,
-    find: impl FnOnce(&str) -> Option<usize>,
-) -> Option<usize> {
-    if from >= *slot {
-        return None;
+impl Search {
+    /// The first match at or after `from`; `find` searches a suffix of `text`.
+    fn find(
+        &mut self,
+        text: &str,
+        from: usize,
+        find: impl FnOnce(&str) -> Option<usize>,
+    ) -> Option<usize> {
+        if !self.remember {
+            return find(&text[from..]).map(|k| from + k);
+        }
+        if from >= self.miss {
+            return None;
+        }
+        if self.hit.0 <= from && from <= self.hit.1 {
+            return Some(self.hit.1);
+        }
+        let found = find(&text[from..]).map(|k| from + k);
+        match found {
+            Some(at) => self.hit = (from, at),
+            None => self.miss = from,
+        }
+        found
     }
-    let found = find(&text[from..]).map(|k| from + k);
-    if found.is_none() {
-        *slot = from;
+}
+
+impl Memo {
+    /// Whether runs of tokens that are known to behave as one are made one token; not for
+    /// the test oracle, whose tokens are the plain definition.
+    fn merges(&self) -> bool {
+        self.gt.remember
     }
-    found
+
+    /// Where a `[` may start a link again, once the one at `i` did not: no `[` before that
+    /// does (0 when nothing is known).
+    ///
+    /// * When a `]` search or a `)` search came up empty, no later `[` starts a link: its
+    ///   `]` search follows the same path (see [`md_link_parts`]), and its `)` search starts
+    ///   after the failed one, or at the same place when both share the `]`.
+    /// * Every `[` before the `]` that the one at `i` found finds that `]` too; when no
+    ///   `(url)` follows it, none of them starts a link.
+    fn links_from(&self, text: &str, i: usize) -> usize {
+        let tried = |s: &Search| s.remember && s.miss != usize::MAX;
+        if tried(&self.rbracket) || tried(&self.rparen) {
+            return usize::MAX;
+        }
+        let (from, close) = self.rbracket.hit;
+        if self.rbracket.remember && from <= i + 1 && i < close {
+            let after = &text[close + 1..];
+            if !after.starts_with('(') || after[1..].starts_with(')') {
+                return close;
+            }
+        }
+        0
+    }
+
+    /// Searches that remember nothing: the plain definition, for the test oracle.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn forgetful() -> Self {
+        let s = Search {
+            remember: false,
+            ..Search::default()
+        };
+        Memo {
+            gt: s,
+            close_a: s,
+            rbracket: s,
+            rparen: s,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -138,6 +210,15 @@ impl<'a> Tokens<'a> {
             memo: Memo::default(),
         }
     }
+
+    /// Tokens found with searches from scratch (the test oracle's definition).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn forgetful(text: &'a str, mode: Mode) -> Self {
+        Tokens {
+            memo: Memo::forgetful(),
+            ..Tokens::new(text, mode)
+        }
+    }
 }
 
 impl Iterator for Tokens<'_> {
@@ -150,7 +231,7 @@ impl Iterator for Tokens<'_> {
             space(self.text, i, self.mode)
         } else {
             match self.mode {
-                Mode::Text => word(self.text, i, |c| c.is_whitespace()),
+                Mode::Text => word(self.text, i, |_, _| false),
                 Mode::Html => html(self.text, i, c, &mut self.memo),
                 Mode::Markdown => markdown(self.text, i, c, &mut self.memo),
             }
@@ -185,14 +266,15 @@ fn space(text: &str, i: usize, mode: Mode) -> (usize, usize, Kind) {
     )
 }
 
-/// A run of ordinary characters; the first one is always taken.
-fn word(text: &str, i: usize, stop: impl Fn(char) -> bool) -> (usize, usize, Kind) {
+/// A run of ordinary characters; the first one is always taken. `stop` sees each further
+/// char and its byte offset in `text`.
+fn word(text: &str, i: usize, stop: impl Fn(usize, char) -> bool) -> (usize, usize, Kind) {
     let mut chars = text[i..].chars();
     let first = chars.next().map_or(0, char::len_utf8);
     let mut len = first;
     let mut n = 1;
     for c in chars {
-        if c.is_whitespace() || stop(c) {
+        if c.is_whitespace() || stop(i + len, c) {
             break;
         }
         len += c.len_utf8();
@@ -204,6 +286,20 @@ fn word(text: &str, i: usize, stop: impl Fn(char) -> bool) -> (usize, usize, Kin
 fn html(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) {
     match c {
         '<' => {
+            // Only `</` and the first letters of the tag names can start markup.
+            let b = text.as_bytes();
+            let starts_nothing = |j: usize| {
+                let next = b.get(j + 1).map(u8::to_ascii_lowercase);
+                !matches!(next, Some(b'/' | b'q' | b'b' | b'i' | b'u' | b's' | b'a'))
+            };
+            if starts_nothing(i) {
+                // A run of such `<` is one token, not one per byte (`split` escapes each).
+                let mut j = i + 1;
+                while memo.merges() && b.get(j) == Some(&b'<') && starts_nothing(j) {
+                    j += 1;
+                }
+                return (j - i, j - i, Kind::Lit);
+            }
             if let Some((len, vis)) = html_anchor(text, i, memo) {
                 return (len, vis, Kind::Link);
             }
@@ -214,9 +310,9 @@ fn html(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Kind) 
         }
         '&' => match entity(text, i) {
             Some((len, _)) => (len, 1, Kind::Atom),
-            None => word(text, i, |c| c == '<' || c == '&'),
+            None => word(text, i, |_, c| c == '<' || c == '&'),
         },
-        _ => word(text, i, |c| c == '<' || c == '&'),
+        _ => word(text, i, |_, c| c == '<' || c == '&'),
     }
 }
 
@@ -241,7 +337,7 @@ fn html_tag(text: &str, i: usize, memo: &mut Memo) -> Option<(usize, Kind)> {
     } else if rest.starts_with("/>") {
         (j + 2, true)
     } else if next.is_whitespace() {
-        let gt = memo_find(&mut memo.gt, text, j, |s| s.find('>'))?;
+        let gt = memo.gt.find(text, j, |s| s.find('>'))?;
         (gt + 1, text[..gt].trim_end().ends_with('/'))
     } else {
         return None;
@@ -275,10 +371,12 @@ pub(crate) fn html_anchor_parts<'a>(
     if !text[i + 2..].chars().next()?.is_whitespace() {
         return None;
     }
-    let gt = memo_find(&mut memo.gt, text, i + 2, |s| s.find('>'))?;
+    let gt = memo.gt.find(text, i + 2, |s| s.find('>'))?;
     let attrs = &text[i + 2..gt];
     let inner_start = gt + 1;
-    let close = memo_find(&mut memo.close_a, text, inner_start, |s| find_ci(s, "</a>"))?;
+    let close = memo
+        .close_a
+        .find(text, inner_start, |s| find_ci(s, "</a>"))?;
     let inner = &text[inner_start..close];
     let end = close + 4;
     Some((end - i, href(attrs), inner))
@@ -342,7 +440,14 @@ fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Ki
         '>' => (1, 1, Kind::Lit),
         '[' => match md_link_parts(text, i, memo) {
             Some((len, inner, url)) => (len, link_count(inner, url, Mode::Markdown), Kind::Link),
-            None => word(text, i, md_stop),
+            // The `[`s known to start no link join the word instead of each making a token
+            // of its own (a word is a word however it is cut into tokens).
+            None => {
+                let links_from = memo.links_from(text, i);
+                word(text, i, |at, c| {
+                    md_stop(c) && !(c == '[' && at < links_from)
+                })
+            }
         },
         '\\' => match text[i + 1..].chars().next() {
             Some(n) if is_md_special(n) => (1 + n.len_utf8(), 1, Kind::Atom),
@@ -374,7 +479,7 @@ fn markdown(text: &str, i: usize, c: char, memo: &mut Memo) -> (usize, usize, Ki
                 (1, 0, Kind::Toggle(Mark::Md(m)))
             }
         }
-        _ => word(text, i, md_stop),
+        _ => word(text, i, |_, c| md_stop(c)),
     }
 }
 
@@ -384,12 +489,19 @@ fn md_stop(c: char) -> bool {
 
 /// `[inner](url)` at `i`: (byte length, inner, url). Backslash escapes inside `inner` are
 /// honoured so an escaped `]` does not end the text.
+///
+/// The `]` search starts right after a `[`. A search from an earlier start that reached this
+/// `[` (as an escaped char or not) stands right after it outside any escape, exactly as a
+/// new search would, so they find the same `]`: what lets [`Memo`] reuse the answer.
 pub(crate) fn md_link_parts<'a>(
     text: &'a str,
     i: usize,
     memo: &mut Memo,
 ) -> Option<(usize, &'a str, &'a str)> {
-    let close = memo_find(&mut memo.rbracket, text, i + 1, |rest| {
+    if text.as_bytes().get(i) != Some(&b'[') {
+        return None;
+    }
+    let close = memo.rbracket.find(text, i + 1, |rest| {
         let mut chars = rest.char_indices();
         loop {
             let (k, ch) = chars.next()?;
@@ -405,7 +517,7 @@ pub(crate) fn md_link_parts<'a>(
         return None;
     }
     let url_start = close + 2;
-    let end = memo_find(&mut memo.rparen, text, url_start, |s| s.find(')'))?;
+    let end = memo.rparen.find(text, url_start, |s| s.find(')'))?;
     if end == url_start {
         return None;
     }
