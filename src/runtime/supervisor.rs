@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
 use super::config::Config;
@@ -131,7 +131,7 @@ impl SupState {
     }
 
     #[cfg(feature = "testkit")]
-    fn cell(&self, role: RuntimeActor) -> ActorCell {
+    fn cell(&self, role: RuntimeActor) -> ractor::ActorCell {
         match role {
             RuntimeActor::Connection => self.connection.get_cell(),
             RuntimeActor::RequestRouter => self.router.get_cell(),
