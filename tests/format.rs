@@ -728,3 +728,34 @@ proptest! {
         prop_assert_eq!(html::unescape(&h), text.as_str());
     }
 }
+
+/// The escapers as plainly as they can be written: char by char. The library's work on
+/// bytes (for speed on hostile texts) must give the same strings.
+fn escape_by_chars(text: &str, escapes: &[(char, &str)]) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match escapes.iter().find(|(k, _)| *k == c) {
+            Some((_, with)) => out.push_str(with),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn escapers_agree_with_char_by_char(text in "(\\PC|[<>&\"'*_\\[\\]()\\\\`~#+=|{}.!-]){0,40}") {
+        let html_set = [('&', "&amp;"), ('<', "&lt;"), ('>', "&gt;")];
+        let attr_set = [('&', "&amp;"), ('<', "&lt;"), ('>', "&gt;"), ('"', "&quot;"), ('\'', "&#x27;")];
+        let md: Vec<(char, String)> =
+            "_*[]()~`>#+-=|{}.!\\".chars().map(|c| (c, format!("\\{c}"))).collect();
+        let md_set: Vec<(char, &str)> = md.iter().map(|(c, s)| (*c, s.as_str())).collect();
+        prop_assert_eq!(html::escape(&text), escape_by_chars(&text, &html_set));
+        prop_assert_eq!(html::escape_attr(&text), escape_by_chars(&text, &attr_set));
+        prop_assert_eq!(markdown::escape(&text), escape_by_chars(&text, &md_set));
+        let escaped = markdown::escape(&text);
+        prop_assert_eq!(markdown::unescape(&escaped), text.as_str());
+    }
+}

@@ -15,23 +15,46 @@ use std::borrow::Cow;
 pub use super::entity::unescape;
 
 fn escape_with(text: &str, attr: bool) -> Cow<'_, str> {
-    let special = |c: char| matches!(c, '&' | '<' | '>') || (attr && matches!(c, '"' | '\''));
-    let Some(first) = text.find(special) else {
+    let special = |b: u8| matches!(b, b'&' | b'<' | b'>') || (attr && matches!(b, b'"' | b'\''));
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| special(b)) else {
         return Cow::Borrowed(text);
     };
-    let mut out = String::with_capacity(text.len() + 16);
+    let mut out = String::with_capacity(text.len() + text.len() / 2 + 16);
     out.push_str(&text[..first]);
-    for c in text[first..].chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' if attr => out.push_str("&quot;"),
-            '\'' if attr => out.push_str("&#x27;"),
-            c => out.push(c),
+    // Byte by byte over ASCII, each arm pushing a literal or one byte (a store of known
+    // length, no call to copy), so a text of nothing but `<` costs about what its output
+    // costs to write; runs of non-ASCII bytes, whole chars by construction, are copied
+    // whole. (Copying the runs between specials whole instead is slower on hostile texts,
+    // whose runs are a byte or two long; `benches/format.rs --ratios` measures both.)
+    let mut i = first;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            match b {
+                b'&' => out.push_str("&amp;"),
+                b'<' => out.push_str("&lt;"),
+                b'>' => out.push_str("&gt;"),
+                b'"' if attr => out.push_str("&quot;"),
+                b'\'' if attr => out.push_str("&#x27;"),
+                _ => out.push(char::from(b)),
+            }
+            i += 1;
+        } else {
+            i = copy_non_ascii(&mut out, text, i);
         }
     }
     Cow::Owned(out)
+}
+
+/// Copies the run of non-ASCII bytes at `i` (it starts and ends on char boundaries: ASCII
+/// bytes are never inside a char) and returns where it ends.
+pub(super) fn copy_non_ascii(out: &mut String, text: &str, i: usize) -> usize {
+    let end = text.as_bytes()[i..]
+        .iter()
+        .position(u8::is_ascii)
+        .map_or(text.len(), |n| i + n);
+    out.push_str(&text[i..end]);
+    end
 }
 
 /// Escapes `&`, `<` and `>` so `text` shows literally (quotes are left alone, as in the

@@ -11,20 +11,28 @@
 
 use std::borrow::Cow;
 
-use super::scan::MD_SPECIAL;
+use super::scan::{is_md_special, is_md_special_byte};
 
 /// Prefixes every Markdown special character with a backslash.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    let Some(first) = text.find(|c| MD_SPECIAL.contains(c)) else {
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| is_md_special_byte(b)) else {
         return Cow::Borrowed(text);
     };
-    let mut out = String::with_capacity(text.len() + 8);
+    let mut out = String::with_capacity(text.len() + text.len() / 2 + 8);
     out.push_str(&text[..first]);
-    for c in text[first..].chars() {
-        if MD_SPECIAL.contains(c) {
-            out.push('\\');
+    // As `html::escape`: byte by byte over ASCII, non-ASCII runs copied whole.
+    let mut i = first;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if is_md_special_byte(b) {
+                out.push('\\');
+            }
+            out.push(char::from(b));
+            i += 1;
+        } else {
+            i = super::html::copy_non_ascii(&mut out, text, i);
         }
-        out.push(c);
     }
     Cow::Owned(out)
 }
@@ -38,7 +46,7 @@ pub fn unescape(text: &str) -> Cow<'_, str> {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match chars.peek() {
-            Some(&n) if c == '\\' && MD_SPECIAL.contains(n) => {
+            Some(&n) if c == '\\' && is_md_special(n) => {
                 out.push(n);
                 chars.next();
             }

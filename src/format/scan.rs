@@ -59,8 +59,26 @@ pub(crate) struct Tok {
 /// Characters the Markdown escaper prefixes with a backslash (same set as the Python client).
 pub(crate) const MD_SPECIAL: &str = "_*[]()~`>#+-=|{}.!\\";
 
-fn is_md_special(c: char) -> bool {
-    MD_SPECIAL.contains(c)
+/// [`MD_SPECIAL`] as a table indexed by byte: a lookup instead of a search of the set for
+/// every char of a text.
+const MD_SPECIAL_BYTES: [bool; 128] = {
+    let mut table = [false; 128];
+    let set = MD_SPECIAL.as_bytes();
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether byte `b` is one of [`MD_SPECIAL`] (all ASCII, so never part of a longer char).
+pub(crate) fn is_md_special_byte(b: u8) -> bool {
+    b < 128 && MD_SPECIAL_BYTES[b as usize]
+}
+
+pub(crate) fn is_md_special(c: char) -> bool {
+    u8::try_from(c).is_ok_and(is_md_special_byte)
 }
 
 // Python's str.isalnum, close enough for the "marker inside a word" rule.
