@@ -11,6 +11,7 @@ mod call;
 mod files;
 mod lifecycle;
 mod methods;
+mod parity;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 pub use self::builder::BotBuilder;
 pub use self::call::Call;
 pub use self::methods::ActivityGuard;
+pub use self::parity::{HealthSnapshot, HealthStatus};
 use crate::methods::Request;
 use crate::runtime::Runtime;
 pub use crate::runtime::config::{ReconnectPolicy, Secret};

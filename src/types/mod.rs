@@ -12,6 +12,7 @@ pub mod event;
 pub mod file;
 pub mod http;
 pub mod message;
+pub mod vcard;
 pub mod server;
 
 pub use button::{Button, InlineKeyboard, KeyboardBuilder};
@@ -25,3 +26,4 @@ pub use event::{ChatCreatedKind, CommandEvent, Event};
 pub use file::{FileInfo, FilePreview, UploadLimits, is_webp};
 pub use message::{Author, ChatRef, Content, Message, MessageKind};
 pub use server::{ServerInfo, ServerVersion};
+pub use vcard::Contact;
