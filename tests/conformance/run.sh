@@ -56,3 +56,9 @@ for mode in plain tls; do
     cat "$WORK/sim.log"
     echo "conformance ($mode): passed"
 done
+
+# Every event the emulator pushes, parsed by the client's own models (tests/event_catalog.rs
+# records them; the test binary is already built by the test step of .ci/run).
+TRUECONF_EVENT_DUMP="$WORK/events.jsonl" cargo test --quiet --features testkit \
+    --test event_catalog >"$WORK/catalog.log" 2>&1 || { cat "$WORK/catalog.log" >&2; exit 1; }
+"$VENV/bin/python" tests/conformance/parse_events.py "$WORK/events.jsonl"
