@@ -46,7 +46,10 @@ async fn every_pushed_event_decodes() {
     let hello = alice.send_text(&chat, "hello").await.unwrap();
     next(ev, "sendMessage", &mut log).await;
     alice
-        .send_html(&chat, r#"<quote class="reply">hello</quote><br><br><b>hi</b>"#)
+        .send_html(
+            &chat,
+            r#"<quote class="reply">hello</quote><br><br><b>hi</b>"#,
+        )
         .await
         .unwrap();
     next(ev, "sendMessage", &mut log).await;
@@ -56,9 +59,15 @@ async fn every_pushed_event_decodes() {
     next(ev, "editMessage", &mut log).await;
     alice.remove(&hello).await.unwrap();
     next(ev, "removeMessage", &mut log).await;
-    alice.upload_file(&chat, "note.txt", "file body").await.unwrap();
+    alice
+        .upload_file(&chat, "note.txt", "file body")
+        .await
+        .unwrap();
     next(ev, "sendMessage", &mut log).await;
-    alice.upload_file(&chat, "pic.png", &b"\x89PNG"[..]).await.unwrap();
+    alice
+        .upload_file(&chat, "pic.png", &b"\x89PNG"[..])
+        .await
+        .unwrap();
     next(ev, "sendMessage", &mut log).await;
 
     // A button press, then the bot's own message with buttons edited.
@@ -83,7 +92,10 @@ async fn every_pushed_event_decodes() {
         .build()
         .unwrap();
     twin.start().await.unwrap();
-    let survey = twin.send_survey(&chat, "Lunch?", "campaign-1").await.unwrap();
+    let survey = twin
+        .send_survey(&chat, "Lunch?", "campaign-1")
+        .await
+        .unwrap();
     next(ev, "sendMessage", &mut log).await;
     twin.edit_survey(&survey.message_id, "Dinner?", "campaign-1")
         .await
@@ -92,10 +104,15 @@ async fn every_pushed_event_decodes() {
     // for the survey edit before it.
     let note = twin.send_message(&chat, "note").await.unwrap();
     next(ev, "sendMessage", &mut log).await;
-    twin.edit_message(&note.message_id, "note (edited)").await.unwrap();
+    twin.edit_message(&note.message_id, "note (edited)")
+        .await
+        .unwrap();
     next(ev, "editMessage", &mut log).await;
     let last = &log.last().unwrap().1;
-    assert!(last.contains(&note.message_id), "only the text edit: {last}");
+    assert!(
+        last.contains(&note.message_id),
+        "only the text edit: {last}"
+    );
     twin.shutdown().await.unwrap();
 
     // A file still uploading, watched through progress events.
@@ -161,11 +178,19 @@ async fn every_pushed_event_decodes() {
         }
     }
     let methods: BTreeSet<&str> = log.iter().map(|(m, _)| m.as_str()).collect();
-    eprintln!("{} events of {} kinds: {methods:?}", log.len(), methods.len());
+    eprintln!(
+        "{} events of {} kinds: {methods:?}",
+        log.len(),
+        methods.len()
+    );
     if let Ok(path) = std::env::var("TRUECONF_EVENT_DUMP") {
         let mut out = String::new();
         for (id, (method, payload)) in log.iter().enumerate() {
-            let frame = format!(r#"{{"type":1,"id":{},"method":{:?},"payload":{payload}}}"#, id + 1, method);
+            let frame = format!(
+                r#"{{"type":1,"id":{},"method":{:?},"payload":{payload}}}"#,
+                id + 1,
+                method
+            );
             out.push_str(&frame);
             out.push('\n');
         }

@@ -60,7 +60,9 @@ impl Running {
 /// The smallest valid WebP header the sticker check accepts.
 fn webp() -> Vec<u8> {
     let mut v = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00".to_vec();
-    v.extend_from_slice(&[0x2f, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07]);
+    v.extend_from_slice(&[
+        0x2f, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07,
+    ]);
     v
 }
 
@@ -71,15 +73,19 @@ fn text_of(envelope: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_shortcuts_answer_and_reply() {
     async fn files(msg: MessageContext) -> HandlerResult {
-        msg.answer_document(InputFile::bytes("a.txt", "doc")).await?;
+        msg.answer_document(InputFile::bytes("a.txt", "doc"))
+            .await?;
         msg.answer_photo(InputFile::bytes("p.png", &b"\x89PNG fake"[..]))
             .caption("a photo")
             .await?;
-        msg.answer_sticker(InputFile::bytes("s.webp", webp())).await?;
-        msg.reply_document(InputFile::bytes("b.txt", "reply doc")).await?;
+        msg.answer_sticker(InputFile::bytes("s.webp", webp()))
+            .await?;
+        msg.reply_document(InputFile::bytes("b.txt", "reply doc"))
+            .await?;
         msg.reply_photo(InputFile::bytes("q.png", &b"\x89PNG fake"[..]))
             .await?;
-        msg.reply_sticker(InputFile::bytes("t.webp", webp())).await?;
+        msg.reply_sticker(InputFile::bytes("t.webp", webp()))
+            .await?;
         Ok(())
     }
     let r = Running::start(Router::new().command("files", files)).await;
@@ -93,7 +99,11 @@ async fn file_shortcuts_answer_and_reply() {
         .iter()
         .map(|m| m["content"]["name"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(names, ["a.txt", "p.png", "s.webp", "b.txt", "q.png", "t.webp"], "{got:?}");
+    assert_eq!(
+        names,
+        ["a.txt", "p.png", "s.webp", "b.txt", "q.png", "t.webp"],
+        "{got:?}"
+    );
     let replies: Vec<bool> = files
         .iter()
         .map(|m| m["replyMessageId"].as_str() == Some(asked.as_str()))
@@ -113,7 +123,8 @@ async fn quotes_on_replies_and_text_without_the_quote() {
                 let tx = tx.clone();
                 async move {
                     // A reply-with-quote's text is what the user typed; the quote apart.
-                    tx.send(format!("{:?} {:?}", msg.text(), msg.quote())).unwrap();
+                    tx.send(format!("{:?} {:?}", msg.text(), msg.quote()))
+                        .unwrap();
                     HandlerResult::Ok(())
                 }
             }
@@ -122,8 +133,11 @@ async fn quotes_on_replies_and_text_without_the_quote() {
             let tx = tx.clone();
             async move {
                 let wrong = msg.reply_quoting("not in it", "x").map(drop);
-                tx.send(format!("{}", matches!(wrong, Err(Error::InvalidArgument { .. }))))
-                    .unwrap();
+                tx.send(format!(
+                    "{}",
+                    matches!(wrong, Err(Error::InvalidArgument { .. }))
+                ))
+                .unwrap();
                 msg.reply_quoting("world", "a <plain> reply")?.await?;
                 msg.bot
                     .send_message(msg.chat(), "**md**")
@@ -133,8 +147,17 @@ async fn quotes_on_replies_and_text_without_the_quote() {
                     .await?;
                 // A quote without a reply is refused before sending.
                 let lone = msg.answer("x").quote("hello").await;
-                tx.send(format!("{}", matches!(lone, Err(Error::InvalidArgument { argument: "quote", .. }))))
-                    .unwrap();
+                tx.send(format!(
+                    "{}",
+                    matches!(
+                        lone,
+                        Err(Error::InvalidArgument {
+                            argument: "quote",
+                            ..
+                        })
+                    )
+                ))
+                .unwrap();
                 HandlerResult::Ok(())
             }
         });
@@ -142,10 +165,16 @@ async fn quotes_on_replies_and_text_without_the_quote() {
     let alice = r.sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
     alice
-        .send_html(&chat, r#"<quote class="reply">a &lt;b&gt; c</quote><br><br>/start"#)
+        .send_html(
+            &chat,
+            r#"<quote class="reply">a &lt;b&gt; c</quote><br><br>/start"#,
+        )
         .await
         .unwrap();
-    assert_eq!(rx.recv().await.unwrap(), r#"Some("/start") Some("a <b> c")"#);
+    assert_eq!(
+        rx.recv().await.unwrap(),
+        r#"Some("/start") Some("a <b> c")"#
+    );
 
     alice.send_text(&chat, "hello world").await.unwrap();
     assert_eq!(rx.recv().await.unwrap(), "true");
@@ -185,8 +214,9 @@ async fn save_to_favorites_forwards_or_copies() {
 async fn a_press_edits_its_message_keeping_the_buttons() {
     let presses: Arc<Mutex<Vec<ButtonPress>>> = Arc::default();
     let seen = presses.clone();
-    let router = Router::new()
-        .button_when(Filter::button_starts_with("vote:"), move |press: ButtonContext| {
+    let router = Router::new().button_when(
+        Filter::button_starts_with("vote:"),
+        move |press: ButtonContext| {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(press.to_press());
@@ -196,12 +226,16 @@ async fn a_press_edits_its_message_keeping_the_buttons() {
                 };
                 HandlerResult::Ok(())
             }
-        });
+        },
+    );
     let r = Running::start(router).await;
     let alice = r.sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
     let kb = InlineKeyboard::builder()
-        .row([Button::command("Yes", "vote:yes"), Button::command("Close", "vote:close")])
+        .row([
+            Button::command("Yes", "vote:yes"),
+            Button::command("Close", "vote:close"),
+        ])
         .build()
         .unwrap();
     let poll = r
@@ -239,7 +273,10 @@ async fn a_press_edits_its_message_keeping_the_buttons() {
     assert_eq!(text_of(&closed), "last: vote:yes", "text kept");
     let presses = presses.lock().unwrap().clone();
     assert_eq!(presses.len(), 2);
-    assert_eq!(presses[0].message_id.as_deref(), Some(poll.message_id.as_str()));
+    assert_eq!(
+        presses[0].message_id.as_deref(),
+        Some(poll.message_id.as_str())
+    );
     assert_eq!(presses[0].chat_id.as_deref(), Some(chat.as_str()));
     r.stop().await;
 }
@@ -280,7 +317,10 @@ async fn bot_version_health_aliases_and_constructors() {
     let chat = alice.create_p2p_with_bot().await.unwrap();
     bot.send_message(&chat, "x").await.unwrap();
     bot.clear_chat_history(&chat).for_all(true).await.unwrap();
-    assert_eq!(sim.expect_request("clearHistory").await.unwrap()["chatId"], chat.as_str());
+    assert_eq!(
+        sim.expect_request("clearHistory").await.unwrap()["chatId"],
+        chat.as_str()
+    );
     bot.get_file_info_upload_limits().await.unwrap();
     sim.expect_request("getFileUploadLimits").await.unwrap();
     bot.shutdown().await.unwrap();
@@ -288,7 +328,10 @@ async fn bot_version_health_aliases_and_constructors() {
     // The client's constructor: credentials, every other setting at its default.
     let b = Bot::from_credentials("video.example.com", "helpdesk", "secret").unwrap();
     let h = b.health_check();
-    assert_eq!((h.server.as_str(), h.port, h.protocol), ("video.example.com", 443, "https"));
+    assert_eq!(
+        (h.server.as_str(), h.port, h.protocol),
+        ("video.example.com", 443, "https")
+    );
     assert!(!format!("{b:?}").contains("secret"));
 }
 
@@ -321,7 +364,10 @@ async fn file_host() -> String {
                 (
                     [
                         (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                        (header::CONTENT_DISPOSITION, r#"attachment; filename="notes.txt""#),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            r#"attachment; filename="notes.txt""#,
+                        ),
                     ],
                     "remote notes",
                 )
@@ -329,7 +375,10 @@ async fn file_host() -> String {
         )
         .route("/big", get(|| async { vec![7u8; 2 << 20] }))
         .route("/moved", get(|| async { Redirect::to("/doc") }))
-        .route("/gone", get(|| async { StatusCode::NOT_FOUND.into_response() }))
+        .route(
+            "/gone",
+            get(|| async { StatusCode::NOT_FOUND.into_response() }),
+        )
         .route(
             "/pic/photo.png",
             get(|| async { ([(header::CONTENT_TYPE, "image/png")], &b"\x89PNG fake"[..]) }),
@@ -368,21 +417,51 @@ async fn url_input_files_are_fetched_with_their_real_size() {
     assert_eq!(sim.file_info(&pic.file_id).unwrap().name, "photo.png");
 
     let big = bot
-        .send_document(&chat, InputFile::url(format!("{host}/big")).max_url_size(1 << 20))
+        .send_document(
+            &chat,
+            InputFile::url(format!("{host}/big")).max_url_size(1 << 20),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(big, Error::InvalidArgument { argument: "url", .. }), "{big}");
+    assert!(
+        matches!(
+            big,
+            Error::InvalidArgument {
+                argument: "url",
+                ..
+            }
+        ),
+        "{big}"
+    );
     let gone = bot
         .send_document(&chat, InputFile::url(format!("{host}/gone?token=s3cret")))
         .await
         .unwrap_err();
-    assert!(matches!(gone, Error::Http { status: Some(404), .. }), "{gone}");
+    assert!(
+        matches!(
+            gone,
+            Error::Http {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{gone}"
+    );
     assert!(!gone.to_string().contains("s3cret"), "{gone}");
     let bad = bot
         .send_document(&chat, InputFile::url("ftp://127.0.0.1/x"))
         .await
         .unwrap_err();
-    assert!(matches!(bad, Error::InvalidArgument { argument: "url", .. }), "{bad}");
+    assert!(
+        matches!(
+            bad,
+            Error::InvalidArgument {
+                argument: "url",
+                ..
+            }
+        ),
+        "{bad}"
+    );
     bot.shutdown().await.unwrap();
 }
 
@@ -418,15 +497,27 @@ async fn contacts_from_vcards_and_profile_links() {
     );
     let _carol = r.sim.user("carol");
     alice
-        .send_html(&chat, r#"<a href="trueconf:carol@sim.example&do=profile">Old name</a>"#)
+        .send_html(
+            &chat,
+            r#"<a href="trueconf:carol@sim.example&do=profile">Old name</a>"#,
+        )
         .await
         .unwrap();
     let carol = rx.recv().await.unwrap();
-    assert!(carol.ends_with(r#"/ None / None / Some("carol@sim.example")"#), "{carol}");
-    assert!(carol.starts_with("Carol /"), "the server's display name: {carol}");
+    assert!(
+        carol.ends_with(r#"/ None / None / Some("carol@sim.example")"#),
+        "{carol}"
+    );
+    assert!(
+        carol.starts_with("Carol /"),
+        "the server's display name: {carol}"
+    );
     // A deleted or unknown user: the link text.
     alice
-        .send_html(&chat, r#"<a href="trueconf:nobody@sim.example">No Body</a>"#)
+        .send_html(
+            &chat,
+            r#"<a href="trueconf:nobody@sim.example">No Body</a>"#,
+        )
         .await
         .unwrap();
     assert!(rx.recv().await.unwrap().starts_with("No Body /"));
@@ -468,4 +559,25 @@ fn any_storage_registers_and_a_detached_dispatcher_explains_the_bot() {
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
+#[test]
+fn message_text_leaves_out_a_leading_reply_quote() {
+    let m: trueconf_bot::types::Message = serde_json::from_value(serde_json::json!({
+        "messageId": "m1", "timestamp": 1, "type": 200,
+        "chat": { "chatId": "c1", "chatType": 1 },
+        "author": { "id": "alice@sim.example", "type": 1 },
+        "content": { "text": "<quote class=\"reply\">a &amp; b</quote><br><br>my answer", "parseMode": "html" },
+        "isEdited": false
+    }))
+    .unwrap();
+    assert_eq!(m.text(), Some("my answer"));
+    assert_eq!(m.reply_quote_html(), Some("a &amp; b"));
+    assert!(m.full_text().unwrap().starts_with("<quote"));
+    // The same split as `format::strip_reply_quote` (which also unescapes the quote).
+    let (quote, rest) = trueconf_bot::format::strip_reply_quote(m.full_text().unwrap());
+    assert_eq!(
+        (quote.as_deref(), rest.as_str()),
+        (Some("a & b"), "my answer")
+    );
 }

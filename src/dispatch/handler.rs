@@ -183,9 +183,7 @@ impl<T: FromEvent> FromEvent for Option<T> {
 
 impl FromEvent for crate::bot::Bot {
     fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
-        ctx.deps
-            .get::<Self>()
-            .ok_or(ExtractError::MissingBot)
+        ctx.deps.get::<Self>().ok_or(ExtractError::MissingBot)
     }
 
     fn check(deps: &Deps) -> Result<(), ExtractError> {

@@ -19,6 +19,20 @@ fn is_vcard(mime: &str) -> bool {
 }
 
 impl MessageContext {
+    /// [`MessageContext::answer`] with HTML markup: what the official client's
+    /// `message.answer(text)` does by default. Ours defaults to the bot's parse mode (plain
+    /// text unless [`BotBuilder::default_parse_mode`](crate::bot::BotBuilder::default_parse_mode)
+    /// says otherwise), so that echoing user input can never inject markup.
+    pub fn answer_html(&self, html: impl Into<String>) -> Call<SendMessage> {
+        self.answer(html).parse_mode(ParseMode::Html)
+    }
+
+    /// [`MessageContext::reply`] with HTML markup (the official client's default for
+    /// `message.reply`; see [`MessageContext::answer_html`]).
+    pub fn reply_html(&self, html: impl Into<String>) -> Call<SendMessage> {
+        self.reply(html).parse_mode(ParseMode::Html)
+    }
+
     /// Sends a photo to the same chat (`.preview(..)`, `.caption(..)` before `.await`).
     pub fn answer_photo(&self, file: impl Into<InputFile>) -> SendFileCall {
         self.bot.send_photo(self.chat(), file)
@@ -41,7 +55,8 @@ impl MessageContext {
 
     /// Sends a document as a reply to this message.
     pub fn reply_document(&self, file: impl Into<InputFile>) -> SendFileCall {
-        self.answer_document(file).reply_to(&self.message.message_id)
+        self.answer_document(file)
+            .reply_to(&self.message.message_id)
     }
 
     /// Sends a sticker as a reply to this message.

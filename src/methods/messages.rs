@@ -139,7 +139,10 @@ impl Request for SendMessage {
             return check_content(&self.content);
         };
         if quote.trim().is_empty() {
-            return Err(Error::invalid("quote", "must not be empty or whitespace only"));
+            return Err(Error::invalid(
+                "quote",
+                "must not be empty or whitespace only",
+            ));
         }
         if self.reply_message_id.is_none() {
             return Err(Error::invalid(

@@ -492,7 +492,8 @@ impl Message {
     /// The raw (still escaped) body of a leading reply quote, if the text starts with one;
     /// `format::reply_quote` unescapes it.
     pub fn reply_quote_html(&self) -> Option<&str> {
-        self.full_text().and_then(|t| strip_leading_reply_quote(t).0)
+        self.full_text()
+            .and_then(|t| strip_leading_reply_quote(t).0)
     }
 
     /// The parse mode of a text message.

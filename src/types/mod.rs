@@ -12,8 +12,8 @@ pub mod event;
 pub mod file;
 pub mod http;
 pub mod message;
-pub mod vcard;
 pub mod server;
+pub mod vcard;
 
 pub use button::{Button, InlineKeyboard, KeyboardBuilder};
 pub use chat::{Chat, Participant};

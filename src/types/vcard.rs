@@ -340,7 +340,11 @@ mod tests {
             Err(VcardError::TooLarge { .. })
         ));
         // Nothing panics on hostile bytes: truncated escapes and QP.
-        for s in ["BEGIN:VCARD\nN;QUOTED-PRINTABLE:=\nEND:VCARD", "BEGIN:VCARD\nN:\\\nEND:VCARD", "BEGIN:VCARD\nN;ENCODING=QUOTED-PRINTABLE:=Z\u{e9}\nEND:VCARD"] {
+        for s in [
+            "BEGIN:VCARD\nN;QUOTED-PRINTABLE:=\nEND:VCARD",
+            "BEGIN:VCARD\nN:\\\nEND:VCARD",
+            "BEGIN:VCARD\nN;ENCODING=QUOTED-PRINTABLE:=Z\u{e9}\nEND:VCARD",
+        ] {
             let _ = Contact::from_vcard(s);
         }
     }

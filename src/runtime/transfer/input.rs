@@ -158,10 +158,7 @@ impl InputFile {
         };
         let fetched = super::url::fetch(tls, src).await?;
         let name = self.name.or(fetched.name).ok_or_else(|| {
-            Error::invalid(
-                "file",
-                "the URL names no file (use `InputFile::file_name`)",
-            )
+            Error::invalid("file", "the URL names no file (use `InputFile::file_name`)")
         })?;
         Ok(InputFile {
             name: Some(name),

@@ -242,7 +242,9 @@ pub(crate) async fn upload(
         )
     } else {
         let preview = match preview {
-            Some(p) => Some(PartSource::from(p.fetch_url(transfers.tls()).await?.open().await?)),
+            Some(p) => Some(PartSource::from(
+                p.fetch_url(transfers.tls()).await?.open().await?,
+            )),
             None => None,
         };
         (PartSource::from(opened), preview)

@@ -93,7 +93,10 @@ pub(crate) async fn fetch(tls: &rustls::ClientConfig, src: &UrlSource) -> Result
     let too_large = || {
         Error::invalid(
             "url",
-            format!("{what} is larger than {} bytes; not read further", src.max_size),
+            format!(
+                "{what} is larger than {} bytes; not read further",
+                src.max_size
+            ),
         )
     };
     if resp.content_length().is_some_and(|n| n > src.max_size) {
@@ -137,7 +140,9 @@ fn name_from_disposition(value: &str) -> Option<String> {
         let key = key.trim().to_ascii_lowercase();
         let v = v.trim();
         if key == "filename*" {
-            let rest = v.strip_prefix("UTF-8''").or_else(|| v.strip_prefix("utf-8''"))?;
+            let rest = v
+                .strip_prefix("UTF-8''")
+                .or_else(|| v.strip_prefix("utf-8''"))?;
             if let Some(decoded) = percent_decode(rest) {
                 return clean_name(&decoded);
             }
@@ -188,8 +193,10 @@ mod tests {
             Some("report.pdf")
         );
         assert_eq!(
-            name_from_disposition("attachment; filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82.txt; filename=x.txt")
-                .as_deref(),
+            name_from_disposition(
+                "attachment; filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82.txt; filename=x.txt"
+            )
+            .as_deref(),
             Some("отчёт.txt")
         );
         assert_eq!(
