@@ -31,6 +31,7 @@ pub use crate::runtime::connection::{
     AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent, TlsOptions,
 };
 pub use crate::runtime::requests::{Rate, ThrottleConfig};
+pub use crate::runtime::transfer::{InputFile, SendFileCall};
 #[cfg(feature = "testkit")]
 pub use crate::runtime::{RuntimeActor, RuntimeActorId};
 use crate::types::ParseMode;

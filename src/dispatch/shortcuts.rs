@@ -6,10 +6,9 @@ use std::pin::Pin;
 
 use super::context::{ButtonContext, MessageContext};
 use super::handler::ButtonPress;
-use crate::bot::Call;
+use crate::bot::{Call, InputFile, SendFileCall};
 use crate::error::{Error, Result};
 use crate::methods::{AnswerCommand, EditMessage, MessageEdit, MessageSent, SendMessage};
-use crate::transfer::{InputFile, SendFileCall};
 use crate::types::{AnswerType, Contact, Content, InlineKeyboard, Message, ParseMode};
 
 /// MIME types of a vCard attachment (`text/vcard`; `text/x-vcard` from older phones).
