@@ -351,7 +351,8 @@ async fn check_version_refuses_an_old_server() {
 }
 
 /// A small file host on 127.0.0.1: `/doc` (with a `Content-Disposition` name), `/big`
-/// (2 MiB), `/moved` (302 to `/doc`), `/gone` (404), `/pic/photo.png`.
+/// (2 MiB), `/moved` (a redirect to `/doc`), `/loop` (redirects to itself), `/gone` (404),
+/// `/pic/photo.png`.
 async fn file_host() -> String {
     use axum::Router as Web;
     use axum::http::{StatusCode, header};
@@ -375,6 +376,7 @@ async fn file_host() -> String {
         )
         .route("/big", get(|| async { vec![7u8; 2 << 20] }))
         .route("/moved", get(|| async { Redirect::to("/doc") }))
+        .route("/loop", get(|| async { Redirect::to("/loop") }))
         .route(
             "/gone",
             get(|| async { StatusCode::NOT_FOUND.into_response() }),
@@ -448,6 +450,11 @@ async fn url_input_files_are_fetched_with_their_real_size() {
         "{gone}"
     );
     assert!(!gone.to_string().contains("s3cret"), "{gone}");
+    let looping = bot
+        .send_document(&chat, InputFile::url(format!("{host}/loop")))
+        .await
+        .unwrap_err();
+    assert!(matches!(looping, Error::Http { .. }), "{looping}");
     let bad = bot
         .send_document(&chat, InputFile::url("ftp://127.0.0.1/x"))
         .await
