@@ -9,7 +9,8 @@
 //!
 //! `POST /send {"user": LOGIN, "text": TEXT}` opens (or finds) the personal chat with `LOGIN`
 //! (`create_personal_chat` completes a bare login with the server's domain) and posts `TEXT`
-//! there; the answer is `{"chat_id", "message_id"}`, or a 502 with the error. The Python
+//! there; the answer is `{"chat_id", "message_id"}`, or a 502 with the error. `GET /health`
+//! answers the bot's `health_check()` snapshot (200 while authorised, else 503). The Python
 //! original runs FastAPI with `bot.run()` in its lifespan; here the dispatcher and the axum
 //! server are two tasks sharing one `Bot` (a cheap clone).
 
@@ -19,12 +20,12 @@ use std::net::SocketAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router as Web};
 use clap::Parser;
 use common::{BoxError, Connect, Person};
 use serde::{Deserialize, Serialize};
-use trueconf_bot::bot::Bot;
+use trueconf_bot::bot::{Bot, HealthSnapshot};
 use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
 
 /// A bot with an HTTP endpoint that makes it post.
@@ -67,6 +68,17 @@ async fn send(
     }))
 }
 
+/// `GET /health`: the official client's `health_check()` snapshot, for a load balancer.
+async fn health(State(bot): State<Bot>) -> (StatusCode, Json<HealthSnapshot>) {
+    let snapshot = bot.health_check();
+    let status = if snapshot.authorized {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(snapshot))
+}
+
 async fn start(msg: MessageContext) -> HandlerResult {
     msg.answer("I post what the webhook receives.").await?;
     Ok(())
@@ -82,6 +94,7 @@ async fn run() -> Result<(), BoxError> {
     let session = args.connect.connect(|bot| bot).await?;
     let app = Web::new()
         .route("/send", post(send))
+        .route("/health", get(health))
         .with_state(session.bot.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let endpoint = format!("http://{}/send", listener.local_addr()?);
@@ -96,6 +109,14 @@ async fn run() -> Result<(), BoxError> {
             // after the bot, with the user's own reqwest (see `install_crypto_provider`).
             let client = reqwest::Client::new();
             let _alice_exists = sim.user("alice");
+            let health: serde_json::Value = client
+                .get(endpoint.replace("/send", "/health"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            println!("    curl < GET /health: {}", health["status"]);
             let mut chat = None;
             for text in ["Build #42 passed", "Deploy to staging: done"] {
                 println!("    curl > POST /send {{\"user\":\"alice\",\"text\":{text:?}}}");

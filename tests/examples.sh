@@ -67,7 +67,7 @@ check middleware "" "(no answer: banned)" "Sorry, /admin is for administrators."
 check file_bot "" "alice * uploads holiday.mp4" "[bot] downloaded holiday.mp4 (8388608 bytes)" \
     "the same size as sent"
 # The official client's examples, ported (docs/porting.md).
-check webhook "" "curl < 200" "bot < Build #42 passed" "bot < Deploy to staging: done" \
+check webhook "" 'curl < GET /health: "authorized"' "curl < 200" "bot < Build #42 passed" "bot < Deploy to staging: done" \
     "curl < 502 Bad Gateway (an empty text is refused)" "-- done:"
 check buttons_bot "" "bot < (edited) Counter: 2  [−1] [+1] [Done]" "bot < (edited) Counter: 1 (final)" "-- done:"
 check contacts "" "vCard: Anna Petrova, +7 900 123-45-67" "vCard: Иван Петров" \

@@ -319,6 +319,23 @@ mod tests {
         assert_eq!(c.first_name, "Ann");
     }
 
+    proptest::proptest! {
+        /// Any text, inside a card or not, gives a contact or a typed error, never a panic;
+        /// a parsed card keeps the text it came from.
+        #[test]
+        fn arbitrary_cards_never_panic(
+            lines in proptest::collection::vec("[A-Za-z0-9;=:.,\\\\ \t\u{e9}\u{416}-]{0,24}", 0..12),
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let text = format!("BEGIN:VCARD\r\n{}\r\nEND:VCARD", lines.join("\r\n"));
+            if let Ok(c) = Contact::from_vcard(&text) {
+                proptest::prop_assert_eq!(c.vcard.as_deref(), Some(text.as_str()));
+            }
+            let _ = Contact::from_vcard(&lines.join("\n"));
+            let _ = Contact::from_vcard_bytes(&bytes);
+        }
+    }
+
     #[test]
     fn bad_input_is_a_typed_error() {
         assert_eq!(Contact::from_vcard("hello"), Err(VcardError::NotAVcard));
