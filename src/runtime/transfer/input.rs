@@ -111,7 +111,9 @@ impl InputFile {
     /// the URL's last path segment (or [`InputFile::file_name`]); the MIME type from
     /// `Content-Type` (or [`InputFile::mime`]). Up to 5 redirects are followed, never from
     /// `https` to `http`; no credentials of the bot are sent; errors show the URL without its
-    /// query. The URL is fetched by the bot: do not pass URLs from chat users unchecked (the
+    /// query. TLS is checked against the system roots whatever the bot's own TLS settings
+    /// (a private CA or `verify_ssl(false)` apply to the TrueConf server only). The URL is
+    /// fetched by the bot: do not pass URLs from chat users unchecked (the
     /// bot could be made to fetch internal addresses).
     pub fn url(url: impl Into<String>) -> Self {
         InputFile {
@@ -152,11 +154,11 @@ impl InputFile {
 
     /// Downloads a URL source into memory (see [`InputFile::url`]); other sources are
     /// returned as they are.
-    pub(crate) async fn fetch_url(self, tls: &rustls::ClientConfig) -> Result<InputFile> {
+    pub(crate) async fn fetch_url(self) -> Result<InputFile> {
         let Source::Url(src) = &self.source else {
             return Ok(self);
         };
-        let fetched = super::url::fetch(tls, src).await?;
+        let fetched = super::url::fetch(src).await?;
         let name = self.name.or(fetched.name).ok_or_else(|| {
             Error::invalid("file", "the URL names no file (use `InputFile::file_name`)")
         })?;

@@ -119,11 +119,6 @@ impl Transfers {
         })
     }
 
-    /// The bot's TLS settings (for fetching URL files).
-    pub(crate) fn tls(&self) -> &rustls::ClientConfig {
-        &self.tls
-    }
-
     /// The HTTP client for file bodies: the bot's TLS settings and request rules (no
     /// redirects: a download URL authorises itself), but no read timeout (a long upload waits
     /// for its response longer than any request would), stalls being detected per chunk

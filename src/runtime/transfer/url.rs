@@ -2,12 +2,14 @@
 //! the upload, and a `Content-Length` may be missing or wrong for dynamic sources), so the
 //! declared size is the real one, as the official client's `URLInputFile` does.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
-use crate::runtime::connection::tls::{http_error, redact_url};
+use crate::runtime::connection::TlsOptions;
+use crate::runtime::connection::tls::{client_config, http_error, redact_url};
 
 /// Default cap on a URL body held in memory: 64 MiB.
 pub(crate) const DEFAULT_MAX_URL_SIZE: u64 = 64 << 20;
@@ -40,14 +42,27 @@ pub(crate) struct Fetched {
     pub mime: Option<String>,
 }
 
-/// Downloads `src` with the bot's TLS settings.
+/// The TLS settings for URL files: the system roots, always verified. Not the bot's own:
+/// a private CA configured for the TrueConf server replaces the roots (public hosts would
+/// fail), and `verify_ssl(false)`, meant for a test server, must not switch verification
+/// off for any host on the internet. Loaded once per process.
+fn public_tls() -> Result<Arc<rustls::ClientConfig>> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(c) = CONFIG.get() {
+        return Ok(c.clone());
+    }
+    let config = Arc::new(client_config(&TlsOptions::default())?);
+    Ok(CONFIG.get_or_init(|| config).clone())
+}
+
+/// Downloads `src` (TLS: [`public_tls`]).
 ///
 /// The rules: only `http`/`https`; at most [`MAX_REDIRECTS`] redirects and never from
 /// `https` to `http`; no `Referer`; the bot's token is never sent (this client carries no
 /// credentials of the bot); the body is read to at most `max_size` bytes (a larger declared
 /// or actual body is refused without reading on) within `timeout`; errors show the URL
 /// without its query or user info.
-pub(crate) async fn fetch(tls: &rustls::ClientConfig, src: &UrlSource) -> Result<Fetched> {
+pub(crate) async fn fetch(src: &UrlSource) -> Result<Fetched> {
     let shown = redact_url(&src.url);
     let parsed = reqwest::Url::parse(&src.url)
         .map_err(|e| Error::invalid("url", format!("{shown:?} is not a URL: {e}")))?;
@@ -69,7 +84,7 @@ pub(crate) async fn fetch(tls: &rustls::ClientConfig, src: &UrlSource) -> Result
         }
     });
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls.clone())
+        .tls_backend_preconfigured((*public_tls()?).clone())
         .user_agent(concat!("trueconf-bot-rs/", env!("CARGO_PKG_VERSION")))
         .redirect(policy)
         .referer(false)
