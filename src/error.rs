@@ -94,6 +94,18 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
 
+    /// The server is too old for chat bots (older than 5.5.0): from
+    /// [`Bot::check_version`](crate::bot::Bot::check_version).
+    #[error("TrueConf Server {version} is too old: chat bots need 5.5.0 or newer")]
+    UnsupportedServer {
+        /// The version the server reported.
+        version: String,
+    },
+
+    /// A shared contact's vCard could not be read.
+    #[error("unreadable vCard: {0}")]
+    Vcard(#[from] VcardError),
+
     /// A state-storage backend failed.
     #[error("storage error: {message}")]
     Storage {
@@ -172,6 +184,40 @@ impl Error {
                 | Error::Io(_)
         ) || matches!(self, Error::Http { status, .. } if status.is_none_or(|s| s >= 500))
     }
+}
+
+/// Why a vCard (a shared contact's file) could not be read: [`Error::Vcard`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VcardError {
+    /// The text has no `BEGIN:VCARD` line.
+    #[error("no BEGIN:VCARD line")]
+    NotAVcard,
+    /// `BEGIN:VCARD` without a matching `END:VCARD`.
+    #[error("BEGIN:VCARD without END:VCARD")]
+    Unterminated,
+    /// The file is not UTF-8 text.
+    #[error("not UTF-8 text (byte {valid_up_to} is the first bad one)")]
+    NotUtf8 {
+        /// Bytes before the first invalid one.
+        valid_up_to: usize,
+    },
+    /// The file is larger than a contact card can reasonably be.
+    #[error("{size} bytes; at most {max} are read")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// A line that is neither a property (`NAME[;PARAMS]:VALUE`) nor a folded continuation.
+    #[error("line {line} is not a vCard property: {excerpt:?}")]
+    BadLine {
+        /// 1-based line number (after unfolding).
+        line: usize,
+        /// The start of the line (at most 40 characters).
+        excerpt: String,
+    },
 }
 
 /// Why a call ended in [`Error::Disconnected`].

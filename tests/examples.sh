@@ -66,7 +66,20 @@ check middleware "" "(no answer: banned)" "Sorry, /admin is for administrators."
     "Slow down: 3 messages per 10 s." "(no answer: throttled)"
 check file_bot "" "alice * uploads holiday.mp4" "[bot] downloaded holiday.mp4 (8388608 bytes)" \
     "the same size as sent"
-for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot; do
+# The official client's examples, ported (docs/porting.md).
+check webhook "" 'curl < GET /health: "authorized"' "curl < 200" "bot < Build #42 passed" "bot < Deploy to staging: done" \
+    "curl < 502 Bad Gateway (an empty text is refused)" "-- done:"
+check buttons_bot "" "bot < (edited) Counter: 2  [−1] [+1] [Done]" "bot < (edited) Counter: 1 (final)" "-- done:"
+check contacts "" "vCard: Anna Petrova, +7 900 123-45-67" "vCard: Иван Петров" \
+    "TrueConf contact: Carol (carol@sim.example)" "BEGIN:VCARD without END:VCARD" "-- done:"
+check report_bot "" "Added to the ticket (2 so far)." "|  [attachment jam.png" \
+    "was sent to technical support." "was cancelled." "-- done:"
+check update_token "" "reconnected with a new token" "bot < You said: **still there?**" "-- done:"
+check add_big_list_users_to_channel "" "added 150, already members 2, failed 2" \
+    "the channel has 151 participants"
+check multi_bot "" "bot < ping" "bot < Forwarded to HR" "HR inbox < [forwarded]" "-- done:"
+for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot \
+    webhook buttons_bot contacts report_bot update_token add_big_list_users_to_channel multi_bot; do
     check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds"
 done
 

@@ -373,7 +373,13 @@ impl BotBuilder {
 
 impl Bot {
     /// Starts configuring a bot for `server` (a host name such as `video.example.com`).
+    ///
+    /// Also installs rustls' `ring` provider as the process default if none is installed
+    /// yet, so that `reqwest::Client::new()` in your own code keeps working although this
+    /// crate's reqwest features are unified into yours (see
+    /// [`install_crypto_provider`](crate::connection::install_crypto_provider)).
     pub fn builder(server: impl Into<String>) -> BotBuilder {
+        crate::runtime::connection::install_crypto_provider();
         BotBuilder {
             server: server.into(),
             token: None,

@@ -32,6 +32,8 @@ call_setters!(SendMessage {
     fn parse_mode(mode: ParseMode);
     /// Attaches an inline keyboard.
     fn buttons(keyboard: InlineKeyboard);
+    /// Quotes a fragment of the replied message above the reply (needs `reply_to`).
+    fn quote(fragment: impl Into<String>);
 });
 
 call_setters!(EditMessage {
@@ -160,7 +162,9 @@ impl Bot {
         self.execute(GetChatById::new(chat_id))
     }
 
-    /// `createP2PChat`: the personal chat with `user_id` (existing or new).
+    /// `createP2PChat`: the personal chat with `user_id` (existing or new). A bare login
+    /// (`"alice"`) is completed with the server's domain (`"alice@video.example.com"`) before
+    /// sending, as the official client does; an id with `@` is sent as it is.
     pub fn create_personal_chat(&self, user_id: impl Into<String>) -> Call<CreateP2PChat> {
         self.execute(CreateP2PChat::new(user_id))
     }

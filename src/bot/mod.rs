@@ -11,6 +11,7 @@ mod call;
 mod files;
 mod lifecycle;
 mod methods;
+mod parity;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 pub use self::builder::BotBuilder;
 pub use self::call::Call;
 pub use self::methods::ActivityGuard;
+pub use self::parity::{HealthSnapshot, HealthStatus};
 use crate::methods::Request;
 use crate::runtime::Runtime;
 pub use crate::runtime::config::{ReconnectPolicy, Secret};
@@ -29,6 +31,7 @@ pub use crate::runtime::connection::{
     AckMode, Acknowledger, ConnectionState, Failure, FailureKind, ServerEvent, TlsOptions,
 };
 pub use crate::runtime::requests::{Rate, ThrottleConfig};
+pub use crate::runtime::transfer::{InputFile, SendFileCall};
 #[cfg(feature = "testkit")]
 pub use crate::runtime::{RuntimeActor, RuntimeActorId};
 use crate::types::ParseMode;

@@ -123,7 +123,29 @@ impl MessageContext {
     }
 }
 
-/// A button press with the bot, for answering it. Derefs to [`CommandEvent`].
+/// A button press with the bot, for answering it or editing the message that carried the
+/// button. Derefs to [`CommandEvent`]; [`ButtonPress`](super::ButtonPress) is the same press
+/// as plain data, without the bot ([`ButtonContext::to_press`]).
+///
+/// A press does not say who pressed: the protocol's `command` event names the message and
+/// the button, not the user (in a group anyone who sees the message may press). Put what
+/// you need into the button's command or custom data, or use a `waitReply` button and
+/// [`ButtonContext::answer`].
+///
+/// Unlike [`MessageContext::answer`] (a chat message), [`ButtonContext::answer`] answers the
+/// press itself (`answerCommand`, as the official client's `CallbackQuery.answer`);
+/// [`ButtonContext::send`] posts in the chat, [`ButtonContext::edit_message`] edits the
+/// message with the button.
+///
+/// ```no_run
+/// use trueconf_bot::dispatch::{ButtonContext, HandlerResult};
+///
+/// async fn vote(press: ButtonContext) -> HandlerResult {
+///     let choice = press.custom_data().unwrap_or("?").to_owned();
+///     press.edit(format!("Last vote: {choice}")).await?; // keeps the buttons
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ButtonContext {
     /// The bot.

@@ -304,7 +304,9 @@ impl Dispatcher {
     }
 
     /// A builder without a bot, for tests and benches that feed events themselves with
-    /// [`Dispatcher::run_on`]; handlers asking for a `Bot` are refused at build time.
+    /// [`Dispatcher::run_on`]. Handlers that take a `Bot` (or a context holding one, such as
+    /// `MessageContext`) are refused at build time: the bot is not a dependency to register
+    /// but what [`Dispatcher::builder`] takes; use that to serve a bot.
     pub fn detached(router: Router) -> DispatcherBuilder {
         DispatcherBuilder {
             router,

@@ -128,6 +128,12 @@ pub enum ExtractError {
         "missing dependency `{0}`: register it with `Dispatcher::builder(..).dependency(value)`"
     )]
     MissingDependency(&'static str),
+    /// A handler takes the `Bot` (or a context holding it) but the dispatcher has none: the
+    /// bot is not a dependency, it is what `Dispatcher::builder(bot, router)` takes.
+    #[error(
+        "a handler takes the `Bot`, but this dispatcher has none: build it with `Dispatcher::builder(bot, router)`, not `Dispatcher::detached`"
+    )]
+    MissingBot,
     /// The event does not carry what the parameter needs (e.g. `ChatId` on an upload-limits
     /// event).
     #[error("a `{method}` event has no {what}")]
@@ -177,16 +183,14 @@ impl<T: FromEvent> FromEvent for Option<T> {
 
 impl FromEvent for crate::bot::Bot {
     fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
-        ctx.deps
-            .get::<Self>()
-            .ok_or(ExtractError::MissingDependency("trueconf_bot::bot::Bot"))
+        ctx.deps.get::<Self>().ok_or(ExtractError::MissingBot)
     }
 
     fn check(deps: &Deps) -> Result<(), ExtractError> {
         if deps.contains::<Self>() {
             Ok(())
         } else {
-            Err(ExtractError::MissingDependency("trueconf_bot::bot::Bot"))
+            Err(ExtractError::MissingBot)
         }
     }
 }
@@ -258,7 +262,12 @@ impl<T: Clone + Send + Sync + 'static> FromEvent for Dep<T> {
     }
 }
 
-/// A button press (`command` event).
+/// A button press (`command` event) as plain data; [`ButtonContext`](super::ButtonContext)
+/// is the same press with the bot, to answer it or edit the message that carried the
+/// button (`ButtonContext::to_press` gives this view of it).
+///
+/// A press does not say who pressed: the protocol's `command` event names the message and
+/// the button, not the user (in a group, anyone who sees the message may press).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ButtonPress {
     /// The button's command string.
@@ -271,6 +280,8 @@ pub struct ButtonPress {
     pub button_id: Option<String>,
     /// The chat of the message that carried the button.
     pub chat_id: Option<String>,
+    /// The id of the message that carried the button.
+    pub message_id: Option<String>,
 }
 
 impl FromEvent for ButtonPress {
@@ -286,6 +297,7 @@ impl FromEvent for ButtonPress {
             command_id: u.command_id().map(str::to_string),
             button_id: u.button_id().map(str::to_string),
             chat_id: u.chat_id().map(str::to_string),
+            message_id: u.source_message_id().map(str::to_string),
         })
     }
 }

@@ -67,7 +67,9 @@ mod metrics;
 mod middleware;
 mod overflow;
 mod pipeline;
+mod register;
 mod router;
+mod shortcuts;
 mod typed;
 mod update;
 mod worker;
@@ -85,6 +87,8 @@ pub use handler::{
 pub use metrics::MetricsSnapshot;
 pub use middleware::{Middleware, Next};
 pub use overflow::OverflowReason;
+pub use register::IntoStorage;
 pub use router::Router;
+pub use shortcuts::PressEdit;
 pub use update::{EventKind, Update};
 pub use worker::DispatchError;

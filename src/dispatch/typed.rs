@@ -50,7 +50,7 @@ where
         let storage =
             ctx.dependency::<Arc<dyn Storage>>()
                 .ok_or(ExtractError::MissingDependency(
-                    "Arc<dyn trueconf_bot::fsm::Storage>",
+                    "Arc<dyn trueconf_bot::fsm::Storage> (register a storage with `DispatcherBuilder::storage`)",
                 ))?;
         let strategy = ctx.dependency::<KeyStrategy>().unwrap_or_default();
         let u = ctx.update();
@@ -70,7 +70,7 @@ where
             Ok(())
         } else {
             Err(ExtractError::MissingDependency(
-                "Arc<dyn trueconf_bot::fsm::Storage>",
+                "Arc<dyn trueconf_bot::fsm::Storage> (register a storage with `DispatcherBuilder::storage`)",
             ))
         }
     }

@@ -271,8 +271,16 @@ impl Update {
         self.str(&self.0.view.message_id)
     }
 
-    /// The text of a message or of an edited message.
+    /// The text of a message or of an edited message, without a leading reply quote (as
+    /// [`Message::text`](crate::types::Message::text) and the official client's
+    /// `Message.text`), so that filters and commands see what the user typed.
     pub fn text(&self) -> Option<&str> {
+        self.full_text()
+            .map(|t| crate::types::message::strip_leading_reply_quote(t).1)
+    }
+
+    /// The text of a message or of an edited message exactly as received.
+    pub fn full_text(&self) -> Option<&str> {
         self.str(&self.0.view.content.as_ref()?.text)
     }
 
@@ -307,6 +315,13 @@ impl Update {
     /// The command string of a button press (`commandPayload.command`).
     pub fn button_command(&self) -> Option<&str> {
         self.str(&self.0.view.command_payload.as_ref()?.command)
+    }
+
+    /// The id of the message that carried the pressed button
+    /// (`commandSource.message.messageId`).
+    pub fn source_message_id(&self) -> Option<&str> {
+        let source = self.0.view.command_source.as_ref()?.message.as_ref()?;
+        self.str(&source.message_id)
     }
 
     /// The custom data of a button press (`commandPayload.customData`).

@@ -139,6 +139,29 @@ impl Runtime {
         self.identity.me()
     }
 
+    /// `GET /api/v4/server` now (not cached), with the bot's HTTP client and its rules.
+    pub(crate) async fn fetch_server_info(&self) -> Result<crate::types::ServerInfo> {
+        use self::connection::tls::{MAX_SMALL_BODY, http_error, read_small_body};
+        let url = format!("{}/api/v4/server", self.config.http_base());
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| http_error("server info", e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::http(
+                Some(status.as_u16()),
+                format!("server info: the server answered {status}"),
+            ));
+        }
+        let body = read_small_body(resp, MAX_SMALL_BODY, "server info").await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::protocol(format!("unreadable server info: {e}")))
+    }
+
     pub(crate) fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Acquire)
     }

@@ -319,6 +319,7 @@ fn mime_of(name: &str) -> &'static str {
         "jpg" | "jpeg" => "image/jpeg",
         "webp" => "image/webp",
         "json" => "application/json",
+        "vcf" | "vcard" => "text/vcard",
         _ => "application/octet-stream",
     }
 }

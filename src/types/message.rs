@@ -473,12 +473,27 @@ impl Message {
         self.content.envelope_type()
     }
 
-    /// The text of a text message, as received (markup included).
+    /// The text of a text message, without the leading reply quote: as the official
+    /// client's `Message.text`, a reply that quotes part of the replied message
+    /// (`<quote class="reply">…</quote><br>…`) gives only the text after the quote. Markup
+    /// is kept. [`Message::full_text`] gives the text exactly as received.
     pub fn text(&self) -> Option<&str> {
+        self.full_text().map(|t| strip_leading_reply_quote(t).1)
+    }
+
+    /// The text of a text message exactly as received (markup and reply quote included).
+    pub fn full_text(&self) -> Option<&str> {
         match &self.content {
             Content::Text(t) => Some(&t.text),
             _ => None,
         }
+    }
+
+    /// The raw (still escaped) body of a leading reply quote, if the text starts with one;
+    /// `format::reply_quote` unescapes it.
+    pub fn reply_quote_html(&self) -> Option<&str> {
+        self.full_text()
+            .and_then(|t| strip_leading_reply_quote(t).0)
     }
 
     /// The parse mode of a text message.
@@ -557,6 +572,36 @@ pub fn classify_mime(mime: &str) -> MessageKind {
 }
 
 /// A text that is exactly one `<a href="trueconf:…">Name</a>` link is a shared contact.
+/// Splits `<quote class="reply">QUOTE</quote>` + one or more `<br>` off the start of `text`:
+/// `(Some(QUOTE), rest)`, or `(None, text)` when it does not start so. The same grammar as the
+/// official client's `STRIP_QUOTE_RE` (`<quote\s+class="reply">(.*?)</quote>(?:<br>)+`, also
+/// accepting `<br/>`), in one linear pass.
+pub(crate) fn strip_leading_reply_quote(text: &str) -> (Option<&str>, &str) {
+    fn split(text: &str) -> Option<(&str, &str)> {
+        let rest = text.strip_prefix("<quote")?;
+        let attrs = rest.trim_start_matches([' ', '\t', '\n', '\r']);
+        if attrs.len() == rest.len() {
+            return None;
+        }
+        let body = attrs.strip_prefix("class=\"reply\">")?;
+        let close = body.find("</quote>")?;
+        let mut after = &body[close + "</quote>".len()..];
+        let mut brs = 0;
+        while let Some(r) = ["<br>", "<br/>", "<br />"]
+            .iter()
+            .find_map(|b| after.strip_prefix(b))
+        {
+            after = r;
+            brs += 1;
+        }
+        (brs > 0).then_some((&body[..close], after))
+    }
+    match split(text) {
+        Some((quote, rest)) => (Some(quote), rest),
+        None => (None, text),
+    }
+}
+
 fn is_profile_link(text: &str) -> bool {
     let t = text.trim();
     let rest = t

@@ -13,6 +13,7 @@ pub mod file;
 pub mod http;
 pub mod message;
 pub mod server;
+pub mod vcard;
 
 pub use button::{Button, InlineKeyboard, KeyboardBuilder};
 pub use chat::{Chat, Participant};
@@ -25,3 +26,4 @@ pub use event::{ChatCreatedKind, CommandEvent, Event};
 pub use file::{FileInfo, FilePreview, UploadLimits, is_webp};
 pub use message::{Author, ChatRef, Content, Message, MessageKind};
 pub use server::{ServerInfo, ServerVersion};
+pub use vcard::Contact;

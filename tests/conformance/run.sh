@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Conformance: the official Python client (python-trueconf-bot) against trueconf-sim.
 # Creates a virtualenv, installs the client, starts the emulator in --script mode and a small
-# Python bot; the script plays a user and checks every answer. Non-zero exit on any failure.
+# Python bot; the script plays a user and checks every answer. Then every event the emulator
+# pushes (tests/event_catalog.rs) goes through the client's own parser. Non-zero exit on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -56,3 +58,9 @@ for mode in plain tls; do
     cat "$WORK/sim.log"
     echo "conformance ($mode): passed"
 done
+
+# Every event the emulator pushes, parsed by the client's own models (tests/event_catalog.rs
+# records them; the test binary is already built by the test step of .ci/run).
+TRUECONF_EVENT_DUMP="$WORK/events.jsonl" cargo test --quiet --all-features \
+    --test event_catalog >"$WORK/catalog.log" 2>&1 || { cat "$WORK/catalog.log" >&2; exit 1; }
+"$VENV/bin/python" tests/conformance/parse_events.py "$WORK/events.jsonl"

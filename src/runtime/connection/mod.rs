@@ -37,4 +37,4 @@ pub(crate) use link::{Link, ResponseSink};
 pub(crate) use queue::{FrameReceiver, channel as frame_queue};
 pub use state::{ConnectionState, Failure, FailureKind};
 pub(crate) use state::{StateBoard, StateHook};
-pub use tls::TlsOptions;
+pub use tls::{TlsOptions, install_crypto_provider};

@@ -44,6 +44,25 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Installs rustls' `ring` provider as the process-wide default, unless one is installed
+/// already; returns whether this call installed it.
+///
+/// The crate's own TLS never needs this (it names its provider), but its `reqwest`
+/// dependency turns on reqwest's `rustls-no-provider` feature, and cargo unifies features:
+/// a `reqwest::Client::new()` in your own code would then find no provider and panic ("No
+/// rustls crypto provider is configured"). [`Bot::builder`](crate::bot::Bot::builder) calls
+/// this, so any HTTP client built after the first bot works; call it first thing in `main`
+/// if your program builds one earlier. To use another provider, install it before either.
+pub fn install_crypto_provider() -> bool {
+    if CryptoProvider::get_default().is_some() {
+        return false;
+    }
+    // Losing a race with another installer is fine: some provider is then installed.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_ok()
+}
+
 /// Builds the client configuration for `options`.
 pub(crate) fn client_config(options: &TlsOptions) -> Result<ClientConfig> {
     let provider = provider();

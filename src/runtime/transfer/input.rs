@@ -9,6 +9,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 
+use super::url::{DEFAULT_MAX_URL_SIZE, UrlSource};
 use crate::error::{Error, Result};
 
 /// Size of the chunks read from files and readers.
@@ -20,6 +21,7 @@ enum Source {
     Path(PathBuf),
     Bytes(Bytes),
     Stream { size: u64, stream: ByteStream },
+    Url(UrlSource),
 }
 
 /// The contents of a file to send: a path, bytes in memory, or any reader or stream of known
@@ -44,6 +46,7 @@ impl std::fmt::Debug for InputFile {
             Source::Path(p) => format!("path {}", p.display()),
             Source::Bytes(b) => format!("{} bytes", b.len()),
             Source::Stream { size, .. } => format!("stream of {size} bytes"),
+            Source::Url(u) => format!("{u:?}"),
         };
         f.debug_struct("InputFile")
             .field("name", &self.name)
@@ -100,6 +103,38 @@ impl InputFile {
         }
     }
 
+    /// A file fetched from `url` when the call runs (the official client's `URLInputFile`).
+    ///
+    /// The body is downloaded first and its real size declared to the server, so it is held
+    /// in memory: at most 64 MiB unless [`InputFile::max_url_size`] says otherwise (a larger
+    /// body is refused without reading on). The name comes from `Content-Disposition`, else
+    /// the URL's last path segment (or [`InputFile::file_name`]); the MIME type from
+    /// `Content-Type` (or [`InputFile::mime`]). Up to 5 redirects are followed, never from
+    /// `https` to `http`; no credentials of the bot are sent; errors show the URL without its
+    /// query. TLS is checked against the system roots whatever the bot's own TLS settings
+    /// (a private CA or `verify_ssl(false)` apply to the TrueConf server only). The URL is
+    /// fetched by the bot: do not pass URLs from chat users unchecked (the
+    /// bot could be made to fetch internal addresses).
+    pub fn url(url: impl Into<String>) -> Self {
+        InputFile {
+            name: None,
+            mime: None,
+            source: Source::Url(UrlSource {
+                url: url.into(),
+                max_size: DEFAULT_MAX_URL_SIZE,
+                timeout: std::time::Duration::from_secs(30),
+            }),
+        }
+    }
+
+    /// The largest body [`InputFile::url`] accepts (no effect on other sources).
+    pub fn max_url_size(mut self, bytes: u64) -> Self {
+        if let Source::Url(u) = &mut self.source {
+            u.max_size = bytes;
+        }
+        self
+    }
+
     /// Sends it under another file name.
     pub fn file_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -115,6 +150,23 @@ impl InputFile {
     /// The file name it will be sent under.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Downloads a URL source into memory (see [`InputFile::url`]); other sources are
+    /// returned as they are.
+    pub(crate) async fn fetch_url(self) -> Result<InputFile> {
+        let Source::Url(src) = &self.source else {
+            return Ok(self);
+        };
+        let fetched = super::url::fetch(src).await?;
+        let name = self.name.or(fetched.name).ok_or_else(|| {
+            Error::invalid("file", "the URL names no file (use `InputFile::file_name`)")
+        })?;
+        Ok(InputFile {
+            name: Some(name),
+            mime: self.mime.or(fetched.mime),
+            source: Source::Bytes(fetched.body),
+        })
     }
 
     /// Opens the source: its name, size, MIME type and a stream of its bytes.
@@ -146,6 +198,12 @@ impl InputFile {
                 (size, Box::pin(futures_util::stream::iter(chunks)))
             }
             Source::Stream { size, stream } => (size, stream),
+            Source::Url(_) => {
+                return Err(Error::invalid(
+                    "file",
+                    "a URL file is fetched before it is opened (a bug in this crate)",
+                ));
+            }
         };
         Ok(Opened {
             name,

@@ -44,6 +44,7 @@ mod input;
 mod progress;
 mod state;
 mod upload;
+mod url;
 
 pub(crate) use actor::TransferActor;
 pub use config::TransferConfig;

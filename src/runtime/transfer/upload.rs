@@ -230,7 +230,7 @@ pub(crate) async fn upload(
     progress: Option<watch::Sender<Option<Progress>>>,
 ) -> Result<String> {
     let transfers = transfers.clone();
-    let opened = file.open().await?;
+    let opened = file.fetch_url().await?.open().await?;
     let (main, preview) = if kind == Kind::Sticker {
         let name = opened.name.clone();
         let data = opened.into_bytes(MAX_STICKER, "sticker").await?;
@@ -242,7 +242,7 @@ pub(crate) async fn upload(
         )
     } else {
         let preview = match preview {
-            Some(p) => Some(PartSource::from(p.open().await?)),
+            Some(p) => Some(PartSource::from(p.fetch_url().await?.open().await?)),
             None => None,
         };
         (PartSource::from(opened), preview)

@@ -126,9 +126,16 @@ impl State {
         };
         let timestamp = now_ms();
         let chat = message.chat.clone();
+        let is_text = message.kind == MSG_TEXT;
         if let Some(message) = self.messages.get_mut(message_id) {
             message.content = content.clone();
             message.edited = true;
+        }
+        // PROTOCOL.md §9 defines the `editMessage` event for text only, and the official
+        // client's model requires text content: a survey edit is stored (readable with
+        // `getMessageById`) but announced to nobody (ARCHITECTURE.md, protocol decisions).
+        if !is_text {
+            return Ok(timestamp);
         }
         self.broadcast(
             &chat,

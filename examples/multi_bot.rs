@@ -1,0 +1,140 @@
+//! Port of the official multi-bot setup (TrueConf/trueconf-chatbot-example): several bots in
+//! one process, each with its own account, dispatcher and handlers.
+//!
+//! ```text
+//! cargo run --example multi_bot
+//! cargo run --example multi_bot -- --server video.example.com --token "$ECHO_TOKEN" --hr-token "$HR_TOKEN"
+//! ```
+//!
+//! * the echo bot answers every message with its text;
+//! * the HR bot forwards every message it gets in a personal chat to an "HR inbox" group
+//!   (created at start, with the HR manager in it) and tells the sender.
+//!
+//! Each `Bot` is its own connection with its own supervised actors; the two dispatchers run
+//! as two tasks on one Tokio runtime and stop together. In the Python project each bot is a
+//! `Bot` + `Dispatcher` pair gathered with `asyncio.gather`; here it is `tokio::try_join!`.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use clap::Parser;
+use common::{BoxError, Connect, Person};
+use trueconf_bot::bot::Bot;
+use trueconf_bot::connection::ConnectionState;
+use trueconf_bot::dispatch::{Dep, Dispatcher, HandlerResult, MessageContext, Router};
+
+/// Two bots in one process.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    connect: Connect,
+    /// The HR bot's token (with --server).
+    #[arg(long, env = "TRUECONF_HR_TOKEN", hide_env_values = true)]
+    hr_token: Option<String>,
+    /// Who reads the HR inbox.
+    #[arg(long, default_value = "hr_manager")]
+    hr_manager: String,
+}
+
+async fn echo(msg: MessageContext) -> HandlerResult {
+    msg.reply(msg.text().unwrap_or("(not a text)")).await?;
+    Ok(())
+}
+
+/// The HR inbox chat id, a dependency of the HR bot's handlers (set once the bot is
+/// connected and the chat exists).
+#[derive(Clone, Default)]
+struct Inbox(Arc<OnceLock<String>>);
+
+async fn to_hr(msg: MessageContext, Dep(Inbox(inbox)): Dep<Inbox>) -> HandlerResult {
+    let Some(inbox) = inbox.get() else {
+        msg.reply("HR is not reachable yet, please try again in a minute.")
+            .await?;
+        return Ok(());
+    };
+    if msg.chat() == inbox {
+        return Ok(()); // the HR manager talking in the inbox
+    }
+    msg.forward_to(inbox).await?;
+    msg.reply("Forwarded to HR; they will contact you.").await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    common::exit_code(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
+    let args = Args::parse();
+    let hr_token = args.hr_token;
+    let manager = args.hr_manager;
+    let session = args.connect.connect(|bot| bot).await?;
+    // The second account: on the emulator a second login; on a server its own token.
+    let hr_bot = match (&session.sim, hr_token) {
+        (Some(sim), _) => {
+            sim.user("hr_bot");
+            Bot::builder("127.0.0.1")
+                .https(false)
+                .port(sim.addr().port())
+                .token(sim.token_for("hr_bot"))
+                .build()?
+        }
+        (None, Some(token)) => {
+            let server = session.bot.health_check().server;
+            Bot::builder(server).token(token).build()?
+        }
+        (None, None) => return Err("the HR bot needs --hr-token (or TRUECONF_HR_TOKEN)".into()),
+    };
+    let inbox = Inbox::default();
+    let hr = Dispatcher::builder(hr_bot.clone(), Router::new().message(to_hr))
+        .dependency(inbox.clone())
+        .build()?;
+    let hr_handle = hr.handle();
+    let hr_task = tokio::spawn(hr.run());
+    hr_bot
+        .state()
+        .wait_for(|s| *s == ConnectionState::Ready || s.is_terminal())
+        .await?;
+    if let Some(sim) = &session.sim {
+        sim.user(&manager);
+    }
+    let inbox_chat = hr_bot.create_group_chat("HR inbox").await?.chat_id;
+    hr_bot
+        .add_participant_to_chat(&inbox_chat, &manager)
+        .await?;
+    let _ = inbox.0.set(inbox_chat.clone());
+
+    let echo_dispatcher =
+        Dispatcher::builder(session.bot.clone(), Router::new().message(echo)).build()?;
+    let outcome = session
+        .serve(echo_dispatcher, |sim| {
+            let inbox = inbox_chat.clone();
+            let hr_bot = hr_bot.clone();
+            async move {
+                let alice = Person::p2p(&sim, "alice").await?;
+                alice.say("ping").await?;
+                alice.expect("ping").await?;
+                sim.user("bob");
+                // The chat between bob and the HR bot (opened from the bot's side here).
+                let chat = hr_bot.create_personal_chat("bob").await?.chat_id;
+                let bob = Person::in_chat(&sim, "bob", &chat);
+                bob.say("I need a vacation certificate").await?;
+                bob.expect("Forwarded to HR").await?;
+                let forwarded = sim.expect_message(&inbox).await?;
+                println!(
+                    "   HR inbox < [forwarded] {}",
+                    forwarded["content"]["content"]["text"]
+                );
+                if forwarded["type"] != 201 {
+                    return Err("the HR inbox got no forward".into());
+                }
+                Ok(())
+            }
+        })
+        .await;
+    hr_handle.shutdown();
+    hr_task.await??;
+    outcome
+}
