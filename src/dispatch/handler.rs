@@ -28,6 +28,9 @@ pub struct Ctx {
     pub(crate) bad_args: OnceLock<BadArgs>,
     /// The handler the router picked, for error reports.
     pub(crate) handler: OnceLock<&'static str>,
+    /// Values filters and middleware attached for this event (see [`Data`]). An empty `Vec`
+    /// does not allocate, so events that attach nothing cost nothing here.
+    data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl fmt::Debug for Ctx {
@@ -47,6 +50,7 @@ impl Ctx {
             command: Mutex::new(None),
             bad_args: OnceLock::new(),
             handler: OnceLock::new(),
+            data: Mutex::new(Vec::new()),
         }
     }
 
@@ -63,6 +67,38 @@ impl Ctx {
     /// A registered dependency of type `T`.
     pub fn dependency<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.deps.get::<T>()
+    }
+
+    /// Attaches `value` to this event: handlers take it as a [`Data<T>`] parameter, later
+    /// filters and middleware read it with [`Ctx::data`]. A later value of the same type
+    /// shadows an earlier one.
+    ///
+    /// A filter attaching a value should be built with [`Filter::map`](super::Filter::map)
+    /// (or `map_async`), and a middleware should be declared with
+    /// [`Router::provides`](super::Router::provides), so that the dispatcher's `build()` can
+    /// check that every `Data<T>` parameter has a provider.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        crate::sync::lock(&self.data).push((TypeId::of::<T>(), Arc::new(value)));
+    }
+
+    /// The value of type `T` a filter or middleware attached to this event, if any.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        let data = crate::sync::lock(&self.data);
+        data.iter()
+            .rev()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .and_then(|(_, v)| v.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// How many values are attached; with [`Ctx::forget_data_after`] this undoes what the
+    /// filters of a route that did not match attached.
+    pub(crate) fn data_mark(&self) -> usize {
+        crate::sync::lock(&self.data).len()
+    }
+
+    pub(crate) fn forget_data_after(&self, mark: usize) {
+        crate::sync::lock(&self.data).truncate(mark);
     }
 
     pub(crate) fn clear_command(&self) {
@@ -88,9 +124,14 @@ pub(crate) struct MatchedCommand {
 }
 
 /// Typed dependencies, looked up by type.
+///
+/// While the dispatcher is built it also records, per route, which [`Data<T>`] values the
+/// route's filters and middleware provide, so that [`FromEvent::check`] can refuse a
+/// parameter nothing provides.
 #[derive(Default, Clone)]
 pub struct Deps {
     map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    provided: Vec<TypeId>,
 }
 
 impl fmt::Debug for Deps {
@@ -117,6 +158,19 @@ impl Deps {
     pub fn contains<T: 'static>(&self) -> bool {
         self.map.contains_key(&TypeId::of::<T>())
     }
+
+    /// Whether a filter or middleware on the route being checked provides a [`Data<T>`].
+    /// Only meaningful inside [`FromEvent::check`].
+    pub fn provides<T: 'static>(&self) -> bool {
+        self.provided.contains(&TypeId::of::<T>())
+    }
+
+    /// These dependencies plus the per-event values a route's filters and middleware provide.
+    pub(crate) fn with_provided(&self, provided: &[TypeId]) -> Deps {
+        let mut deps = self.clone();
+        deps.provided.extend_from_slice(provided);
+        deps
+    }
 }
 
 /// Why a handler parameter could not be extracted.
@@ -137,6 +191,13 @@ pub enum ExtractError {
         /// What was missing.
         what: &'static str,
     },
+    /// A `Data<T>` was asked for but no filter or middleware on the route provides a `T`
+    /// (at build time), or none attached one to this event (at run time).
+    #[error(
+        "no filter or middleware provides `{0}`: attach it with `Filter::map` / \
+         `Filter::map_async`, or declare a middleware's value with `Router::provides::<T>()`"
+    )]
+    MissingData(&'static str),
     /// Command arguments did not parse.
     #[error("{0}")]
     BadArgs(BadArgs),
@@ -254,6 +315,63 @@ impl<T: Clone + Send + Sync + 'static> FromEvent for Dep<T> {
             Ok(())
         } else {
             Err(ExtractError::MissingDependency(std::any::type_name::<T>()))
+        }
+    }
+}
+
+/// A value a filter or middleware attached to the event (with [`Ctx::insert`]): the typed
+/// counterpart of the official client's filter results injected into handlers, and of
+/// teloxide's `filter_map`.
+///
+/// The dispatcher's `build()` refuses a handler taking a `Data<T>` when nothing on its route
+/// provides a `T` (a [`Filter::map`](super::Filter::map) / `map_async` among its filters, the
+/// filters of the routers around it, or a [`Router::provides`](super::Router::provides)
+/// declaration for middleware), naming the type; as with a missing [`Dep`].
+///
+/// ```
+/// use trueconf_bot::dispatch::{Data, Dispatcher, Filter, Router};
+///
+/// #[derive(Clone)]
+/// struct Ticket(u32);
+///
+/// async fn show(Data(Ticket(n)): Data<Ticket>) {
+///     let _ = n;
+/// }
+///
+/// let ticket = Filter::map(|ctx| {
+///     let n = ctx.update().text()?.strip_prefix("#")?.parse().ok()?;
+///     Some(Ticket(n))
+/// });
+/// let ok = Router::new().message_when(ticket, show);
+/// assert!(Dispatcher::detached(ok).build().is_ok());
+///
+/// // Nothing provides a `Ticket` here: refused when built, naming the type.
+/// let missing = Router::new().message(show);
+/// let err = Dispatcher::detached(missing).build().unwrap_err();
+/// assert!(err.to_string().contains("Ticket"), "{err}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Data<T>(pub T);
+
+impl<T> Deref for Data<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromEvent for Data<T> {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.data::<T>()
+            .map(Data)
+            .ok_or(ExtractError::MissingData(std::any::type_name::<T>()))
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        if deps.provides::<T>() {
+            Ok(())
+        } else {
+            Err(ExtractError::MissingData(std::any::type_name::<T>()))
         }
     }
 }
@@ -385,4 +503,30 @@ impl BoxedHandler {
     pub(crate) fn check(&self, deps: &Deps) -> Result<(), ExtractError> {
         (self.check)(deps)
     }
+
+    /// This handler with the same name and checks, but run by `call` instead.
+    pub(crate) fn wrapped(
+        &self,
+        call: impl Fn(Arc<Ctx>) -> BoxFuture<HandlerResult> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            call: Arc::new(call),
+            check: self.check,
+            name: self.name,
+        }
+    }
+}
+
+/// Runs `handler`; when its command arguments do not parse and the matched command has a
+/// bad-arguments hook, runs the hook instead (with the [`BadArgs`] report on the context).
+pub(crate) async fn call_with_bad_args_hook(handler: BoxedHandler, ctx: Arc<Ctx>) -> HandlerResult {
+    let result = handler.call(ctx.clone()).await;
+    if let Err(e) = &result
+        && let Some(ExtractError::BadArgs(bad)) = e.downcast_ref::<ExtractError>()
+        && let Some(hook) = ctx.matched_command().and_then(|m| m.on_bad_args.clone())
+    {
+        let _ = ctx.bad_args.set(bad.clone());
+        return hook.call(ctx).await;
+    }
+    result
 }

@@ -61,6 +61,7 @@ mod command;
 mod context;
 mod dedup;
 mod dispatcher;
+mod fields;
 mod filter;
 mod handler;
 mod metrics;
@@ -74,17 +75,22 @@ mod worker;
 
 pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
 pub use args::{ArgsError, BadArgs, FromCommandArgs};
-pub use command::{BotCommand, CommandArgs, CommandFilter};
+pub use command::{
+    BotCommand, BotCommands, CommandArgs, CommandDescription, CommandDescriptions, CommandFilter,
+    ParseError,
+};
 pub use context::{ButtonContext, MessageContext};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
-pub use filter::Filter;
+pub use fields::{AuthorField, ChatTypeField, ContentField, F, ReplyField, TextField};
+pub use filter::{Filter, TextMatch};
 pub use handler::{
-    ButtonPress, ChatId, Ctx, Dep, Deps, ExtractError, FromEvent, Handler, HandlerError,
+    ButtonPress, ChatId, Ctx, Data, Dep, Deps, ExtractError, FromEvent, Handler, HandlerError,
     HandlerResult, IntoHandlerResult, Text,
 };
 pub use metrics::MetricsSnapshot;
 pub use middleware::{Middleware, Next};
 pub use overflow::OverflowReason;
+pub use regex::Regex;
 pub use router::Router;
 pub use update::{EventKind, Update};
 pub use worker::DispatchError;
