@@ -210,7 +210,8 @@ pub enum ExtractError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler parameter",
     label = "not extractable from an event",
-    note = "handler parameters must implement `FromEvent`: `Update`, `ChatId`, `Text`, `Dep<T>`, `CommandArgs<T>`, `BotCommand`, `ButtonPress`, `BadArgs`, `Bot`, or `Option<_>` of one"
+    note = "handler parameters must implement `FromEvent`: `Update`, `ChatId`, `Text`, `Message`, `MessageContext`, `ButtonContext`, `Dep<T>`, `Data<T>`, `CommandArgs<T>`, `BotCommand`, a `#[derive(BotCommands)]` enum, `ButtonPress`, `BadArgs`, `Bot`, `Dialogue<S>`, or `Option<_>` of one",
+    note = "parameters are owned values: take `Text` (or `Text(t): Text`), not `&str`; `Dep<Arc<T>>`, not `&T`"
 )]
 pub trait FromEvent: Sized + Send + 'static {
     /// Extracts the value.
@@ -428,10 +429,82 @@ impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
 
 /// An async function usable as a handler: up to six [`FromEvent`] parameters, returning
 /// [`HandlerResult`] (any `Result<(), E>` with `E: Into<HandlerError>`) or `()`.
+///
+/// # When a function is refused
+///
+/// The compiler then says "`fn(..) {name}` is not a valid event handler" at the route that
+/// registers it, without saying why. The usual causes:
+///
+/// - **its future is not `Send`**: a `std::sync::MutexGuard`, a `RefCell` borrow, an `Rc` or
+///   another non-`Send` value is still alive at an `.await` (drop it before, or use
+///   `tokio::sync::Mutex`); handlers run on a multi-threaded runtime;
+/// - a parameter is not [`FromEvent`]: a reference (`&str` instead of [`Text`]), a dependency
+///   taken as `T` instead of [`Dep<T>`], a filter's value taken as `T` instead of
+///   [`Data<T>`];
+/// - more than six parameters;
+/// - it returns something other than `()` or `Result<(), E>` (`Result<String, E>`, or an
+///   error type that is not `Into<HandlerError>`, such as `anyhow::Error` without `.into()`);
+/// - it is not `async` (a plain `fn`), or a closure that borrows from its surroundings
+///   (add `move`, clone what it needs).
+///
+/// Put [`#[debug_handler]`](super::debug_handler) (feature `macros`) on the function to get
+/// the error where the cause is: it checks each parameter and the future's `Send`-ness
+/// without changing the function.
+///
+/// ```compile_fail
+/// use trueconf_bot::dispatch::{Router, Text};
+///
+/// // Refused: the guard lives across `.await`, so the future is not `Send`.
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     let mut guard = seen.lock().unwrap();
+///     std::future::ready(()).await;
+///     guard.push(t);
+/// }
+/// let _ = Router::new().message(count);
+/// ```
+///
+/// ```compile_fail
+/// # #[cfg(feature = "macros")] {
+/// use trueconf_bot::dispatch::{debug_handler, Text};
+///
+/// // "future cannot be sent between threads safely", pointing at the guard and the await.
+/// #[debug_handler]
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     let mut guard = seen.lock().unwrap();
+///     std::future::ready(()).await;
+///     guard.push(t);
+/// }
+/// # }
+/// # #[cfg(not(feature = "macros"))] compile_error!("needs the macros feature");
+/// ```
+///
+/// ```compile_fail
+/// use trueconf_bot::dispatch::Router;
+///
+/// // Refused: `&str` is not a parameter (take `Text`).
+/// async fn echo(text: &str) { let _ = text; }
+/// let _ = Router::new().message(echo);
+/// ```
+///
+/// ```
+/// use trueconf_bot::dispatch::{Router, Text};
+///
+/// // Accepted: the guard is gone before the `.await`.
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     seen.lock().unwrap().push(t);
+///     std::future::ready(()).await;
+/// }
+/// let _ = Router::new().message(count);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid event handler",
     label = "not a handler",
-    note = "a handler is an `async fn` (or closure returning a `Send` future) with at most 6 parameters, each implementing `FromEvent`, returning `HandlerResult` or `()`"
+    note = "a handler is an `async fn` (or closure returning a `Send` future) with at most 6 parameters, each implementing `FromEvent`, returning `HandlerResult` or `()`",
+    note = "common causes: a `std::sync::MutexGuard`, `RefCell` borrow or `Rc` held across an `.await` (the future is not `Send`); a parameter that is not `FromEvent` (`&str` instead of `Text`, `T` instead of `Dep<T>` / `Data<T>`); more than 6 parameters; a return type other than `()` / `Result<(), E>`",
+    note = "put `#[trueconf_bot::dispatch::debug_handler]` on the function to see which"
 )]
 pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// Extracts the parameters and runs the handler.

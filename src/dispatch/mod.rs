@@ -92,5 +92,7 @@ pub use middleware::{Middleware, Next};
 pub use overflow::OverflowReason;
 pub use regex::Regex;
 pub use router::Router;
+#[cfg(feature = "macros")]
+pub use trueconf_bot_macros::{BotCommands, debug_handler};
 pub use update::{EventKind, Update};
 pub use worker::DispatchError;
