@@ -66,7 +66,9 @@ check middleware "" "(no answer: banned)" "Sorry, /admin is for administrators."
     "Slow down: 3 messages per 10 s." "(no answer: throttled)"
 check file_bot "" "alice * uploads holiday.mp4" "[bot] downloaded holiday.mp4 (8388608 bytes)" \
     "the same size as sent"
-for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot; do
+check filters "" "bot < pong" "Check passed for: /verify with args: yes" \
+    "Special echo: echo_42 boo" "/upper — upper case (more than 3 characters)" "-- done:"
+for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot filters; do
     check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds"
 done
 
