@@ -493,3 +493,84 @@ async fn bad_args_hook_runs_inside_router_middleware() {
     assert_eq!(*log.lock().unwrap(), ["mw", "usage: /add a b"]);
     assert_eq!(h.metrics().errors, 0);
 }
+
+/// The whole flow against the emulator: a user's messages through an async filter attaching
+/// an account, router middleware attaching a role, regex commands and field filters, with
+/// the bot's answers read back from the emulated server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_emulator_values_reach_handlers_that_answer() {
+    use std::time::Duration;
+    use trueconf_bot::bot::Bot;
+    use trueconf_bot::dispatch::MessageContext;
+    use trueconf_bot::testkit::{Sim, SimConfig};
+
+    #[derive(Clone)]
+    struct Role(&'static str);
+
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let bot = Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .build()
+        .unwrap();
+    let known = Filter::map_async(|ctx: Arc<Ctx>| async move {
+        let id = ctx.update().author_id()?.to_string();
+        tokio::task::yield_now().await;
+        Some(Account(id))
+    });
+    let role = |ctx: Arc<Ctx>, next: Next| async move {
+        ctx.insert(Role("member"));
+        next.run(ctx).await
+    };
+    let members =
+        Router::new()
+            .filter(known)
+            .middleware(role)
+            .provides::<Role>()
+            .command(
+                CommandFilter::regex(Regex::new(r"ticket_\d+").unwrap()),
+                |msg: MessageContext,
+                 cmd: BotCommand,
+                 Data(a): Data<Account>,
+                 Data(r): Data<Role>| async move {
+                    msg.answer(format!("{} for {} ({})", cmd.name, a.0, r.0))
+                        .await?;
+                    HandlerResult::Ok(())
+                },
+            )
+            .message_when(
+                F::text().lower().starts_with("hi") & !F::reply().exists(),
+                |msg: MessageContext, Data(a): Data<Account>| async move {
+                    msg.answer(format!("hello {}", a.0)).await?;
+                    HandlerResult::Ok(())
+                },
+            );
+    let d = Dispatcher::builder(bot, Router::new().include_router(members))
+        .build()
+        .unwrap();
+    let handle = d.handle();
+    let task = tokio::spawn(d.run());
+    sim.wait_for_bot(Duration::from_secs(10)).await.unwrap();
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    let answer = |m: serde_json::Value| m["content"]["text"].as_str().unwrap_or("").to_string();
+    alice.send_text(&chat, "/ticket_7").await.unwrap();
+    let m = sim
+        .expect_message_within(&chat, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        answer(m).starts_with("ticket_7 for alice@"),
+        "ticket answer"
+    );
+    alice.send_text(&chat, "Hi bot").await.unwrap();
+    let m = sim
+        .expect_message_within(&chat, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(answer(m).starts_with("hello alice@"), "greeting answer");
+    handle.shutdown();
+    task.await.unwrap().unwrap();
+    assert_eq!(handle.metrics().errors, 0);
+}
