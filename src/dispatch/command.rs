@@ -337,6 +337,23 @@ impl FromEvent for BadArgs {
 /// # let _ = router;
 /// # }
 /// ```
+///
+/// Mistakes are compile errors: a name used twice (here `add` as a variant and an alias),
+/// an unknown attribute, a struct, more than six fields.
+///
+/// ```compile_fail
+/// # #[cfg(feature = "macros")] {
+/// use trueconf_bot::dispatch::BotCommands;
+///
+/// #[derive(BotCommands)]
+/// enum Cmd {
+///     Add,
+///     #[command(alias = "add")]
+///     Plus,
+/// }
+/// # }
+/// # #[cfg(not(feature = "macros"))] compile_error!("needs the macros feature");
+/// ```
 pub trait BotCommands: Sized + Send + 'static {
     /// Every name (without prefix) the enum answers to, aliases included.
     fn names() -> &'static [&'static str];
