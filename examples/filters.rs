@@ -42,7 +42,7 @@ struct Args {
 /// Only for the `/help` text: the derive writes it from the descriptions.
 #[derive(BotCommands)]
 #[command(description = "Available commands:")]
-enum Help {
+enum Commands {
     #[command(description = "pong")]
     Ping,
     #[command(description = "a greeting")]
@@ -180,7 +180,7 @@ fn router() -> Result<Router, BoxError> {
                 say(&msg, format!("Words: {n}")).await
             })
             .command("help", |msg: MessageContext| async move {
-                say(&msg, Help::descriptions().to_string()).await
+                say(&msg, Commands::descriptions().to_string()).await
             })
             .command("id", |msg: MessageContext| async move {
                 let who = msg.author_id().to_string();

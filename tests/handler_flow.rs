@@ -122,7 +122,7 @@ async fn filters_attach_typed_values_for_handlers() {
     let account = Filter::map_async(|ctx: Arc<Ctx>| async move {
         let id = ctx.update().author_id()?.to_string();
         tokio::task::yield_now().await;
-        id.starts_with("alice").then(|| Account(id))
+        id.starts_with("alice").then_some(Account(id))
     });
     let l = log.clone();
     let both = move |Data(t): Data<Ticket>, Data(a): Data<Account>| {

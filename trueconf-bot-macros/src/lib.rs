@@ -2,6 +2,8 @@
 //! (feature `macros`, on by default) as `trueconf_bot::dispatch::{BotCommands, debug_handler}`.
 //! Use them through that path; the generated code names `::trueconf_bot`.
 
+#![deny(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -108,12 +110,12 @@ fn handler_checks(f: &ItemFn) -> syn::Result<TokenStream2> {
     })
 }
 
-struct Variant {
-    ident: syn::Ident,
+struct Variant<'a> {
+    ident: &'a syn::Ident,
     names: Vec<String>,
     description: String,
     hide: bool,
-    fields: Fields,
+    fields: &'a Fields,
 }
 
 #[derive(Clone, Copy)]
@@ -246,11 +248,11 @@ fn bot_commands(input: DeriveInput) -> syn::Result<TokenStream2> {
             ));
         }
         variants.push(Variant {
-            ident: v.ident.clone(),
+            ident: &v.ident,
             names,
             description,
             hide,
-            fields: v.fields.clone(),
+            fields: &v.fields,
         });
     }
 
@@ -269,7 +271,7 @@ fn bot_commands(input: DeriveInput) -> syn::Result<TokenStream2> {
     let descriptions = variants.iter().filter(|v| !v.hide).map(|v| {
         let name = &v.names[0];
         let description = &v.description;
-        let args = match &v.fields {
+        let args = match v.fields {
             Fields::Named(f) => f
                 .named
                 .iter()
@@ -334,13 +336,13 @@ fn takes_whole_text(ty: &Type) -> bool {
     }
 }
 
-fn build_variant(v: &Variant, krate: &TokenStream2) -> TokenStream2 {
+fn build_variant(v: &Variant<'_>, krate: &TokenStream2) -> TokenStream2 {
     let ident = &v.ident;
     let types: Vec<&Type> = v.fields.iter().map(|f| &f.ty).collect();
     let vars: Vec<_> = (0..types.len())
         .map(|i| format_ident!("__a{}", i))
         .collect();
-    let construct = match &v.fields {
+    let construct = match v.fields {
         Fields::Unit => return quote!(::core::result::Result::Ok(Self::#ident)),
         Fields::Unnamed(_) => quote!(Self::#ident(#(#vars),*)),
         Fields::Named(f) => {
