@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::args::BadArgs;
@@ -31,6 +32,8 @@ pub struct Ctx {
     /// Values filters and middleware attached for this event (see [`Data`]). An empty `Vec`
     /// does not allocate, so events that attach nothing cost nothing here.
     data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// `data.len()`, readable without the lock: routing reads it for every route it tries.
+    data_len: AtomicUsize,
 }
 
 impl fmt::Debug for Ctx {
@@ -51,6 +54,7 @@ impl Ctx {
             bad_args: OnceLock::new(),
             handler: OnceLock::new(),
             data: Mutex::new(Vec::new()),
+            data_len: AtomicUsize::new(0),
         }
     }
 
@@ -78,11 +82,16 @@ impl Ctx {
     /// [`Router::provides`](super::Router::provides), so that the dispatcher's `build()` can
     /// check that every `Data<T>` parameter has a provider.
     pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
-        crate::sync::lock(&self.data).push((TypeId::of::<T>(), Arc::new(value)));
+        let mut data = crate::sync::lock(&self.data);
+        data.push((TypeId::of::<T>(), Arc::new(value)));
+        self.data_len.store(data.len(), Ordering::Release);
     }
 
     /// The value of type `T` a filter or middleware attached to this event, if any.
     pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        if self.data_mark() == 0 {
+            return None;
+        }
         let data = crate::sync::lock(&self.data);
         data.iter()
             .rev()
@@ -94,11 +103,15 @@ impl Ctx {
     /// How many values are attached; with [`Ctx::forget_data_after`] this undoes what the
     /// filters of a route that did not match attached.
     pub(crate) fn data_mark(&self) -> usize {
-        crate::sync::lock(&self.data).len()
+        self.data_len.load(Ordering::Acquire)
     }
 
     pub(crate) fn forget_data_after(&self, mark: usize) {
-        crate::sync::lock(&self.data).truncate(mark);
+        if self.data_len.load(Ordering::Acquire) > mark {
+            let mut data = crate::sync::lock(&self.data);
+            data.truncate(mark);
+            self.data_len.store(data.len(), Ordering::Release);
+        }
     }
 
     pub(crate) fn clear_command(&self) {
