@@ -574,3 +574,22 @@ async fn against_the_emulator_values_reach_handlers_that_answer() {
     task.await.unwrap().unwrap();
     assert_eq!(handle.metrics().errors, 0);
 }
+
+/// Dispatcher-wide outer middleware can attach values too; the root router declares them.
+#[tokio::test]
+async fn dispatcher_middleware_values_declared_on_the_root_router() {
+    let log: Log = Default::default();
+    let l = log.clone();
+    let router = Router::new()
+        .provides::<Ticket>()
+        .message(move |Data(t): Data<Ticket>| {
+            let l = l.clone();
+            async move { push(&l, format!("ticket {}", t.0)) }
+        });
+    let d = Dispatcher::detached(router).outer_middleware(|ctx: Arc<Ctx>, next: Next| async move {
+        ctx.insert(Ticket(9));
+        next.run(ctx).await
+    });
+    run(d, vec![msg(1, "x")]).await;
+    assert_eq!(*log.lock().unwrap(), ["ticket 9"]);
+}
