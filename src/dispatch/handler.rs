@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::args::BadArgs;
@@ -28,6 +29,11 @@ pub struct Ctx {
     pub(crate) bad_args: OnceLock<BadArgs>,
     /// The handler the router picked, for error reports.
     pub(crate) handler: OnceLock<&'static str>,
+    /// Values filters and middleware attached for this event (see [`Data`]). An empty `Vec`
+    /// does not allocate, so events that attach nothing cost nothing here.
+    data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// `data.len()`, readable without the lock: routing reads it for every route it tries.
+    data_len: AtomicUsize,
 }
 
 impl fmt::Debug for Ctx {
@@ -47,6 +53,8 @@ impl Ctx {
             command: Mutex::new(None),
             bad_args: OnceLock::new(),
             handler: OnceLock::new(),
+            data: Mutex::new(Vec::new()),
+            data_len: AtomicUsize::new(0),
         }
     }
 
@@ -63,6 +71,47 @@ impl Ctx {
     /// A registered dependency of type `T`.
     pub fn dependency<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.deps.get::<T>()
+    }
+
+    /// Attaches `value` to this event: handlers take it as a [`Data<T>`] parameter, later
+    /// filters and middleware read it with [`Ctx::data`]. A later value of the same type
+    /// shadows an earlier one.
+    ///
+    /// A filter attaching a value should be built with [`Filter::map`](super::Filter::map)
+    /// (or `map_async`), and a middleware should be declared with
+    /// [`Router::provides`](super::Router::provides), so that the dispatcher's `build()` can
+    /// check that every `Data<T>` parameter has a provider.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        let mut data = crate::sync::lock(&self.data);
+        data.push((TypeId::of::<T>(), Arc::new(value)));
+        self.data_len.store(data.len(), Ordering::Release);
+    }
+
+    /// The value of type `T` a filter or middleware attached to this event, if any.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        if self.data_mark() == 0 {
+            return None;
+        }
+        let data = crate::sync::lock(&self.data);
+        data.iter()
+            .rev()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .and_then(|(_, v)| v.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// How many values are attached; with [`Ctx::forget_data_after`] this undoes what the
+    /// filters of a route that did not match attached.
+    pub(crate) fn data_mark(&self) -> usize {
+        self.data_len.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn forget_data_after(&self, mark: usize) {
+        if self.data_len.load(Ordering::Acquire) > mark {
+            let mut data = crate::sync::lock(&self.data);
+            data.truncate(mark);
+            self.data_len.store(data.len(), Ordering::Release);
+        }
     }
 
     pub(crate) fn clear_command(&self) {
@@ -88,9 +137,14 @@ pub(crate) struct MatchedCommand {
 }
 
 /// Typed dependencies, looked up by type.
+///
+/// While the dispatcher is built it also records, per route, which [`Data<T>`] values the
+/// route's filters and middleware provide, so that [`FromEvent::check`] can refuse a
+/// parameter nothing provides.
 #[derive(Default, Clone)]
 pub struct Deps {
     map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    provided: Vec<TypeId>,
 }
 
 impl fmt::Debug for Deps {
@@ -116,6 +170,19 @@ impl Deps {
     /// Whether a `T` is registered.
     pub fn contains<T: 'static>(&self) -> bool {
         self.map.contains_key(&TypeId::of::<T>())
+    }
+
+    /// Whether a filter or middleware on the route being checked provides a [`Data<T>`].
+    /// Only meaningful inside [`FromEvent::check`].
+    pub fn provides<T: 'static>(&self) -> bool {
+        self.provided.contains(&TypeId::of::<T>())
+    }
+
+    /// These dependencies plus the per-event values a route's filters and middleware provide.
+    pub(crate) fn with_provided(&self, provided: &[TypeId]) -> Deps {
+        let mut deps = self.clone();
+        deps.provided.extend_from_slice(provided);
+        deps
     }
 }
 
@@ -143,6 +210,13 @@ pub enum ExtractError {
         /// What was missing.
         what: &'static str,
     },
+    /// A `Data<T>` was asked for but no filter or middleware on the route provides a `T`
+    /// (at build time), or none attached one to this event (at run time).
+    #[error(
+        "no filter or middleware provides `{0}`: attach it with `Filter::map` / \
+         `Filter::map_async`, or declare a middleware's value with `Router::provides::<T>()`"
+    )]
+    MissingData(&'static str),
     /// Command arguments did not parse.
     #[error("{0}")]
     BadArgs(BadArgs),
@@ -155,7 +229,8 @@ pub enum ExtractError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler parameter",
     label = "not extractable from an event",
-    note = "handler parameters must implement `FromEvent`: `Update`, `ChatId`, `Text`, `Dep<T>`, `CommandArgs<T>`, `BotCommand`, `ButtonPress`, `BadArgs`, `Bot`, or `Option<_>` of one"
+    note = "handler parameters must implement `FromEvent`: `Update`, `ChatId`, `Text`, `Message`, `MessageContext`, `ButtonContext`, `Dep<T>`, `Data<T>`, `CommandArgs<T>`, `BotCommand`, a `#[derive(BotCommands)]` enum, `ButtonPress`, `BadArgs`, `Bot`, `Dialogue<S>`, or `Option<_>` of one",
+    note = "parameters are owned values: take `Text` (or `Text(t): Text`), not `&str`; `Dep<Arc<T>>`, not `&T`"
 )]
 pub trait FromEvent: Sized + Send + 'static {
     /// Extracts the value.
@@ -262,6 +337,63 @@ impl<T: Clone + Send + Sync + 'static> FromEvent for Dep<T> {
     }
 }
 
+/// A value a filter or middleware attached to the event (with [`Ctx::insert`]): the typed
+/// counterpart of the official client's filter results injected into handlers, and of
+/// teloxide's `filter_map`.
+///
+/// The dispatcher's `build()` refuses a handler taking a `Data<T>` when nothing on its route
+/// provides a `T` (a [`Filter::map`](super::Filter::map) / `map_async` among its filters, the
+/// filters of the routers around it, or a [`Router::provides`](super::Router::provides)
+/// declaration for middleware), naming the type; as with a missing [`Dep`].
+///
+/// ```
+/// use trueconf_bot::dispatch::{Data, Dispatcher, Filter, Router};
+///
+/// #[derive(Clone)]
+/// struct Ticket(u32);
+///
+/// async fn show(Data(Ticket(n)): Data<Ticket>) {
+///     let _ = n;
+/// }
+///
+/// let ticket = Filter::map(|ctx| {
+///     let n = ctx.update().text()?.strip_prefix("#")?.parse().ok()?;
+///     Some(Ticket(n))
+/// });
+/// let ok = Router::new().message_when(ticket, show);
+/// assert!(Dispatcher::detached(ok).build().is_ok());
+///
+/// // Nothing provides a `Ticket` here: refused when built, naming the type.
+/// let missing = Router::new().message(show);
+/// let err = Dispatcher::detached(missing).build().unwrap_err();
+/// assert!(err.to_string().contains("Ticket"), "{err}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Data<T>(pub T);
+
+impl<T> Deref for Data<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromEvent for Data<T> {
+    fn from_event(ctx: &Ctx) -> Result<Self, ExtractError> {
+        ctx.data::<T>()
+            .map(Data)
+            .ok_or(ExtractError::MissingData(std::any::type_name::<T>()))
+    }
+
+    fn check(deps: &Deps) -> Result<(), ExtractError> {
+        if deps.provides::<T>() {
+            Ok(())
+        } else {
+            Err(ExtractError::MissingData(std::any::type_name::<T>()))
+        }
+    }
+}
+
 /// A button press (`command` event) as plain data; [`ButtonContext`](super::ButtonContext)
 /// is the same press with the bot, to answer it or edit the message that carried the
 /// button (`ButtonContext::to_press` gives this view of it).
@@ -322,10 +454,82 @@ impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
 
 /// An async function usable as a handler: up to six [`FromEvent`] parameters, returning
 /// [`HandlerResult`] (any `Result<(), E>` with `E: Into<HandlerError>`) or `()`.
+///
+/// # When a function is refused
+///
+/// The compiler then says "`fn(..) {name}` is not a valid event handler" at the route that
+/// registers it, without saying why. The usual causes:
+///
+/// - **its future is not `Send`**: a `std::sync::MutexGuard`, a `RefCell` borrow, an `Rc` or
+///   another non-`Send` value is still alive at an `.await` (drop it before, or use
+///   `tokio::sync::Mutex`); handlers run on a multi-threaded runtime;
+/// - a parameter is not [`FromEvent`]: a reference (`&str` instead of [`Text`]), a dependency
+///   taken as `T` instead of [`Dep<T>`], a filter's value taken as `T` instead of
+///   [`Data<T>`];
+/// - more than six parameters;
+/// - it returns something other than `()` or `Result<(), E>` (`Result<String, E>`, or an
+///   error type that is not `Into<HandlerError>`, such as `anyhow::Error` without `.into()`);
+/// - it is not `async` (a plain `fn`), or a closure that borrows from its surroundings
+///   (add `move`, clone what it needs).
+///
+/// Put [`#[debug_handler]`](super::debug_handler) (feature `macros`) on the function to get
+/// the error where the cause is: it checks each parameter and the future's `Send`-ness
+/// without changing the function.
+///
+/// ```compile_fail
+/// use trueconf_bot::dispatch::{Router, Text};
+///
+/// // Refused: the guard lives across `.await`, so the future is not `Send`.
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     let mut guard = seen.lock().unwrap();
+///     std::future::ready(()).await;
+///     guard.push(t);
+/// }
+/// let _ = Router::new().message(count);
+/// ```
+///
+/// ```compile_fail
+/// # #[cfg(feature = "macros")] {
+/// use trueconf_bot::dispatch::{debug_handler, Text};
+///
+/// // "future cannot be sent between threads safely", pointing at the guard and the await.
+/// #[debug_handler]
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     let mut guard = seen.lock().unwrap();
+///     std::future::ready(()).await;
+///     guard.push(t);
+/// }
+/// # }
+/// # #[cfg(not(feature = "macros"))] compile_error!("needs the macros feature");
+/// ```
+///
+/// ```compile_fail
+/// use trueconf_bot::dispatch::Router;
+///
+/// // Refused: `&str` is not a parameter (take `Text`).
+/// async fn echo(text: &str) { let _ = text; }
+/// let _ = Router::new().message(echo);
+/// ```
+///
+/// ```
+/// use trueconf_bot::dispatch::{Router, Text};
+///
+/// // Accepted: the guard is gone before the `.await`.
+/// async fn count(Text(t): Text) {
+///     let seen = std::sync::Mutex::new(Vec::<String>::new());
+///     seen.lock().unwrap().push(t);
+///     std::future::ready(()).await;
+/// }
+/// let _ = Router::new().message(count);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid event handler",
     label = "not a handler",
-    note = "a handler is an `async fn` (or closure returning a `Send` future) with at most 6 parameters, each implementing `FromEvent`, returning `HandlerResult` or `()`"
+    note = "a handler is an `async fn` (or closure returning a `Send` future) with at most 6 parameters, each implementing `FromEvent`, returning `HandlerResult` or `()`",
+    note = "common causes: a `std::sync::MutexGuard`, `RefCell` borrow or `Rc` held across an `.await` (the future is not `Send`); a parameter that is not `FromEvent` (`&str` instead of `Text`, `T` instead of `Dep<T>` / `Data<T>`); more than 6 parameters; a return type other than `()` / `Result<(), E>`",
+    note = "put `#[trueconf_bot::dispatch::debug_handler]` on the function to see which"
 )]
 pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// Extracts the parameters and runs the handler.
@@ -397,4 +601,30 @@ impl BoxedHandler {
     pub(crate) fn check(&self, deps: &Deps) -> Result<(), ExtractError> {
         (self.check)(deps)
     }
+
+    /// This handler with the same name and checks, but run by `call` instead.
+    pub(crate) fn wrapped(
+        &self,
+        call: impl Fn(Arc<Ctx>) -> BoxFuture<HandlerResult> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            call: Arc::new(call),
+            check: self.check,
+            name: self.name,
+        }
+    }
+}
+
+/// Runs `handler`; when its command arguments do not parse and the matched command has a
+/// bad-arguments hook, runs the hook instead (with the [`BadArgs`] report on the context).
+pub(crate) async fn call_with_bad_args_hook(handler: BoxedHandler, ctx: Arc<Ctx>) -> HandlerResult {
+    let result = handler.call(ctx.clone()).await;
+    if let Err(e) = &result
+        && let Some(ExtractError::BadArgs(bad)) = e.downcast_ref::<ExtractError>()
+        && let Some(hook) = ctx.matched_command().and_then(|m| m.on_bad_args.clone())
+    {
+        let _ = ctx.bad_args.set(bad.clone());
+        return hook.call(ctx).await;
+    }
+    result
 }

@@ -1,16 +1,25 @@
 //! The routing tree.
 
+use std::any::TypeId;
+use std::future::Future;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::command::CommandFilter;
+use super::command::{BotCommands, CommandFilter};
 use super::filter::Filter;
-use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, FromEvent, Handler};
-use super::update::EventKind;
+use super::handler::{
+    BoxedHandler, Ctx, Deps, ExtractError, FromEvent, Handler, HandlerError, HandlerResult,
+    call_with_bad_args_hook,
+};
+use super::middleware::{Middleware, Next, Terminal};
+use super::update::{EventKind, Update};
 use crate::conversation::BoxFuture;
 use crate::fsm::{Dialogue, StateFilter};
+
+/// A router's own error handler (see [`Router::error_handler`]).
+type ErrorHook = Arc<dyn Fn(Update, HandlerError) -> BoxFuture<()> + Send + Sync>;
 
 type StateCheck = Arc<dyn Fn(&Ctx) -> BoxFuture<crate::Result<bool>> + Send + Sync>;
 
@@ -53,11 +62,23 @@ struct Route {
     handler: BoxedHandler,
 }
 
-/// One route of the flattened tree, with the filters of the routers it sits in.
+/// One route of the flattened tree, with the filters of the routers it sits in; its handler
+/// already wrapped in the middleware and error handler of those routers.
 #[derive(Clone)]
 pub(crate) struct FlatRoute {
     guards: Vec<Filter>,
     route: Route,
+    /// The `Data` types the guards, the route's filter and the routers' declarations provide.
+    provided: Vec<TypeId>,
+}
+
+/// What a router hands down to the routes of its subtree while flattening.
+#[derive(Default, Clone)]
+struct Scope {
+    guards: Vec<Filter>,
+    middleware: Vec<Arc<dyn Middleware>>,
+    on_error: Option<ErrorHook>,
+    provided: Vec<TypeId>,
 }
 
 enum Node {
@@ -93,6 +114,9 @@ enum Node {
 pub struct Router {
     filter: Option<Filter>,
     nodes: Vec<Node>,
+    middleware: Vec<Arc<dyn Middleware>>,
+    on_error: Option<ErrorHook>,
+    provides: Vec<TypeId>,
 }
 
 impl std::fmt::Debug for Router {
@@ -130,6 +154,73 @@ impl Router {
             Some(f) => f.and(filter),
             None => filter,
         });
+        self
+    }
+
+    /// Middleware around the handlers of this router and of the routers nested in it: it
+    /// runs once one of their routes matched (after the filters, like the dispatcher's
+    /// inner middleware), outer routers' middleware first, and can stop the event by not
+    /// calling [`Next::run`]. The dispatcher's inner middleware runs around it.
+    ///
+    /// A middleware that attaches a value with [`Ctx::insert`] for a
+    /// [`Data<T>`](super::Data) parameter declares it with [`Router::provides`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use trueconf_bot::dispatch::{Ctx, Data, Dispatcher, HandlerResult, Next, Router};
+    ///
+    /// #[derive(Clone)]
+    /// struct Role(&'static str);
+    ///
+    /// async fn role(ctx: Arc<Ctx>, next: Next) -> HandlerResult {
+    ///     let admin = ctx.update().author_id() == Some("root@srv");
+    ///     ctx.insert(Role(if admin { "admin" } else { "user" }));
+    ///     next.run(ctx).await
+    /// }
+    ///
+    /// let admin = Router::new()
+    ///     .middleware(role)
+    ///     .provides::<Role>()
+    ///     .command("whoami", |Data(Role(r)): Data<Role>| async move { let _ = r; });
+    /// let router = Router::new().include_router(admin);
+    /// Dispatcher::detached(router).build().expect("`Role` is declared");
+    /// ```
+    pub fn middleware(mut self, mw: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(mw));
+        self
+    }
+
+    /// Declares that this router's middleware (or the dispatcher's) attaches a `T` to every
+    /// event it passes on, so that handlers in this subtree may take a
+    /// [`Data<T>`](super::Data): the dispatcher's `build()` refuses a `Data<T>` nothing
+    /// provides. A declared value that is missing at run time is an
+    /// [`ExtractError::MissingData`] for the error handler.
+    pub fn provides<T: Clone + Send + Sync + 'static>(mut self) -> Self {
+        self.provides.push(TypeId::of::<T>());
+        self
+    }
+
+    /// Receives the errors of the handlers in this subtree (and of this subtree's
+    /// middleware) instead of the dispatcher's error handler; the innermost router with an
+    /// error handler takes an error. An error handled here is not counted as an error in
+    /// the dispatcher's metrics. Panics still go to the dispatcher's error handler.
+    ///
+    /// ```
+    /// use trueconf_bot::dispatch::{HandlerError, Router, Update};
+    ///
+    /// let payments = Router::new()
+    ///     .error_handler(|update: Update, error: HandlerError| async move {
+    ///         eprintln!("payment in {:?} failed: {error}", update.chat_id());
+    ///     })
+    ///     .command("pay", || async { Err::<(), _>("card declined") });
+    /// # let _ = payments;
+    /// ```
+    pub fn error_handler<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Update, HandlerError) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_error = Some(Arc::new(move |u, e| Box::pin(f(u, e))));
         self
     }
 
@@ -206,6 +297,13 @@ impl Router {
         )
     }
 
+    /// Messages that are one of the commands of the enum `C` (see [`BotCommands`]); the
+    /// handler takes the parsed `C`. For aliases of a prefix, a usage line or a
+    /// bad-arguments hook use [`Router::command`] with [`CommandFilter::of`].
+    pub fn commands<C: BotCommands, H: Handler<A>, A>(self, handler: H) -> Self {
+        self.command(CommandFilter::of::<C>(), handler)
+    }
+
     kind_routes! {
         /// New messages (`sendMessage`).
         message, message_when => EventKind::Message;
@@ -245,46 +343,98 @@ impl Router {
         self
     }
 
-    /// The routes in matching order, each with the filters of the routers around it.
+    /// The routes in matching order, each with the filters of the routers around it and its
+    /// handler wrapped in their middleware and error handler.
     pub(crate) fn flatten(self) -> Vec<FlatRoute> {
         let mut out = Vec::new();
-        self.flatten_into(&mut Vec::new(), &mut out);
+        self.flatten_into(&Scope::default(), &mut out);
         out
     }
 
-    fn flatten_into(self, guards: &mut Vec<Filter>, out: &mut Vec<FlatRoute>) {
-        let pushed = self.filter.is_some();
+    fn flatten_into(self, outer: &Scope, out: &mut Vec<FlatRoute>) {
+        let mut scope = outer.clone();
         if let Some(f) = self.filter {
-            guards.push(f);
+            scope.provided.extend_from_slice(f.provided());
+            scope.guards.push(f);
+        }
+        scope.middleware.extend(self.middleware);
+        scope.provided.extend(self.provides);
+        if self.on_error.is_some() {
+            scope.on_error = self.on_error;
         }
         for node in self.nodes {
             match node {
-                Node::Route(route) => out.push(FlatRoute {
-                    guards: guards.clone(),
-                    route,
-                }),
-                Node::Router(nested) => nested.flatten_into(guards, out),
+                Node::Route(mut route) => {
+                    let mut provided = scope.provided.clone();
+                    if let Some(f) = &route.filter {
+                        provided.extend_from_slice(f.provided());
+                    }
+                    route.handler = wrap(route.handler, &scope);
+                    out.push(FlatRoute {
+                        guards: scope.guards.clone(),
+                        route,
+                        provided,
+                    });
+                }
+                Node::Router(nested) => nested.flatten_into(&scope, out),
             }
         }
-        if pushed {
-            guards.pop();
-        }
     }
+}
+
+/// `handler` inside the scope's middleware and error handler; unchanged (no extra boxing per
+/// event) when the scope has neither.
+fn wrap(handler: BoxedHandler, scope: &Scope) -> BoxedHandler {
+    if scope.middleware.is_empty() && scope.on_error.is_none() {
+        return handler;
+    }
+    let chain: Arc<[Arc<dyn Middleware>]> = scope.middleware.clone().into();
+    let on_error = scope.on_error.clone();
+    let inner = handler.clone();
+    handler.wrapped(move |ctx: Arc<Ctx>| {
+        let (chain, on_error, inner) = (chain.clone(), on_error.clone(), inner.clone());
+        Box::pin(async move {
+            let result: HandlerResult = if chain.is_empty() {
+                call_with_bad_args_hook(inner, ctx.clone()).await
+            } else {
+                let terminal: Terminal = Arc::new(move |ctx: Arc<Ctx>| {
+                    Box::pin(call_with_bad_args_hook(inner.clone(), ctx))
+                });
+                Next::new(chain, terminal).run(ctx.clone()).await
+            };
+            match (result, on_error) {
+                (Err(error), Some(hook)) => {
+                    hook(ctx.update().clone(), error).await;
+                    Ok(())
+                }
+                (result, _) => result,
+            }
+        })
+    })
 }
 
 /// The first route taking the event, in registration order.
 pub(crate) async fn route(
     routes: &[FlatRoute],
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
 ) -> Result<Option<BoxedHandler>, crate::Error> {
     let kind = ctx.update().kind();
-    for FlatRoute { guards, route } in routes {
+    for FlatRoute { guards, route, .. } in routes {
         if route.kind.is_some_and(|k| k != kind) {
             continue;
         }
         let had_command = ctx.matched_command().is_some();
-        let passes = guards.iter().all(|g| g.matches(ctx))
-            && route.filter.as_ref().is_none_or(|f| f.matches(ctx));
+        let mark = ctx.data_mark();
+        let mut passes = true;
+        for guard in guards {
+            if !guard.check(ctx).await {
+                passes = false;
+                break;
+            }
+        }
+        if passes && let Some(filter) = &route.filter {
+            passes = filter.check(ctx).await;
+        }
         let passes = match (&route.state, passes) {
             (Some(state), true) => (state.check)(ctx).await?,
             (_, p) => p,
@@ -292,22 +442,28 @@ pub(crate) async fn route(
         if passes {
             return Ok(Some(route.handler.clone()));
         }
-        // A command filter that matched inside a failed `and` must not leak its parse (and
-        // bad-arguments hook) to a later route.
+        // What the filters of a route that did not match found out (a command parse and its
+        // bad-arguments hook, attached data) must not leak to a later route.
         if !had_command {
             ctx.clear_command();
         }
+        ctx.forget_data_after(mark);
     }
     Ok(None)
 }
 
-/// Checks every handler's dependencies; names the first handler that lacks one.
+/// Checks every handler's dependencies and `Data` parameters; names the first handler that
+/// lacks one.
 pub(crate) fn check(routes: &[FlatRoute], deps: &Deps) -> Result<(), (&'static str, ExtractError)> {
-    for FlatRoute { route, .. } in routes {
+    for FlatRoute {
+        route, provided, ..
+    } in routes
+    {
         let name = route.handler.name;
-        route.handler.check(deps).map_err(|e| (name, e))?;
+        let deps = deps.with_provided(provided);
+        route.handler.check(&deps).map_err(|e| (name, e))?;
         if let Some(state) = &route.state {
-            (state.deps)(deps).map_err(|e| (name, e))?;
+            (state.deps)(&deps).map_err(|e| (name, e))?;
         }
     }
     Ok(())
