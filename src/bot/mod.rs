@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use self::builder::BotBuilder;
 pub use self::call::Call;
+pub(crate) use self::call::{QUEUE_SCOPE, QueueScope};
 pub use self::methods::ActivityGuard;
 use crate::methods::Request;
 use crate::runtime::Runtime;

@@ -54,13 +54,15 @@
 //!
 //! Ordering and isolation: each chat's events are handled one at a time in arrival order by
 //! that chat's conversation actor; chats run in parallel; a slow or panicking handler only
-//! delays or affects its own chat. See [`Overflow`] for what a flooded chat does.
+//! delays or affects its own chat. See [`Overflow`] for what a flooded chat does, and
+//! [`Distribution`] for other keys (per user in a chat, any function of the event).
 
 mod args;
 mod command;
 mod context;
 mod dedup;
 mod dispatcher;
+mod distribution;
 mod filter;
 mod handler;
 mod metrics;
@@ -77,6 +79,7 @@ pub use args::{ArgsError, BadArgs, FromCommandArgs};
 pub use command::{BotCommand, CommandArgs, CommandFilter};
 pub use context::{ButtonContext, MessageContext};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
+pub use distribution::Distribution;
 pub use filter::Filter;
 pub use handler::{
     ButtonPress, ChatId, Ctx, Dep, Deps, ExtractError, FromEvent, Handler, HandlerError,
