@@ -57,7 +57,12 @@ async fn queued_answers_keep_the_chat_order() {
         msg.answer(text).queue().await?;
         HandlerResult::Ok(())
     });
-    run(Dispatcher::builder(bot.clone(), router), &bot).await;
+    // The whole burst fits the chat's queue.
+    run(
+        Dispatcher::builder(bot.clone(), router).queue_capacity(1_000),
+        &bot,
+    )
+    .await;
     let alice = sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
     const N: usize = 200;
@@ -139,6 +144,11 @@ async fn after_handled_acknowledges_once_the_queued_answer_is_answered() {
     run(Dispatcher::builder(bot.clone(), router), &bot).await;
     let alice = sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
+    // Everything before this test's message is acknowledged first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.stats().acked < sim.stats().pushed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let acked = sim.stats().acked;
     sim.faults().delay_responses(Duration::from_secs(2));
     alice.send_text(&chat, "hi").await.unwrap();
@@ -187,10 +197,11 @@ async fn bob_overtakes_a_blocked_alice(key: Distribution) -> bool {
             if text == "alice@srv 1" {
                 let _ = tokio::time::timeout(Duration::from_secs(2), gate.notified()).await;
             }
-            if text.starts_with("bob") {
+            let bob = text.starts_with("bob");
+            order.lock().unwrap().push(text);
+            if bob {
                 gate.notify_one();
             }
-            order.lock().unwrap().push(text);
         }
     });
     let d = Dispatcher::detached(router)
