@@ -17,15 +17,14 @@ use trueconf_bot::dispatch::{
 use trueconf_bot::protocol::RawValue;
 use trueconf_bot::testkit::{Sim, SimConfig};
 
-async fn ready_bot(sim: &Sim, ack: AckMode) -> Bot {
-    let bot = Bot::builder("127.0.0.1")
+fn ready_bot(sim: &Sim, ack: AckMode) -> Bot {
+    Bot::builder("127.0.0.1")
         .https(false)
         .port(sim.addr().port())
         .token(sim.bot_token())
         .ack_mode(ack)
         .build()
-        .unwrap();
-    bot
+        .unwrap()
 }
 
 async fn run(d: DispatcherBuilder, bot: &Bot) {
@@ -51,7 +50,7 @@ fn texts(sim: &Sim, chat: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_answers_keep_the_chat_order() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = ready_bot(&sim, AckMode::OnReceive).await;
+    let bot = ready_bot(&sim, AckMode::OnReceive);
     let router = Router::new().message(|msg: MessageContext| async move {
         let text = format!("echo {}", msg.text().unwrap_or_default());
         msg.answer(text).queue().await?;
@@ -87,7 +86,7 @@ async fn queued_answers_keep_the_chat_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_call_that_fails_later_reaches_the_error_handler() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = ready_bot(&sim, AckMode::OnReceive).await;
+    let bot = ready_bot(&sim, AckMode::OnReceive);
     let errors: Arc<Mutex<Vec<String>>> = Default::default();
     let returned = Arc::new(AtomicUsize::new(0));
     let r = returned.clone();
@@ -130,7 +129,7 @@ async fn a_queued_call_that_fails_later_reaches_the_error_handler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_handled_acknowledges_once_the_queued_answer_is_answered() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = ready_bot(&sim, AckMode::AfterHandled).await;
+    let bot = ready_bot(&sim, AckMode::AfterHandled);
     let done = Arc::new(AtomicBool::new(false));
     let d2 = done.clone();
     let router = Router::new().message(move |msg: MessageContext| {
