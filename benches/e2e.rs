@@ -238,6 +238,13 @@ struct ScaleArgs {
     /// Fail when a hibernating (idle) conversation keeps more live heap than this, in bytes.
     #[arg(long)]
     max_idle_heap: Option<f64>,
+    /// Cap of live conversations (default: every chat live at once); below the chat count the
+    /// least recently used idle ones hibernate early while spawning, as in a real bot.
+    #[arg(long)]
+    max_live: Option<usize>,
+    /// Stop after the hibernated figures instead of waiting for idle eviction.
+    #[arg(long)]
+    no_eviction: bool,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -976,7 +983,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         .idle_timeout(Duration::from_millis(a.idle_ms))
         .hibernate_after(Duration::from_millis(a.hibernate_ms))
         // The bench measures every chat live at once, so no cap may hibernate them early.
-        .max_live_conversations(a.chats as usize + 1)
+        .max_live_conversations(a.max_live.unwrap_or(a.chats as usize + 1))
         .build()?;
     let handle = d.handle();
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -1021,7 +1028,11 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         }
         rss_hib_trim = rss_kib();
     }
-    let deadline = Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000);
+    let deadline = if a.no_eviction {
+        Instant::now()
+    } else {
+        Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000)
+    };
     while handle.metrics().live_conversations > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
