@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! e2e load  [--events N] [--chats C] [--window W] [--delay-ms D] [--ack receive|handled]
-//!           [--bots ours,raw,python] [--repeat K] [--half-rate] [--python PATH] [--json FILE]
+//!           [--bots ours,raw,python,before] [--repeat K] [--half-rate] [--python PATH]
+//!           [--drop-every N] [--bot-workers N] [--raw-workers N] [--before-exe PATH]
+//!           [--json FILE]
 //! e2e sweep [--chat-counts 1,10,100,1000,10000] [--events N] [--json FILE] [--png FILE]
 //! e2e scale [--chats 100000] [--idle-ms 20000] [--hibernate-ms 10000] [--json FILE]
 //! e2e plot  --json FILE --png FILE
@@ -109,6 +111,9 @@ enum Kind {
     Raw,
     /// The official Python client's echo bot (scripts/bench_echo.py).
     Python,
+    /// Ours as built into another copy of this binary (`--before-exe`, e.g. of the main
+    /// branch), for before/after ratios in one run.
+    Before,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize, Deserialize)]
@@ -144,6 +149,16 @@ struct Shape {
     /// Tokio worker threads of our bots (0 = one per core; 1 = a current-thread runtime).
     #[arg(long, default_value_t = 0)]
     bot_workers: usize,
+    /// Tokio worker threads of the raw bot (1 = a current-thread runtime, its cheapest form).
+    #[arg(long, default_value_t = 1)]
+    raw_workers: usize,
+    /// The server closes the bot's socket (code 1012, "service restart", and accepts the
+    /// next connection at once) every this many pushed events.
+    #[arg(long)]
+    drop_every: Option<u64>,
+    /// Another build of this binary whose `ours` bot runs as the `before` bot.
+    #[arg(long)]
+    before_exe: Option<PathBuf>,
     /// Fail (exit code 1) if any run lost an echo or reordered a chat.
     #[arg(long)]
     strict: bool,
@@ -223,6 +238,13 @@ struct ScaleArgs {
     /// Fail when a hibernating (idle) conversation keeps more live heap than this, in bytes.
     #[arg(long)]
     max_idle_heap: Option<f64>,
+    /// Cap of live conversations (default: every chat live at once); below the chat count the
+    /// least recently used idle ones hibernate early while spawning, as in a real bot.
+    #[arg(long)]
+    max_live: Option<usize>,
+    /// Stop after the hibernated figures instead of waiting for idle eviction.
+    #[arg(long)]
+    no_eviction: bool,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -245,6 +267,17 @@ struct BotArgs {
     /// Tokio worker threads (0 = one per core; 1 = a current-thread runtime).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+}
+
+/// Server-side socket closes during a run and how long each took to recover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Recovery {
+    /// Sockets the server closed.
+    closes: u64,
+    /// Close → first event acknowledged on the new socket (in `--ack handled`: handled), ms.
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 /// One bot's run of one load shape.
@@ -273,6 +306,12 @@ struct Run {
     peak_rss_kib: u64,
     /// 1-minute load average when the run started.
     loadavg: f64,
+    /// Tokio worker threads of the bot (0 = one per core, 1 = current-thread).
+    #[serde(default)]
+    workers: usize,
+    /// With `--drop-every`: the closes and the recovery times.
+    #[serde(default)]
+    recovery: Option<Recovery>,
 }
 
 fn main() -> Result<(), BoxError> {
@@ -321,13 +360,20 @@ fn run_bot(a: BotArgs) -> Result<(), BoxError> {
     rt.block_on(async move {
         match a.kind {
             Kind::Raw => {
-                if let Err(e) = raw_echo::echo_bot(a.url, a.token).await {
-                    eprintln!("raw echo ended: {e}");
+                // Reconnects at once when the server closes the socket (the parent ends
+                // this process when the run is over).
+                let after_reply = matches!(a.ack, Ack::Handled);
+                loop {
+                    let (url, token) = (a.url.clone(), a.token.clone());
+                    if let Err(e) = raw_echo::echo_bot_with(url, token, after_reply).await {
+                        eprintln!("raw echo ended: {e}");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
-                Ok(())
             }
             Kind::Ours => ours(a).await,
             Kind::Python => Err("the python bot is scripts/bench_echo.py".into()),
+            Kind::Before => Err("the before bot is `ours` of --before-exe".into()),
         }
     })
 }
@@ -342,14 +388,17 @@ async fn ours(a: BotArgs) -> Result<(), BoxError> {
             Ack::Receive => AckMode::OnReceive,
             Ack::Handled => AckMode::AfterHandled,
         })
+        // At-least-once: what was not acknowledged on a lost socket comes on the next one.
+        .receive_unread(matches!(a.ack, Ack::Handled))
         .build()?;
     let delay = Duration::from_millis(a.delay_ms);
     let router = Router::new().message(move |msg: MessageContext| async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        // The echo example's form: queued in the chat's order, not waiting for the answer.
         let text = msg.text().unwrap_or_default().to_owned();
-        msg.answer(text).await?;
+        msg.answer(text).queue().await?;
         Ok::<(), HandlerError>(())
     });
     // A chat's queue must hold the whole window when every event goes to one chat.
@@ -410,6 +459,72 @@ fn loadavg() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The bot's Tokio worker threads in this shape.
+fn workers(kind: Kind, shape: &Shape) -> usize {
+    match kind {
+        Kind::Raw => shape.raw_workers,
+        Kind::Ours | Kind::Before => shape.bot_workers,
+        Kind::Python => 1,
+    }
+}
+
+/// Closes the bot's socket every `every` pushed events (the server restarting, up again at
+/// once) and times each close → the first event acknowledged on the next socket. Polls the
+/// emulator's counters from a thread of its own every 200 µs until `stop`.
+fn dropper(
+    sim: Arc<Sim>,
+    every: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let tick = Duration::from_micros(200);
+        let base = sim.stats().pushed;
+        let mut next = base + every;
+        let mut times = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            if sim.stats().pushed < next {
+                std::thread::sleep(tick);
+                continue;
+            }
+            let closed = Instant::now();
+            let before = sim.stats();
+            sim.faults().restart(Duration::ZERO);
+            // A new socket passed `auth`, then an event was acknowledged after that.
+            let mut authed_acks = None;
+            while !stop.load(Ordering::Relaxed) {
+                let now = sim.stats();
+                match authed_acks {
+                    None if now.auths > before.auths => authed_acks = Some(now.acked),
+                    Some(acked) if now.acked > acked => {
+                        times.push(closed.elapsed());
+                        break;
+                    }
+                    _ => {}
+                }
+                std::thread::sleep(tick);
+            }
+            next = sim.stats().pushed + every;
+        }
+        times
+    })
+}
+
+fn recovery(mut times: Vec<Duration>) -> Recovery {
+    times.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let at = |f: f64| {
+        times
+            .get(((times.len() as f64 * f).ceil() as usize).clamp(1, times.len().max(1)) - 1)
+            .map_or(0.0, |d| ms(*d))
+    };
+    Recovery {
+        closes: times.len() as u64,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: times.last().map_or(0.0, |d| ms(*d)),
+    }
+}
+
 fn spawn_bot(kind: Kind, sim: &Sim, shape: &Shape) -> Result<Proc, BoxError> {
     let port = sim.addr().port().to_string();
     let delay = shape.delay_ms.to_string();
@@ -421,12 +536,18 @@ fn spawn_bot(kind: Kind, sim: &Sim, shape: &Shape) -> Result<Proc, BoxError> {
             c.arg(script);
             c
         }
-        Kind::Ours | Kind::Raw => {
-            let mut c = Command::new(std::env::current_exe()?);
-            c.arg("bot").arg(format!("{kind:?}").to_lowercase());
+        Kind::Ours | Kind::Raw | Kind::Before => {
+            let exe = match (kind, &shape.before_exe) {
+                (Kind::Before, Some(exe)) => exe.clone(),
+                (Kind::Before, None) => return Err("--bots before needs --before-exe".into()),
+                _ => std::env::current_exe()?,
+            };
+            let mut c = Command::new(exe);
+            let name = if kind == Kind::Raw { "raw" } else { "ours" };
+            c.arg("bot").arg(name);
             c.arg("--ack")
                 .arg(format!("{:?}", shape.ack).to_lowercase());
-            c.arg("--workers").arg(shape.bot_workers.to_string());
+            c.arg("--workers").arg(workers(kind, shape).to_string());
             c
         }
     };
@@ -445,11 +566,13 @@ async fn one_run(
     chats: u32,
     rate: Option<f64>,
 ) -> Result<Run, BoxError> {
-    let sim = Sim::start(SimConfig {
-        port: 0,
-        ..SimConfig::default()
-    })
-    .await?;
+    let sim = Arc::new(
+        Sim::start(SimConfig {
+            port: 0,
+            ..SimConfig::default()
+        })
+        .await?,
+    );
     let loadavg = loadavg();
     let bot = spawn_bot(kind, &sim, shape)?;
     let connect = Duration::from_secs(60);
@@ -460,6 +583,11 @@ async fn one_run(
     // Let the bot settle (the Python client sends its own requests after auth).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu0 = bot.cpu_now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drops = shape
+        .drop_every
+        .filter(|n| *n > 0)
+        .map(|n| dropper(sim.clone(), n, stop.clone()));
     let report = sim
         .run_load(LoadSpec {
             events: shape.events,
@@ -471,6 +599,8 @@ async fn one_run(
         })
         .await;
     let cpu1 = bot.cpu_now();
+    stop.store(true, Ordering::Relaxed);
+    let recovery = drops.map(|t| self::recovery(t.join().unwrap_or_default()));
     let (_, peak) = bot.finish();
     sim.shutdown();
     let r = report?;
@@ -496,13 +626,16 @@ async fn one_run(
         cpu_us_per_msg: cpu * 1e6 / r.replied.max(1) as f64,
         peak_rss_kib: peak,
         loadavg,
+        workers: workers(kind, shape),
+        recovery,
     })
 }
 
 fn header() {
     println!(
-        "{:<7} {:>6} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>5}",
+        "{:<7} {:>2} {:>6} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>5}",
         "bot",
+        "w",
         "chats",
         "delay",
         "rate",
@@ -519,14 +652,21 @@ fn header() {
 
 fn row(r: &Run) {
     let rate = r.rate.map_or("max".to_owned(), |x| format!("{x:.0}"));
-    let lost = if r.replied < r.sent {
+    let mut lost = if r.replied < r.sent {
         format!("  (replied {}/{})", r.replied, r.sent)
     } else {
         String::new()
     };
+    if let Some(rec) = &r.recovery {
+        lost.push_str(&format!(
+            "  {} closes, close->first handled p50 {:.1} ms p99 {:.1} ms",
+            rec.closes, rec.p50_ms, rec.p99_ms
+        ));
+    }
     println!(
-        "{:<7} {:>6} {:>5} {:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>8.1} {:>9} {:>5.2}{lost}",
+        "{:<7} {:>2} {:>6} {:>5} {:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>8.1} {:>9} {:>5.2}{lost}",
         format!("{:?}", r.bot).to_lowercase(),
+        r.workers,
         r.chats,
         r.delay_ms,
         rate,
@@ -551,6 +691,17 @@ fn median(runs: &[Run], kind: Kind, rate: bool) -> Option<Run> {
     v.get(v.len() / 2).map(|r| (*r).clone())
 }
 
+/// The median of `metric` over `kind`'s runs at full speed.
+fn median_of(runs: &[Run], kind: Kind, metric: fn(&Run) -> f64) -> f64 {
+    let mut v: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.bot == kind && r.rate.is_none())
+        .map(metric)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 async fn load(a: LoadArgs) -> Result<(), BoxError> {
     let mut runs = Vec::new();
     header();
@@ -566,7 +717,7 @@ async fn load(a: LoadArgs) -> Result<(), BoxError> {
     {
         let rate = (max.msgs_per_sec / 2.0).floor();
         for _ in 0..a.shape.repeat.max(1) {
-            for kind in [Kind::Raw, Kind::Ours] {
+            for kind in [Kind::Raw, Kind::Ours, Kind::Before] {
                 if a.bots.contains(&kind) {
                     let r = one_run(kind, &a.shape, a.chats, Some(rate)).await?;
                     row(&r);
@@ -576,7 +727,6 @@ async fn load(a: LoadArgs) -> Result<(), BoxError> {
         }
     }
     println!();
-    let ours = median(&runs, Kind::Ours, false);
     let mut summary = Vec::new();
     for &kind in &a.bots {
         if let Some(m) = median(&runs, kind, false) {
@@ -584,15 +734,48 @@ async fn load(a: LoadArgs) -> Result<(), BoxError> {
         }
     }
     println!("{}", summary.join("; "));
-    if let Some(o) = &ours {
-        for base in [Kind::Raw, Kind::Python] {
+    for mine in [Kind::Ours, Kind::Before] {
+        let Some(o) = median(&runs, mine, false) else {
+            continue;
+        };
+        for base in [Kind::Raw, Kind::Python, Kind::Before] {
+            if base == mine {
+                continue;
+            }
             if let Some(b) = median(&runs, base, false) {
                 println!(
-                    "ours / {}: {:.2}x throughput",
+                    "{} / {}: {:.2}x throughput, {:.2}x CPU per message, {:.2}x p99 \
+                     (medians by throughput)",
+                    format!("{mine:?}").to_lowercase(),
                     format!("{base:?}").to_lowercase(),
-                    o.msgs_per_sec / b.msgs_per_sec.max(1e-9)
+                    o.msgs_per_sec / b.msgs_per_sec.max(1e-9),
+                    median_of(&runs, mine, |r| r.cpu_us_per_msg)
+                        / median_of(&runs, base, |r| r.cpu_us_per_msg).max(1e-9),
+                    median_of(&runs, mine, |r| r.p99_ms)
+                        / median_of(&runs, base, |r| r.p99_ms).max(1e-9),
                 );
             }
+        }
+    }
+    for &kind in &a.bots {
+        let recs: Vec<&Recovery> = runs
+            .iter()
+            .filter(|r| r.bot == kind && r.rate.is_none())
+            .filter_map(|r| r.recovery.as_ref())
+            .collect();
+        if !recs.is_empty() {
+            let mut p50: Vec<f64> = recs.iter().map(|r| r.p50_ms).collect();
+            let mut p99: Vec<f64> = recs.iter().map(|r| r.p99_ms).collect();
+            p50.sort_by(f64::total_cmp);
+            p99.sort_by(f64::total_cmp);
+            println!(
+                "{}: close -> first handled event on the new socket: p50 {:.1} ms, p99 {:.1} ms \
+                 (medians over runs; {} closes per run)",
+                format!("{kind:?}").to_lowercase(),
+                p50[p50.len() / 2],
+                p99[p99.len() / 2],
+                recs[0].closes
+            );
         }
     }
     if let Some(h) = median(&runs, Kind::Ours, true) {
@@ -680,6 +863,7 @@ fn plot(runs: &[Run], png: &Path) -> Result<(), BoxError> {
         Kind::Ours => RGBColor(200, 60, 20),
         Kind::Raw => RGBColor(40, 90, 200),
         Kind::Python => RGBColor(60, 150, 60),
+        Kind::Before => RGBColor(120, 120, 120),
     };
     type Metric = fn(&Run) -> f64;
     let panels: [(_, &str, f64, Metric); 2] = [
@@ -799,7 +983,7 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         .idle_timeout(Duration::from_millis(a.idle_ms))
         .hibernate_after(Duration::from_millis(a.hibernate_ms))
         // The bench measures every chat live at once, so no cap may hibernate them early.
-        .max_live_conversations(a.chats as usize + 1)
+        .max_live_conversations(a.max_live.unwrap_or(a.chats as usize + 1))
         .build()?;
     let handle = d.handle();
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -844,7 +1028,11 @@ async fn scale(a: ScaleArgs) -> Result<(), BoxError> {
         }
         rss_hib_trim = rss_kib();
     }
-    let deadline = Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000);
+    let deadline = if a.no_eviction {
+        Instant::now()
+    } else {
+        Instant::now() + Duration::from_millis(a.idle_ms * 3 + 5_000)
+    };
     while handle.metrics().live_conversations > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

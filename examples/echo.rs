@@ -68,7 +68,9 @@ async fn echo(msg: MessageContext, quiet: Dep<Quiet>) -> HandlerResult {
             msg.chat()
         );
     }
-    msg.answer(text).await?;
+    // Queued in the chat's order without waiting for the server's answer, so the chat's next
+    // message is handled meanwhile; a late failure goes to the error handler.
+    msg.answer(text).queue().await?;
     Ok(())
 }
 

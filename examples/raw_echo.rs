@@ -51,12 +51,19 @@ struct Author<'a> {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
+    echo_bot_with(url, token, false).await
+}
+
+/// [`echo_bot`], choosing when events are acknowledged: with `after_reply` each ack follows
+/// its echo in the same write and the bot asks for unread events at `auth`, so a socket the
+/// server closes mid-batch loses nothing (the un-acked events come again on the next one).
+pub async fn echo_bot_with(url: String, token: String, after_reply: bool) -> Result<(), BoxError> {
     // TCP_NODELAY, as the crate's own connection does.
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
     let (mut sink, mut stream) = ws.split();
     let auth = serde_json::json!({
         "type": 1, "id": 1, "method": "auth",
-        "payload": { "token": token, "tokenType": "JWT", "receiveUnread": false,
+        "payload": { "token": token, "tokenType": "JWT", "receiveUnread": after_reply,
                      "receiveSystemMessageEnvelopes": false }
     });
     sink.send(Message::text(auth.to_string())).await?;
@@ -79,8 +86,10 @@ pub async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
                             .to_owned();
                     }
                     (1, payload) => {
-                        sink.feed(Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id)))
-                            .await?;
+                        let ack = Message::text(format!(r#"{{"type":2,"id":{}}}"#, frame.id));
+                        if !after_reply {
+                            sink.feed(ack.clone()).await?;
+                        }
                         if frame.method.as_deref() == Some("sendMessage")
                             && let Some(p) = payload
                             && p.author.as_ref().is_some_and(|a| a.id != me)
@@ -94,6 +103,9 @@ pub async fn echo_bot(url: String, token: String) -> Result<(), BoxError> {
                             });
                             next_id += 1;
                             sink.feed(Message::text(reply.to_string())).await?;
+                        }
+                        if after_reply {
+                            sink.feed(ack).await?;
                         }
                     }
                     _ => {}

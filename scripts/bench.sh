@@ -6,12 +6,19 @@
 #                              criterion micro-benches (FSM on memory, SQLite and a local
 #                              redis-server); results in docs/bench/
 #   scripts/bench.sh quick     the load comparison and the scale run only (~2 min)
+#   scripts/bench.sh shapes    the shapes bots live in (~6 min): 100 chats × 2,000 events each,
+#                              10,000 chats × 4 events (window 2,000), 1 busy chat, a server
+#                              close (code 1012) every 2,000 events with ack-after-handled;
+#                              raw on a current-thread runtime, ours on the default runtime,
+#                              throughput, p99 and CPU per message; then the 1,000,000-chat
+#                              scale run. BENCH_BEFORE=path/to/another/e2e adds that build's
+#                              bot as `before` in the same runs (ratios against main).
 #   scripts/bench.sh smoke     seconds, debug build, asserts no lost echo and no reordering
 #                              (what .ci/run runs so the scripts never rot)
 #
 # Installs what it needs: the official Python client in a virtualenv (python-trueconf-bot from
 # PyPI, pinned and hash-checked by supply-chain/python/client.txt), a font for the plot (fonts-dejavu-core) and, for the full run, redis-server.
-# Env: BENCH_OUT (results directory), BENCH_VENV (virtualenv), CARGO_TARGET_DIR.
+# Env: BENCH_OUT (results directory), BENCH_VENV (virtualenv), CARGO_TARGET_DIR, BENCH_BEFORE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-full}
@@ -57,6 +64,28 @@ smoke)
     "${E2E[@]}" sweep --chat-counts 1,100 --events 500 --bots ours --strict --png "$WORK/s.png"
     "${E2E[@]}" scale --chats 2000 --idle-ms 1000 --hibernate-ms 100 --max-idle-heap 1024
     ;;
+shapes)
+    mkdir -p "$OUT"
+    BOTS=raw,ours
+    BEFORE=()
+    if [ -n "${BENCH_BEFORE:-}" ]; then
+        cp "$BENCH_BEFORE" "$WORK/e2e-before"
+        BOTS=raw,ours,before
+        BEFORE=(--before-exe "$WORK/e2e-before")
+    fi
+    # Not --strict: with server closes in AfterHandled a few echoes are still lost (README).
+    L=("${E2E[@]}" load --repeat 3 --bots "$BOTS" "${BEFORE[@]}" --timeout 60)
+    "${L[@]}" --chats 100 --events 200000 --window 200 --json "$OUT/shape-100.json"
+    "${L[@]}" --chats 10000 --events 40000 --window 2000 --json "$OUT/shape-10k.json"
+    "${L[@]}" --chats 1 --events 20000 --window 200 --json "$OUT/shape-1.json"
+    "${L[@]}" --chats 100 --events 20000 --window 200 --ack handled --drop-every 2000 \
+        --json "$OUT/shape-drop.json"
+    # CPU per message of both runtimes for both bots.
+    "${L[@]}" --chats 100 --events 200000 --window 200 --bot-workers 1 --raw-workers 0 \
+        --json "$OUT/shape-100-flipped.json"
+    "${E2E[@]}" scale --chats 1000000 --max-live 10000 --idle-ms 600000 --hibernate-ms 20000 --no-eviction \
+        --json "$OUT/scale-1m.json"
+    ;;
 quick)
     mkdir -p "$OUT"
     "${E2E[@]}" load --repeat 3 --half-rate "${PY[@]}" --json "$OUT/load.json" --strict
@@ -97,7 +126,7 @@ full)
         grep -E 'allocations|time:|thrpt:|^[a-z_]+/' | grep -v '%' | tee "$OUT/criterion.txt"
     ;;
 *)
-    echo "usage: $0 [full|quick|smoke]" >&2
+    echo "usage: $0 [full|quick|shapes|smoke]" >&2
     exit 2
     ;;
 esac

@@ -2,13 +2,32 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::Bot;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::methods::Request;
+
+/// Where the late failure of a [`Call::queue`]d call goes, and what it keeps alive until its
+/// response: the dispatcher sets one around each handler (its error handler, and the event's
+/// acknowledgement in `AckMode::AfterHandled`).
+pub(crate) trait QueueScope: Send + Sync {
+    /// A queued call failed after [`Call::queue`] returned.
+    fn failed(
+        &self,
+        method: &'static str,
+        error: Error,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+tokio::task_local! {
+    /// The scope of the handler running on this task, if any.
+    pub(crate) static QUEUE_SCOPE: Arc<dyn QueueScope>;
+}
 
 /// One pending method call: refine it with setters, then `.await` it.
 ///
@@ -56,6 +75,67 @@ impl<R: Request> Call<R> {
     /// The request, without sending it.
     pub fn into_request(self) -> R {
         self.request
+    }
+}
+
+impl<R: Request> Call<R> {
+    /// Sends the call without waiting for its response, in order: returns once the request
+    /// is queued on the socket, so whatever the caller sends next goes out after it. This is
+    /// the fast way for a handler that does not need the answer (an echo, a notification):
+    /// the chat's next event can start while the response is on its way.
+    ///
+    /// An error found before the request was queued (an invalid argument, the bot shutting
+    /// down, no socket within the timeout) is returned here. A failure that comes later (the
+    /// server's error, a timeout, a lost connection) goes, in a handler, to the dispatcher's
+    /// [error handler](crate::dispatch::DispatcherBuilder::error_handler) as
+    /// `DispatchError::Queued`, and elsewhere to the log. In
+    /// [`AckMode::AfterHandled`](crate::bot::AckMode::AfterHandled) the handler's event is
+    /// acknowledged only once the handler and every call it queued are done.
+    ///
+    /// It waits only when sending must wait anyway (no socket yet, the throttle, a full
+    /// writer queue), which keeps the order and the back-pressure of awaited calls.
+    ///
+    /// ```no_run
+    /// # use trueconf_bot::dispatch::{HandlerResult, MessageContext};
+    /// async fn echo(msg: MessageContext) -> HandlerResult {
+    ///     if let Some(text) = msg.text() {
+    ///         msg.answer(text).queue().await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn queue(self) -> Result<()> {
+        let scope = QUEUE_SCOPE.try_with(Arc::clone).ok();
+        let (tx, mut rx) = oneshot::channel();
+        let Call {
+            bot,
+            request,
+            chat,
+            timeout,
+        } = self;
+        let mut call = Box::pin(async move {
+            bot.runtime
+                .requester()
+                .execute_signalled(request, chat.as_deref(), timeout, Some(tx))
+                .await
+                .map(drop)
+        });
+        tokio::select! {
+            biased;
+            done = &mut call => return done,
+            Ok(()) = &mut rx => {}
+        }
+        tokio::spawn(async move {
+            if let Err(error) = call.await {
+                match &scope {
+                    Some(scope) => scope.failed(R::METHOD, error).await,
+                    None => tracing::warn!(method = R::METHOD, %error, "queued call failed"),
+                }
+            }
+            // The last holder of the scope acknowledges the event.
+            drop(scope);
+        });
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use self::builder::BotBuilder;
 pub use self::call::Call;
+pub(crate) use self::call::{QUEUE_SCOPE, QueueScope};
 pub use self::methods::ActivityGuard;
 pub use self::parity::{HealthSnapshot, HealthStatus};
 use crate::methods::Request;

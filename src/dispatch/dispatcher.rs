@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::dedup::Dedup;
+use super::distribution::Distribution;
 use super::handler::Deps;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::middleware::Middleware;
@@ -69,6 +70,7 @@ pub struct DispatcherBuilder {
     skip_own: bool,
     dedup_window: usize,
     shutdown_timeout: Duration,
+    distribution: Distribution,
 }
 
 impl std::fmt::Debug for DispatcherBuilder {
@@ -183,6 +185,28 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Which events share a conversation, and so run one at a time in arrival order
+    /// (default [`Distribution::Chat`]: one per chat). See [`Distribution`] for the ordering
+    /// each key gives.
+    ///
+    /// ```
+    /// use trueconf_bot::dispatch::{Dispatcher, Distribution, Router};
+    ///
+    /// // Each user of a group chat gets their own lane; one user's messages stay in order.
+    /// let d = Dispatcher::detached(Router::new())
+    ///     .distribution(Distribution::UserInChat)
+    ///     .build();
+    /// // Or any function of the event (`None`: the global lane).
+    /// let d = Dispatcher::detached(Router::new())
+    ///     .distribution(Distribution::custom(|u| u.author_id().map(str::to_owned)))
+    ///     .build();
+    /// # let _ = d;
+    /// ```
+    pub fn distribution(mut self, key: Distribution) -> Self {
+        self.distribution = key;
+        self
+    }
+
     /// How long `run` waits for in-flight handlers when stopping (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -241,6 +265,7 @@ impl DispatcherBuilder {
                     })
                 })),
                 dedup: Dedup::new(self.dedup_window),
+                distribution: self.distribution,
                 skip_own: self.skip_own,
                 shutdown_timeout: self.shutdown_timeout,
             },
@@ -321,6 +346,7 @@ impl Dispatcher {
             skip_own: true,
             dedup_window: 10_000,
             shutdown_timeout: Duration::from_secs(10),
+            distribution: Distribution::default(),
         }
     }
 

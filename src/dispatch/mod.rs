@@ -115,13 +115,15 @@
 //!
 //! Ordering and isolation: each chat's events are handled one at a time in arrival order by
 //! that chat's conversation actor; chats run in parallel; a slow or panicking handler only
-//! delays or affects its own chat. See [`Overflow`] for what a flooded chat does.
+//! delays or affects its own chat. See [`Overflow`] for what a flooded chat does, and
+//! [`Distribution`] for other keys (per user in a chat, any function of the event).
 
 mod args;
 mod command;
 mod context;
 mod dedup;
 mod dispatcher;
+mod distribution;
 mod fields;
 mod filter;
 mod handler;
@@ -144,6 +146,7 @@ pub use command::{
 };
 pub use context::{ButtonContext, MessageContext};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
+pub use distribution::Distribution;
 pub use fields::{AuthorField, ChatTypeField, ContentField, F, ReplyField, TextField};
 pub use filter::{Filter, TextMatch};
 pub use handler::{

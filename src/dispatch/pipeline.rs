@@ -13,11 +13,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::dedup::Dedup;
+use super::distribution::Distribution;
 use super::overflow::{OverflowHandler, OverflowReason};
 use super::update::{EventKind, Update};
 use super::worker::{Job, Shared};
 use crate::bot::ServerEvent;
-use crate::conversation::{ConversationPool, LaneKey, Pushed};
+use crate::conversation::{ConversationPool, Pushed};
 
 /// The loop's state: what it filters on and where it queues.
 pub(super) struct Pipeline {
@@ -25,6 +26,7 @@ pub(super) struct Pipeline {
     pub(super) pool: ConversationPool<Job>,
     pub(super) overflow: OverflowHandler,
     pub(super) dedup: Dedup,
+    pub(super) distribution: Distribution,
     pub(super) skip_own: bool,
     pub(super) shutdown_timeout: Duration,
 }
@@ -94,7 +96,7 @@ impl Pipeline {
             ack.ack();
             return;
         }
-        let lane = LaneKey::new(update.chat_id());
+        let lane = self.distribution.lane(&update);
         let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
             Pushed::Queued => return,
             Pushed::Rejected(job) => (job, OverflowReason::Rejected),

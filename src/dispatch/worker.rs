@@ -15,7 +15,7 @@ use super::metrics::Metrics;
 use super::middleware::{Middleware, Next, Terminal};
 use super::router::{FlatRoute, route};
 use super::update::Update;
-use crate::bot::Acknowledger;
+use crate::bot::{Acknowledger, QUEUE_SCOPE, QueueScope};
 use crate::conversation::{BoxFuture, Worker};
 
 /// What went wrong while handling one event. Goes to the error handler; never stops the bot.
@@ -38,6 +38,15 @@ pub enum DispatchError {
         handler: Option<&'static str>,
         /// The panic message.
         message: String,
+    },
+    /// A call the handler sent with [`Call::queue`](crate::bot::Call::queue) failed after
+    /// the handler moved on (the server's error, a timeout, a lost connection).
+    #[error("queued call `{method}` failed: {error}")]
+    Queued {
+        /// The protocol method of the call.
+        method: &'static str,
+        /// The error.
+        error: crate::Error,
     },
 }
 
@@ -103,8 +112,45 @@ fn route_terminal(shared: Arc<Shared>) -> Terminal {
     Arc::new(move |ctx: Arc<Ctx>| Box::pin(run_routes(shared.clone(), ctx)))
 }
 
+/// One event as the calls its handler [`queue`](crate::bot::Call::queue)s see it: their late
+/// failures go to the error handler, and the event is acknowledged when the last holder (the
+/// handling itself, or a queued call waiting for its response) lets go.
+struct EventScope {
+    update: Update,
+    shared: Arc<Shared>,
+    ack: Option<Acknowledger>,
+}
+
+impl QueueScope for EventScope {
+    fn failed(&self, method: &'static str, error: crate::Error) -> BoxFuture<()> {
+        self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        let hook =
+            (self.shared.on_error)(self.update.clone(), DispatchError::Queued { method, error });
+        Box::pin(async move {
+            if AssertUnwindSafe(hook).catch_unwind().await.is_err() {
+                tracing::error!("the error handler panicked");
+            }
+        })
+    }
+}
+
+impl Drop for EventScope {
+    fn drop(&mut self) {
+        // With AckMode::AfterHandled this is the moment the server learns the event is done;
+        // in OnReceive mode the acknowledger is a no-op.
+        if let Some(ack) = self.ack.take() {
+            ack.ack();
+        }
+    }
+}
+
 async fn process(shared: Arc<Shared>, job: Job) {
     let Job { update, ack } = job;
+    let scope = Arc::new(EventScope {
+        update: update.clone(),
+        shared: shared.clone(),
+        ack: Some(ack),
+    });
     let ctx = Arc::new(Ctx::new(
         update.clone(),
         shared.deps.clone(),
@@ -121,7 +167,12 @@ async fn process(shared: Arc<Shared>, job: Job) {
                 .await
         }
     };
-    let outcome = AssertUnwindSafe(chain).catch_unwind().await;
+    let outcome = QUEUE_SCOPE
+        .scope(
+            scope.clone() as Arc<dyn QueueScope>,
+            AssertUnwindSafe(chain).catch_unwind(),
+        )
+        .await;
     let handler = ctx.handler.get().copied();
     let metrics = &shared.metrics;
     if handler.is_some() {
@@ -150,7 +201,6 @@ async fn process(shared: Arc<Shared>, job: Job) {
             tracing::error!("the error handler panicked");
         }
     }
-    // With AckMode::AfterHandled this is the moment the server learns the event is done; in
-    // OnReceive mode the acknowledger is a no-op.
-    ack.ack();
+    // Acknowledges, unless a queued call still waits for its response.
+    drop(scope);
 }

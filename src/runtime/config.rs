@@ -81,6 +81,13 @@ pub(crate) enum AuthSource {
 /// Reconnect back-off: exponential with jitter between `min_delay` and `max_delay`, giving up
 /// after `max_retries` consecutive failed attempts (the count restarts after each successful
 /// `auth`).
+///
+/// Back-off is for failures only: when a working socket is lost (the server restarts, a load
+/// balancer cuts the connection) the first new attempt starts at once, after a random jitter
+/// of at most 100 ms (and at most `min_delay`; none with `jitter` off). Only if that attempt
+/// fails does the back-off start, at `min_delay`. A socket that passes `auth` and is closed
+/// before anything arrives on it and before `min_delay` has passed counts as a failure too (a
+/// server that closes every socket at once gets growing delays, never a tight loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// First delay. Default 1 s.

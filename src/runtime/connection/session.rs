@@ -24,8 +24,18 @@ use crate::runtime::config::AckMode;
 pub(super) enum SessionEnd {
     /// Closed on request.
     Shutdown,
-    /// Lost; the reason is logged.
-    Lost(String),
+    /// Lost; the reason is logged. `received`: anything (an event, a response, a pong) came
+    /// on the socket after `auth`, so it was a working connection, not a flapping one.
+    Lost { reason: String, received: bool },
+}
+
+impl SessionEnd {
+    fn lost(reason: impl Into<String>, received: bool) -> Self {
+        SessionEnd::Lost {
+            reason: reason.into(),
+            received,
+        }
+    }
 }
 
 /// Retires the socket's generation however the session ends (an abort or a panic included)
@@ -82,6 +92,7 @@ pub(super) async fn session(
     let cap = config.event_buffer.max(1);
     // Bytes of events read and not done with, wherever they are; only this reader adds to it.
     let budget = args.events.budget().clone();
+    let mut received = false;
     loop {
         let full = budget.is_full();
         let sender = if overflow.is_empty() {
@@ -115,10 +126,19 @@ pub(super) async fn session(
             // socket): handlers waiting for a call resume once events are given back.
             _ = budget.room(), if full => {}
             msg = stream.next(), if overflow.len() < cap && !full => match msg {
-                Some(Ok(Message::Text(text))) => on_text(args, &tx, text.as_str(), overflow),
-                Some(Ok(Message::Pong(_))) => awaiting_pong.store(false, Ordering::Release),
+                Some(Ok(Message::Text(text))) => {
+                    received = true;
+                    on_text(args, &tx, text.as_str(), overflow)
+                }
+                Some(Ok(Message::Pong(_))) => {
+                    received = true;
+                    awaiting_pong.store(false, Ordering::Release)
+                }
                 Some(Ok(Message::Close(frame))) => {
-                    return SessionEnd::Lost(format!("server closed the socket ({frame:?})"));
+                    return SessionEnd::lost(
+                        format!("server closed the socket ({frame:?})"),
+                        received,
+                    );
                 }
                 Some(Ok(_)) => {}
                 Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
@@ -129,16 +149,16 @@ pub(super) async fn session(
                         max_frame_size = config.max_frame_size,
                         "protocol error: incoming message over the size limit; reconnecting"
                     );
-                    return SessionEnd::Lost(format!("protocol error: {e}"));
+                    return SessionEnd::lost(format!("protocol error: {e}"), received);
                 }
-                Some(Err(e)) => return SessionEnd::Lost(format!("socket error: {e}")),
-                None => return SessionEnd::Lost("socket ended".into()),
+                Some(Err(e)) => return SessionEnd::lost(format!("socket error: {e}"), received),
+                None => return SessionEnd::lost("socket ended", received),
             },
             end = &mut writer => {
                 return match end {
                     Ok(Ok(())) => SessionEnd::Shutdown,
-                    Ok(Err(reason)) => SessionEnd::Lost(reason),
-                    Err(e) => SessionEnd::Lost(format!("writer task failed: {e}")),
+                    Ok(Err(reason)) => SessionEnd::lost(reason, received),
+                    Err(e) => SessionEnd::lost(format!("writer task failed: {e}"), received),
                 };
             }
         }

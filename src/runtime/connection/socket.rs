@@ -25,14 +25,39 @@ use super::session::{SessionEnd, session};
 use super::state::{Failure, FailureKind};
 use crate::error::{ApiErrorCode, Error};
 use crate::protocol::{Frame, RawValue};
-use crate::runtime::config::{AuthSource, Config, Secret};
+use crate::runtime::config::{AuthSource, Config, ReconnectPolicy, Secret};
+
+/// The most the first reconnect after a working socket was lost waits: a random share of it
+/// (with jitter on), so bots that lost their sockets together do not all come back in the same
+/// millisecond, while none waits out a back-off meant for failures.
+pub(crate) const FIRST_RETRY_JITTER: Duration = Duration::from_millis(100);
+
+/// The wait before the first reconnect after a working socket was lost.
+fn first_retry_delay(policy: &ReconnectPolicy) -> Duration {
+    let cap = FIRST_RETRY_JITTER.min(policy.min_delay);
+    if policy.jitter && !cap.is_zero() {
+        cap.mul_f64(rand::random::<f64>())
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// The socket task: runs until `close` is cancelled or the failure is final.
+///
+/// Back-off is for consecutive failures only. A socket that was authorised and then lost (the
+/// server restarted, a load balancer cut it) is followed by a new attempt at once (after at
+/// most [`FIRST_RETRY_JITTER`] of jitter); if that fails, the back-off runs from its first
+/// delay. A session that authorised but then ended before anything came on it, and before the
+/// back-off's first delay passed, counts as a failure of its own kind: a server that accepts
+/// `auth` and closes at once is retried with growing delays instead of in a tight loop (and
+/// for ever, since each attempt did get through).
 pub(super) async fn run(args: SocketArgs, close: CancellationToken) {
     let report = |e: LinkEvent| {
         let _ = args.report.send_message(e);
     };
-    let mut backoff = args.config.reconnect.backoff();
+    let policy = args.config.reconnect;
+    let mut backoff = policy.backoff();
+    let mut flapping = policy.max_retries(None).backoff();
     let mut attempt: u32 = 0;
     let mut connected_before = false;
     // Events the full stream could not take yet; see `session`.
@@ -53,14 +78,28 @@ pub(super) async fn run(args: SocketArgs, close: CancellationToken) {
             Ok(ws) => {
                 attempt = 0;
                 connected_before = true;
-                backoff = args.config.reconnect.backoff();
+                backoff = policy.backoff();
+                let up = tokio::time::Instant::now();
                 match session(&args, ws, &mut overflow, &close)
                     .instrument(span)
                     .await
                 {
                     SessionEnd::Shutdown => break None,
-                    SessionEnd::Lost(reason) => {
-                        tracing::warn!(%reason, "connection lost; reconnecting")
+                    SessionEnd::Lost { reason, received } => {
+                        let worked = received || up.elapsed() >= policy.min_delay;
+                        let delay = if worked {
+                            flapping = policy.max_retries(None).backoff();
+                            first_retry_delay(&policy)
+                        } else {
+                            flapping.next().unwrap_or(policy.max_delay)
+                        };
+                        tracing::warn!(%reason, ?delay, "connection lost; reconnecting");
+                        report(LinkEvent::Connecting { attempt: 1 });
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = close.cancelled() => break None,
+                        }
+                        continue;
                     }
                 }
             }

@@ -115,9 +115,22 @@ impl Requester {
     /// at most `timeout` (default: the bot's request timeout), reconnects included.
     pub(crate) async fn execute<R: Request>(
         &self,
+        request: R,
+        chat: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<R::Response> {
+        self.execute_signalled(request, chat, timeout, None).await
+    }
+
+    /// [`execute`](Self::execute), telling `queued` as soon as the frame is in the socket's
+    /// writer queue (so everything queued after it goes out after it); dropped unsent when the
+    /// call ends before that.
+    pub(crate) async fn execute_signalled<R: Request>(
+        &self,
         mut request: R,
         chat: Option<&str>,
         timeout: Option<Duration>,
+        mut queued: Option<oneshot::Sender<()>>,
     ) -> Result<R::Response> {
         let this = &*self.0;
         request.validate()?;
@@ -137,7 +150,7 @@ impl Requester {
             )
         })?;
         drop(request);
-        let result = self.send::<R>(payload, deadline, after).await;
+        let result = self.send::<R>(payload, deadline, after, &mut queued).await;
         let elapsed = started.elapsed();
         match &result {
             Ok(_) => tracing::debug!(method = R::METHOD, ?elapsed, "request ok"),
@@ -151,6 +164,7 @@ impl Requester {
         body: Box<serde_json::value::RawValue>,
         deadline: Instant,
         after: Duration,
+        signal: &mut Option<oneshot::Sender<()>>,
     ) -> Result<R::Response> {
         let this = &*self.0;
         let mut payload = Some(body);
@@ -210,6 +224,9 @@ impl Requester {
                 let _ =
                     tokio::time::timeout_at(deadline, this.link.retired(writer.generation)).await;
                 continue;
+            }
+            if let Some(tx) = signal.take() {
+                let _ = tx.send(());
             }
             if this.link.generation() != writer.generation && this.table.remove(id).is_some() {
                 // The socket died around the send and the router's sweep missed this entry.

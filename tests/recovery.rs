@@ -1,0 +1,135 @@
+//! Recovery after a lost socket: back-off is for consecutive failures, not for the first
+//! reconnect after a working connection went away (issue 16). The policies here use back-off
+//! delays far longer than the generous bounds the tests allow, so a first reconnect that
+//! waited out the back-off fails them however busy the machine is.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use trueconf_bot::bot::{Bot, ReconnectPolicy};
+use trueconf_bot::connection::{AckMode, ConnectionState};
+use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
+use trueconf_bot::testkit::{Sim, SimConfig};
+
+/// An echo bot on `sim` with `policy`; returns the bot and every state it went through.
+async fn echo_bot(sim: &Sim, policy: ReconnectPolicy) -> (Bot, Arc<Mutex<Vec<ConnectionState>>>) {
+    let states: Arc<Mutex<Vec<ConnectionState>>> = Default::default();
+    let s = states.clone();
+    let bot = Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .ack_mode(AckMode::AfterHandled)
+        .receive_unread(true)
+        .reconnect(policy)
+        .on_state_change(move |st| s.lock().unwrap().push(st.clone()))
+        .build()
+        .unwrap();
+    let router = Router::new().message(|msg: MessageContext| async move {
+        let text = msg.text().unwrap_or_default().to_owned();
+        msg.answer(text).await?;
+        HandlerResult::Ok(())
+    });
+    let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
+    tokio::spawn(d.run());
+    let mut st = bot.state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        st.wait_for(|s| matches!(s, ConnectionState::Ready)),
+    )
+    .await
+    .expect("bot ready")
+    .expect("state");
+    (bot, states)
+}
+
+fn reconnects(states: &Mutex<Vec<ConnectionState>>) -> usize {
+    states
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| matches!(s, ConnectionState::Reconnecting { .. }))
+        .count()
+}
+
+async fn wait_ready_again(bot: &Bot, states: &Mutex<Vec<ConnectionState>>, within: Duration) {
+    let deadline = Instant::now() + within;
+    while reconnects(states) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut st = bot.state();
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(left, st.wait_for(|s| matches!(s, ConnectionState::Ready)))
+        .await
+        .expect("ready again within the bound")
+        .expect("state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_reconnect_after_a_server_restart_does_not_wait_for_back_off() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    // A back-off of 30 s or more: waiting it out would blow every bound below.
+    let policy = ReconnectPolicy::default()
+        .min_delay(Duration::from_secs(30))
+        .max_delay(Duration::from_secs(60))
+        .max_retries(None);
+    let (bot, states) = echo_bot(&sim, policy).await;
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    alice.send_text(&chat, "before").await.unwrap();
+    sim.expect_message(&chat).await.unwrap();
+    for round in 0..3 {
+        let closed = Instant::now();
+        sim.faults().restart(Duration::ZERO);
+        wait_ready_again(&bot, &states, Duration::from_secs(10)).await;
+        let took = closed.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "round {round}: reconnected after {took:?}"
+        );
+        alice
+            .send_text(&chat, &format!("after {round}"))
+            .await
+            .unwrap();
+        let echo = sim.expect_message(&chat).await.unwrap();
+        assert!(
+            echo.to_string().contains(&format!("after {round}")),
+            "{echo}"
+        );
+        states.lock().unwrap().clear();
+    }
+    assert_eq!(sim.stats().auths, 4, "one auth per socket, no extra round");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_failures_still_back_off() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let policy = ReconnectPolicy::default()
+        .min_delay(Duration::from_millis(400))
+        .max_delay(Duration::from_secs(60))
+        .jitter(false)
+        .max_retries(None);
+    let (bot, states) = echo_bot(&sim, policy).await;
+    // Down for 2 s: the immediate retry is refused, then 0.4 s, 0.8 s, 1.6 s… A tight loop
+    // would make hundreds of attempts.
+    let outage = Duration::from_secs(2);
+    let began = Instant::now();
+    sim.faults().restart(outage);
+    wait_ready_again(&bot, &states, Duration::from_secs(20)).await;
+    let back_after = began.elapsed();
+    assert!(back_after >= outage, "connected while refused");
+    let attempts = states
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| match s {
+            ConnectionState::Reconnecting { attempt } => Some(*attempt),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (2..=6).contains(&attempts),
+        "{attempts} attempts in a {outage:?} outage"
+    );
+}
