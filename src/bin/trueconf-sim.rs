@@ -19,14 +19,27 @@ use trueconf_bot::testkit::{Account, LoadSpec, Sim, SimConfig};
 ///
 /// Prints the base URL and a ready-made bot token, then serves until interrupted, unless
 /// --script or --load is given (then it exits with the outcome). It listens on 127.0.0.1
-/// only and refuses requests a web page could make (a foreign Host or Origin, a non-JSON
-/// token request).
+/// (another address needs --bind and --allow-remote) and refuses requests a foreign web page
+/// could make (a foreign Host or Origin, a non-JSON token request). --web adds a chat page at
+/// the base URL.
 #[derive(Parser, Debug)]
 #[command(name = "trueconf-sim", version)]
 struct Args {
-    /// TCP port on 127.0.0.1 (0 = any free port).
+    /// TCP port (0 = any free port).
     #[arg(long, default_value_t = 4309)]
     port: u16,
+    /// Serve the web chat client at the base URL: act as any user and talk to the bot in a
+    /// browser, with a frame inspector.
+    #[arg(long)]
+    web: bool,
+    /// Listen on this address instead of 127.0.0.1 (needs --allow-remote when it is not a
+    /// loopback address: the emulator has no real authentication).
+    #[arg(long, value_name = "IP")]
+    bind: Option<std::net::IpAddr>,
+    /// Allow --bind to a non-loopback address: anyone who can reach it can get tokens and act
+    /// as any user.
+    #[arg(long)]
+    allow_remote: bool,
     /// Server domain (product.display_name; completes user ids).
     #[arg(long, default_value = "sim.example")]
     domain: String,
@@ -124,9 +137,26 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<ExitCode, String> {
     let generated = random_password();
+    let bind = args
+        .bind
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    if !bind.is_loopback() {
+        if !args.allow_remote {
+            return Err(format!(
+                "--bind {bind} is not a loopback address: add --allow-remote if you mean it \
+                 (the emulator has no real authentication)"
+            ));
+        }
+        eprintln!(
+            "trueconf-sim: WARNING: listening on {bind}: anyone who can reach this address can \
+             get tokens and act as any user; use it only on a network you trust"
+        );
+    }
     let cfg = SimConfig {
         domain: args.domain.clone(),
         port: args.port,
+        bind,
+        web: args.web,
         tls: args.tls,
         bot: match &args.bot {
             Some(spec) => account(spec)?,
@@ -142,6 +172,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let sim = Sim::start(cfg).await.map_err(|e| e.to_string())?;
     let token = sim.bot_token();
     println!("trueconf-sim listening on {}", sim.url());
+    if args.web {
+        println!("web chat: {}/ (open it in a browser)", sim.url());
+    }
     println!("websocket: {}", sim.ws_url());
     println!("bot: {}", sim.bot_id());
     println!("token: {token}");

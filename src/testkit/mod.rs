@@ -45,18 +45,26 @@ mod faults;
 mod jwt;
 mod load;
 mod pattern;
+mod person;
 mod records;
 mod server;
 mod shared;
 mod sim;
 mod state;
+mod tap;
 mod user;
+mod view;
+mod web;
 mod wire;
 
 pub use config::{Account, ExtensionFilter, OAuthApp, SimConfig, UploadLimits};
 pub use faults::Faults;
 pub use load::{LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
+pub use person::{Person, TranscriptSink};
 pub use records::{RecordedRequest, SentFile, SimFile, SimStats};
-pub use sim::Sim;
+pub use sim::{Sim, eventually};
 pub use user::{SimUser, Upload};
+pub use view::{
+    ButtonAction, ChatKind, MessageKind, SimAttachment, SimButton, SimChat, SimMessage, SimSurvey,
+};

@@ -4,11 +4,15 @@
 //! The handle owns the server's lifetime (dropping it shuts the server down); the assertions a
 //! test makes while it runs are in `inspect`, the load runner in `load`.
 
+mod expect;
 mod inspect;
 mod load;
 
+pub use expect::eventually;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
@@ -48,6 +52,10 @@ pub struct Sim {
     handle: axum_server::Handle<SocketAddr>,
     addr: SocketAddr,
     cert_pem: Option<String>,
+    /// The newest bot session [`Sim::wait_for_bot`] has returned for.
+    seen_session: AtomicU64,
+    /// Where [`Person`](crate::testkit::Person) conversations are written.
+    pub(super) transcript: std::sync::Mutex<Option<crate::testkit::person::TranscriptSink>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -63,9 +71,9 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    /// Binds 127.0.0.1 and starts serving.
+    /// Binds [`SimConfig::bind`] (127.0.0.1 unless changed) and starts serving.
     pub async fn start(cfg: SimConfig) -> Result<Sim> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))?;
+        let listener = std::net::TcpListener::bind((cfg.bind, cfg.port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = initial_state(&cfg, addr);
@@ -78,6 +86,8 @@ impl Sim {
             handle,
             addr,
             cert_pem,
+            seen_session: AtomicU64::new(0),
+            transcript: std::sync::Mutex::new(None),
         })
     }
 

@@ -77,6 +77,13 @@ impl State {
                 hidden_for: Vec::new(),
             },
         );
+        if self
+            .activity
+            .get(chat_id)
+            .is_some_and(|(login, _, _)| login == actor)
+        {
+            self.activity.remove(chat_id);
+        }
         let envelope = self.envelope(&id, true).unwrap_or(Value::Null);
         if !system && self.users.get(actor).is_some_and(|user| user.bot) {
             self.outbox
@@ -292,7 +299,8 @@ impl State {
         Ok(json!({ "chatId": chat, "count": page.len(), "messages": page }))
     }
 
-    /// `sendChatActivity`: checked and acknowledged; nobody is told.
+    /// `sendChatActivity`: checked, acknowledged and shown on the web page until the user
+    /// posts; nobody else is told.
     pub(super) fn api_send_chat_activity(&mut self, req: &Request<'_>) -> ApiResult<Value> {
         let chat = req.str_field("chatId")?;
         let kind = req.str_field("activityType")?;
@@ -300,6 +308,10 @@ impl State {
             return Err(E_BAD_PAYLOAD);
         }
         self.role(chat, req.login)?;
+        self.activity.insert(
+            chat.to_owned(),
+            (req.login.to_owned(), kind.to_owned(), now_ms()),
+        );
         Ok(json!({ "chatId": chat, "activityType": kind, "retryAfter": 5000 }))
     }
 }

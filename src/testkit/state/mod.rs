@@ -20,6 +20,7 @@ mod messages;
 mod model;
 mod participants;
 mod payload;
+mod snapshot;
 mod surveys;
 mod users;
 mod views;
@@ -64,6 +65,9 @@ pub(crate) struct State {
     pub(crate) load: Option<LoadRun>,
     /// Failures injected per method: (error code, remaining count; `None` = forever).
     pub(crate) failures: HashMap<String, (u16, Option<u32>)>,
+    /// The latest `sendChatActivity` per chat: (login, activity, when in ms), until that user
+    /// posts in the chat.
+    activity: HashMap<String, (String, String, u64)>,
 }
 
 impl State {
@@ -89,6 +93,7 @@ impl State {
             record_requests: true,
             load: None,
             failures: HashMap::new(),
+            activity: HashMap::new(),
         }
     }
 
