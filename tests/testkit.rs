@@ -11,7 +11,8 @@ use trueconf_bot::bot::Bot;
 use trueconf_bot::dispatch::{Dispatcher, DispatcherHandle, HandlerResult, MessageContext, Router};
 use trueconf_bot::harness::{SimBot, bot_builder};
 use trueconf_bot::testkit::{
-    ButtonAction, ChatKind, MessageKind, Person, Sim, SimConfig, eventually,
+    ButtonAction, ChatKind, MessageKind, Person, ReplayOptions, Sim, SimConfig, Transcript,
+    eventually,
 };
 use trueconf_bot::transfer::InputFile;
 use trueconf_bot::types::{Button, InlineKeyboard, ParseMode};
@@ -261,4 +262,81 @@ async fn person_writes_both_sides_to_the_transcript() {
     bot.stop().await.unwrap();
     let lines = lines.lock().unwrap();
     assert_eq!(*lines, ["   alice > hello", "     bot < hello"]);
+}
+
+async fn counter(msg: MessageContext) -> HandlerResult {
+    let text = msg.text().unwrap_or_default();
+    msg.answer(format!("{} letters", text.chars().count()))
+        .await?;
+    Ok(())
+}
+
+async fn shouter(msg: MessageContext) -> HandlerResult {
+    msg.answer(msg.text().unwrap_or_default().to_uppercase())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_recorded_session_replays_clean_and_a_changed_bot_shows_differences() {
+    let sim = Arc::new(Sim::start(quick_sim()).await.unwrap());
+    sim.start_recording();
+    let bot = SimBot::start(&sim, Router::new().message(counter))
+        .await
+        .unwrap();
+    let alice = Person::p2p(&sim, "alice").await.unwrap();
+    alice.say("hello").await.unwrap();
+    alice.expect("5 letters").await.unwrap();
+    let team = sim.create_group(&alice.user, "Team", &["bot", "bob"]).await;
+    let bob = Person::in_chat(&sim, "bob", &team);
+    bob.say("hi").await.unwrap();
+    bob.expect("2 letters").await.unwrap();
+    bot.stop().await.unwrap();
+    let recorded = sim.transcript();
+    let text = recorded.to_jsonl();
+    assert!(
+        text.contains("{{chat:1}}") && !text.contains(&team),
+        "{text}"
+    );
+    let parsed = Transcript::parse(&text).unwrap();
+    assert_eq!(parsed, recorded);
+
+    // The same bot on a fresh emulator: no differences.
+    let fresh = Sim::start(quick_sim()).await.unwrap();
+    let bot = SimBot::start(&fresh, Router::new().message(counter))
+        .await
+        .unwrap();
+    let report = fresh
+        .replay(&parsed, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.differences);
+    assert_eq!(report.entries, parsed.entries.len());
+    bot.stop().await.unwrap();
+
+    // A bot that answers differently: each changed reply is reported.
+    let other = Sim::start(quick_sim()).await.unwrap();
+    let bot = SimBot::start(&other, Router::new().message(shouter))
+        .await
+        .unwrap();
+    let report = other
+        .replay(&parsed, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.differences.len(), 2, "{:?}", report.differences);
+    assert!(report.differences[0].expected.contains("5 letters"));
+    assert!(report.differences[0].found.contains("HELLO"));
+    bot.stop().await.unwrap();
+}
+
+#[test]
+fn a_bad_transcript_line_is_named() {
+    let err = Transcript::parse("# comment\n{\"transcript\":1}\nnot json\n").unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { rule, .. } if rule.contains("line 3")),
+        "{err:?}"
+    );
+    let err =
+        Transcript::parse("{\"side\":\"user\",\"actor\":\"a\",\"action\":\"dance\"}").unwrap_err();
+    assert!(matches!(&err, Error::InvalidArgument { rule, .. } if rule.contains("line 1")));
 }

@@ -82,7 +82,11 @@ async fn a_page_user_talks_to_the_bot_presses_a_button_and_sends_a_file() {
     assert!(page.status().is_success());
     assert!(page.text().await.unwrap().contains("/sim/app.js"));
     for asset in ["/sim/app.js", "/sim/app.css"] {
-        let r = http.get(format!("{}{asset}", sim.url())).send().await.unwrap();
+        let r = http
+            .get(format!("{}{asset}", sim.url()))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{asset}");
     }
 
@@ -137,8 +141,17 @@ async fn a_page_user_talks_to_the_bot_presses_a_button_and_sends_a_file() {
         .iter()
         .filter_map(|m| m["content"]["text"].as_str())
         .collect();
-    assert!(texts.contains(&"hello") && texts.contains(&"you said hello"), "{texts:?}");
-    assert!(snapshot["users"].as_array().unwrap().iter().any(|u| u["login"] == "zoe"));
+    assert!(
+        texts.contains(&"hello") && texts.contains(&"you said hello"),
+        "{texts:?}"
+    );
+    assert!(
+        snapshot["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["login"] == "zoe")
+    );
     bot.stop().await.unwrap();
 }
 
@@ -222,6 +235,10 @@ async fn foreign_pages_cannot_use_the_page_endpoints() {
 #[tokio::test]
 async fn without_web_there_is_no_page() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let r = client().get(format!("{}/", sim.url())).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/", sim.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -23,7 +23,7 @@ use trueconf_bot::harness::SimBot;
 // Each example uses a different part of the kit.
 #[allow(unused_imports)]
 pub use trueconf_bot::testkit::{Person, eventually};
-use trueconf_bot::testkit::{Sim, SimConfig};
+use trueconf_bot::testkit::{ReplayOptions, Sim, SimConfig, Transcript};
 
 /// Any error, for example `main`s.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,6 +77,14 @@ pub struct Connect {
     /// script (until Ctrl-C or --for-seconds) so you can talk to the bot in a browser.
     #[arg(long)]
     pub web: bool,
+    /// Emulator mode: record the session (the script's and the browser's users and the bot's
+    /// replies) as a transcript in FILE (see `trueconf_bot::testkit::Transcript`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Emulator mode: instead of the script, replay the users' side of the transcript FILE
+    /// and fail if the bot's replies differ from the recorded ones.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
 }
 
 type Configure = Arc<dyn Fn(BotBuilder) -> BotBuilder + Send + Sync>;
@@ -196,7 +204,13 @@ impl Session {
         match &self.sim {
             Some(sim) => {
                 self.announce_emulator(sim);
-                let outcome = script(sim.clone()).await;
+                if self.opts.record.is_some() {
+                    sim.start_recording();
+                }
+                let outcome = match &self.opts.replay {
+                    Some(path) => replay(sim, path).await,
+                    None => script(sim.clone()).await,
+                };
                 if outcome.is_ok() && self.opts.web {
                     println!(
                         "-- web chat: {}/  (open it in a browser; Ctrl-C to stop)",
@@ -209,6 +223,11 @@ impl Session {
                 {
                     self.print_sim_access(sim, secs);
                     wait_or_signal(Duration::from_secs(secs)).await;
+                }
+                if let Some(path) = &self.opts.record {
+                    std::fs::write(path, sim.transcript().to_jsonl())
+                        .map_err(|e| format!("cannot write --record {}: {e}", path.display()))?;
+                    println!("-- transcript written to {}", path.display());
                 }
                 let handle = running.handle().clone();
                 running.stop().await?;
@@ -272,6 +291,31 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// Replays the transcript at `path` against the running bot; an error lists the differences.
+async fn replay(sim: &Sim, path: &std::path::Path) -> Result<(), BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --replay {}: {e}", path.display()))?;
+    let transcript = Transcript::parse(&text)?;
+    let report = sim.replay(&transcript, &ReplayOptions::default()).await?;
+    if report.is_clean() {
+        println!(
+            "-- replayed {}: {} entries, the bot answered as recorded",
+            path.display(),
+            report.entries
+        );
+        return Ok(());
+    }
+    for difference in &report.differences {
+        println!("-- difference: {difference}");
+    }
+    Err(format!(
+        "the bot's replies differ from {} in {} places",
+        path.display(),
+        report.differences.len()
+    )
+    .into())
 }
 
 /// The process exit status for an example's outcome; an error is printed as one readable

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::json;
-use trueconf_bot::testkit::{Account, LoadSpec, Sim, SimConfig};
+use trueconf_bot::testkit::{Account, LoadSpec, ReplayOptions, Sim, SimConfig, Transcript};
 
 /// Local TrueConf Chatbot Connector server emulator (HTTP + WebSocket). For development and
 /// tests only: it is not a server to expose or to trust with real credentials.
@@ -64,6 +64,15 @@ struct Args {
     /// `expect-file USER NAME`, `upload USER NAME CONTENT…`, `press USER COMMAND`, `sleep MS`.
     #[arg(long)]
     script: Option<PathBuf>,
+    /// Record the session (users' actions, from scripts or the web page, and the bot's
+    /// replies) as a transcript in FILE, written when the emulator stops (see
+    /// `trueconf_bot::testkit::Transcript` for the format).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Replay the users' side of the transcript FILE against the connected bot, print the
+    /// differences in the bot's replies, then exit (0 = the bot answered as recorded).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
     /// Load mode: push this many events to the connected bot and print a JSON report.
     #[arg(long)]
     load: Option<u64>,
@@ -193,6 +202,42 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let connect = Duration::from_secs(args.connect_timeout);
+    if args.record.is_some() {
+        sim.start_recording();
+    }
+    let code = serve(&sim, &args, connect).await;
+    if let Some(path) = &args.record {
+        std::fs::write(path, sim.transcript().to_jsonl())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("transcript written to {}", path.display());
+    }
+    code
+}
+
+/// Runs the chosen mode: load, replay, script, or serve until Ctrl-C.
+async fn serve(sim: &Sim, args: &Args, connect: Duration) -> Result<ExitCode, String> {
+    if let Some(path) = &args.replay {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let transcript = Transcript::parse(&text).map_err(|e| e.to_string())?;
+        sim.wait_for_bot(connect).await.map_err(|e| e.to_string())?;
+        let report = sim
+            .replay(&transcript, &ReplayOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        for difference in &report.differences {
+            println!("difference: {difference}");
+        }
+        println!(
+            "replayed {} entries: {} differences",
+            report.entries,
+            report.differences.len()
+        );
+        return Ok(if report.is_clean() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if let Some(events) = args.load {
         let report = sim
             .run_load(LoadSpec {
@@ -217,7 +262,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     if let Some(path) = &args.script {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return match play(&sim, &text, connect).await {
+        return match play(sim, &text, connect).await {
             Ok(()) => {
                 println!("script passed");
                 Ok(ExitCode::SUCCESS)

@@ -52,6 +52,7 @@ mod shared;
 mod sim;
 mod state;
 mod tap;
+mod transcript;
 mod user;
 mod view;
 mod web;
@@ -63,7 +64,8 @@ pub use load::{LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
 pub use person::{Person, TranscriptSink};
 pub use records::{RecordedRequest, SentFile, SimFile, SimStats};
-pub use sim::{Sim, eventually};
+pub use sim::{ReplayOptions, Sim, eventually};
+pub use transcript::{Action, Difference, ReplayReport, Side, Transcript, TranscriptEntry};
 pub use user::{SimUser, Upload};
 pub use view::{
     ButtonAction, ChatKind, MessageKind, SimAttachment, SimButton, SimChat, SimMessage, SimSurvey,

@@ -7,8 +7,10 @@
 mod expect;
 mod inspect;
 mod load;
+mod replay;
 
 pub use expect::eventually;
+pub use replay::ReplayOptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -84,6 +84,13 @@ impl State {
         {
             self.activity.remove(chat_id);
         }
+        if !system {
+            let content = &self.messages[&id].content;
+            let content = self.journal.is_some().then(|| content.clone());
+            if let Some(content) = content {
+                self.journal_post(actor, chat_id, &id, kind, &content, reply_to);
+            }
+        }
         let envelope = self.envelope(&id, true).unwrap_or(Value::Null);
         if !system && self.users.get(actor).is_some_and(|user| user.bot) {
             self.outbox
@@ -137,6 +144,7 @@ impl State {
             message.content = content.clone();
             message.edited = true;
         }
+        self.journal_edit(actor, &chat, message_id, &content);
         self.broadcast(
             &chat,
             except,
@@ -171,6 +179,7 @@ impl State {
             return Err(E_NO_RIGHTS);
         }
         self.messages.remove(message_id);
+        self.journal_remove(actor, &chat, message_id);
         if let Some(record) = self.chats.get_mut(&chat) {
             record.history.retain(|id| id != message_id);
         }

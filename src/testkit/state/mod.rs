@@ -15,6 +15,7 @@ mod chats;
 mod commands;
 mod delivery;
 mod files;
+mod journal;
 mod load_chats;
 mod messages;
 mod model;
@@ -68,6 +69,8 @@ pub(crate) struct State {
     /// The latest `sendChatActivity` per chat: (login, activity, when in ms), until that user
     /// posts in the chat.
     activity: HashMap<String, (String, String, u64)>,
+    /// The session recording, when one was asked for.
+    pub(crate) journal: Option<journal::Journal>,
 }
 
 impl State {
@@ -94,6 +97,7 @@ impl State {
             load: None,
             failures: HashMap::new(),
             activity: HashMap::new(),
+            journal: None,
         }
     }
 
