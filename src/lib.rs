@@ -78,7 +78,7 @@
 //! let chat = alice.create_p2p_with_bot().await?;
 //! alice.send_text(&chat, "ping").await?;
 //! let answer = sim.expect_message(&chat).await?;
-//! assert_eq!(answer["content"]["text"], "ping");
+//! assert_eq!(answer.text(), Some("ping"));
 //!
 //! handle.shutdown();
 //! running.await??;

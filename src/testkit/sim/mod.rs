@@ -80,6 +80,10 @@ impl Sim {
         let addr = listener.local_addr()?;
         let state = initial_state(&cfg, addr);
         let shared = Arc::new(Shared::new(cfg, state));
+        if shared.cfg.web {
+            // The page's inspector shows the frames from the start, not from when it opened.
+            shared.tap.enable();
+        }
         let app = server::router(shared.clone());
         let handle = axum_server::Handle::new();
         let cert_pem = serve(listener, app, handle.clone(), shared.cfg.tls).await?;
