@@ -5,7 +5,8 @@
 //! each with its own emulator). In the `commands` page the test opens a chat with the bot,
 //! sends `/start` and sees the help, uploads a file and sees the bot's reply; in the `survey`
 //! page it starts a poll, presses a button and sees the tally edited live. Any error in the
-//! browser console fails the test. It saves a screenshot to `docs/web-chat.png`.
+//! browser console fails the test. It saves a screenshot in the target directory, or with
+//! `TRUECONF_UPDATE_SCREENSHOT=1` to `docs/web-chat.png` (the README's picture).
 //!
 //! Without `chromedriver` on `PATH` (or at `$CHROMEDRIVER`) the test is skipped with a message;
 //! with `TRUECONF_REQUIRE_BROWSER=1` (CI) a skip is a failure. The examples must be built
@@ -179,6 +180,23 @@ async fn bot_says(client: &Client, needle: &str) -> fantoccini::elements::Elemen
     }
 }
 
+/// Clicks the element `css` selects, again if the page re-rendered it in between (the page
+/// redraws the chat on every change, so a found element can go stale before the click).
+async fn click_retrying(client: &Client, css: &str) {
+    let mut last = None;
+    for _ in 0..50 {
+        match client.find(Locator::Css(css)).await {
+            Ok(element) => match element.click().await {
+                Ok(()) => return,
+                Err(e) => last = Some(e.to_string()),
+            },
+            Err(e) => last = Some(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot click {css}: {last:?}");
+}
+
 async fn say(client: &Client, text: &str) {
     let input = client
         .wait()
@@ -186,13 +204,7 @@ async fn say(client: &Client, text: &str) {
         .await
         .unwrap();
     input.send_keys(text).await.unwrap();
-    client
-        .find(Locator::Id("send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_retrying(client, "#send").await;
 }
 
 async fn open_bot_chat(client: &Client, url: &str) {
@@ -202,13 +214,7 @@ async fn open_bot_chat(client: &Client, url: &str) {
         .for_element(Locator::Css("#status"))
         .await
         .unwrap();
-    client
-        .find(Locator::Id("start-bot"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_retrying(client, "#start-bot").await;
     client
         .wait()
         .for_element(Locator::Css("#chats li.active"))
@@ -287,21 +293,10 @@ async fn the_web_chat_works_in_headless_chromium() {
     let (_survey, url) = start_example("survey");
     open_bot_chat(&client, &url).await;
     say(&client, "/poll Where do we eat? | Pizza | Sushi").await;
-    let poll = bot_says(&client, "Where do we eat?").await;
-    poll.find(Locator::Css("button.kbd[data-command$=':0']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    bot_says(&client, "Where do we eat?").await;
+    click_retrying(&client, "#messages .msg.bot button.kbd[data-command$=':0']").await;
     bot_says(&client, "Pizza: 1").await;
-    client
-        .find(Locator::Id("toggle-inspector"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_retrying(&client, "#toggle-inspector").await;
     client
         .wait()
         .for_element(Locator::Css("#frames li[data-method='sendMessage']"))
@@ -311,7 +306,11 @@ async fn the_web_chat_works_in_headless_chromium() {
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
 
     let png = client.screenshot().await.unwrap();
-    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::write(docs.join("web-chat.png"), png).unwrap();
+    let shot = match std::env::var_os("TRUECONF_UPDATE_SCREENSHOT") {
+        Some(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/web-chat.png"),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-chat.png"),
+    };
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
     client.close().await.unwrap();
 }

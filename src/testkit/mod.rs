@@ -83,9 +83,9 @@ pub use config::{Account, ExtensionFilter, OAuthApp, SimConfig, UploadLimits};
 pub use faults::Faults;
 pub use load::{LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
-pub use person::{Person, TranscriptSink};
+pub use person::Person;
 pub use records::{RecordedRequest, SentFile, SimFile, SimStats};
-pub use sim::{ReplayOptions, Sim, eventually};
+pub use sim::{ReplayOptions, Sim, TranscriptSink, eventually};
 pub use transcript::{Action, Difference, ReplayReport, Side, Transcript, TranscriptEntry};
 pub use user::{SimUser, Upload};
 pub use view::{

@@ -11,9 +11,6 @@ use super::user::SimUser;
 use super::view::SimMessage;
 use crate::error::{Error, Result};
 
-/// Receives each line of a conversation's transcript (see [`Sim::set_transcript`]).
-pub type TranscriptSink = Arc<dyn Fn(&str) + Send + Sync>;
-
 /// A scripted user in one chat: says things, waits for the bot's answers and checks them.
 /// When the emulator has a transcript sink ([`Sim::set_transcript`]) both sides are written to
 /// it, one line each (`   alice > /start`, `     bot < Hi alice!`).

@@ -30,6 +30,9 @@ use super::user::SimUser;
 use super::wire::{CHANNEL, GROUP, Out};
 use crate::error::{Error, Result};
 
+/// Receives each line of a conversation's transcript (see [`Sim::set_transcript`]).
+pub type TranscriptSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A running emulator. Dropping it stops the server.
 ///
 /// ```
@@ -57,7 +60,7 @@ pub struct Sim {
     /// The newest bot session [`Sim::wait_for_bot`] has returned for.
     seen_session: AtomicU64,
     /// Where [`Person`](crate::testkit::Person) conversations are written.
-    pub(super) transcript: std::sync::Mutex<Option<crate::testkit::person::TranscriptSink>>,
+    pub(super) transcript: std::sync::Mutex<Option<TranscriptSink>>,
 }
 
 impl std::fmt::Debug for Sim {

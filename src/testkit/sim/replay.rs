@@ -1,5 +1,5 @@
 //! Recording a session and replaying a transcript's user side against a bot, comparing the
-//! bot's side with what was recorded (the format is described in `testkit::transcript`).
+//! bot's side with what was recorded (the format is described on `testkit::Transcript`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

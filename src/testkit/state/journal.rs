@@ -1,38 +1,27 @@
 //! Recording a session: every chat created, message posted, edited or removed, and button
-//! pressed, by users and by the bot, as transcript entries (see `testkit::transcript`).
+//! pressed, by users and by the bot, as transcript entries (see `testkit::Transcript`).
 //!
 //! Ids differ from run to run, so the journal names chats and messages by their order of
 //! appearance (`{{chat:1}}`, `{{message:3}}`) and writes those names wherever a real id
 //! appears in a text too; replay maps them back to the ids of its own run.
 
-use std::collections::HashMap;
-
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
 use super::State;
+use super::model::Journal;
 use crate::testkit::pattern::Blob;
 use crate::testkit::wire::MSG_FILE;
 
 /// Files up to this size are kept in the transcript (base64); larger ones by size only.
 const MAX_RECORDED_FILE: u64 = 1 << 20;
 
-/// The entries recorded so far and the id names.
-pub(crate) struct Journal {
-    started: Instant,
-    pub(crate) entries: Vec<Value>,
-    names: HashMap<String, String>,
-    chats: usize,
-    messages: usize,
-}
-
 impl Journal {
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Journal {
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             entries: Vec::new(),
-            names: HashMap::new(),
+            names: std::collections::HashMap::new(),
             chats: 0,
             messages: 0,
         }

@@ -31,7 +31,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde_json::Value;
 
 use self::model::{
-    ChatRecord, Connection, Event, FileRecord, MessageRecord, TemporalFile, UploadTask, UserRecord,
+    ChatRecord, Connection, Event, FileRecord, Journal, MessageRecord, TemporalFile, UploadTask,
+    UserRecord,
 };
 use self::payload::Request;
 use super::config::UploadLimits;
@@ -70,7 +71,7 @@ pub(crate) struct State {
     /// posts in the chat.
     activity: HashMap<String, (String, String, u64)>,
     /// The session recording, when one was asked for.
-    pub(crate) journal: Option<journal::Journal>,
+    pub(crate) journal: Option<Journal>,
 }
 
 impl State {

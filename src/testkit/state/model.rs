@@ -160,3 +160,12 @@ impl Connection {
         let _ = self.tx.send(Out::Text(frame));
     }
 }
+
+/// A session recording (see `journal`): the entries so far and the names given to ids.
+pub(crate) struct Journal {
+    pub(super) started: tokio::time::Instant,
+    pub(crate) entries: Vec<Value>,
+    pub(super) names: std::collections::HashMap<String, String>,
+    pub(super) chats: usize,
+    pub(super) messages: usize,
+}
