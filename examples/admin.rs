@@ -25,6 +25,7 @@ use trueconf_bot::dispatch::{
     BotCommand, CommandArgs, DispatchError, Dispatcher, Filter, HandlerResult, MessageContext,
     Router, Update,
 };
+use trueconf_bot::testkit::SimMessage;
 use trueconf_bot::types::{ChatType, Role};
 
 /// Creates and administers group chats and channels.
@@ -139,8 +140,8 @@ fn router() -> Router {
         .message_when(managed.and(admin_commands), manage)
 }
 
-fn chat_id_in(reply: &serde_json::Value) -> Result<String, BoxError> {
-    let text = common::text_of(reply);
+fn chat_id_in(reply: &SimMessage) -> Result<String, BoxError> {
+    let text = reply.text_or_title();
     Ok(text
         .rsplit("chat id: ")
         .next()

@@ -17,7 +17,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{BoxError, Connect, Person, eventually, text_of};
+use common::{BoxError, Connect, Person, eventually};
 use trueconf_bot::dispatch::{
     ButtonContext, Dispatcher, Filter, HandlerResult, MessageContext, Router,
 };
@@ -103,10 +103,10 @@ async fn run() -> Result<(), BoxError> {
                 let id = id.clone();
                 async move {
                     let m = eventually(want, Duration::from_secs(10), || {
-                        sim.message(&id).filter(|m| text_of(m) == want)
+                        sim.message(&id).filter(|m| m.text_or_title() == want)
                     })
                     .await?;
-                    println!("{:>8} < (edited) {}", "bot", common::describe(&m));
+                    println!("{:>8} < (edited) {}", "bot", m.summary());
                     Ok::<_, BoxError>(m)
                 }
             };

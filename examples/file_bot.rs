@@ -102,15 +102,14 @@ async fn run() -> Result<(), BoxError> {
         }
     }
     if let (Some(sim), Some(chat)) = (&sim, &last_chat) {
-        let echo = sim.expect_message(chat).await?;
-        let size = &echo["content"]["size"];
-        if *size != serde_json::json!(8u64 << 20) {
+        let (_, file) = sim.expect_file(chat).await?;
+        let size = file.size;
+        if size != 8u64 << 20 {
             return Err(format!("the echoed file has size {size}, expected 8 MiB").into());
         }
         println!(
             "{:>8} < [file] {} ({size} bytes, the same size as sent)",
-            "bot",
-            echo["content"]["name"].as_str().unwrap_or_default()
+            "bot", file.name
         );
     }
     bot.shutdown().await?;

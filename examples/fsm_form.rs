@@ -247,7 +247,7 @@ async fn run() -> Result<(), BoxError> {
     bob.say("/me").await?;
     bob.expect("not registered").await?;
 
-    let handle = running.handle.clone();
+    let handle = running.handle().clone();
     running.stop().await?;
     common::print_done(&handle);
     Ok(())

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use common::{BoxError, Connect, Person, text_of};
+use common::{BoxError, Connect, Person};
 use trueconf_bot::dispatch::{Dep, Dispatcher, HandlerResult, MessageContext, Router};
 
 /// Counts messages per chat and answers each with its number.
@@ -60,7 +60,7 @@ async fn burst(person: &Person, tag: &str) -> Result<String, BoxError> {
     let mut got = Vec::new();
     for (i, t) in texts.iter().enumerate() {
         let m = person.hear_quietly().await?;
-        let answer = text_of(&m);
+        let answer = m.text_or_title().to_owned();
         let expected = format!("#{} {t}", i + 1);
         if answer != expected {
             return Err(format!("{}: expected {expected:?}, got {answer:?}", person.name).into());

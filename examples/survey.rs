@@ -242,13 +242,13 @@ async fn run() -> Result<(), BoxError> {
                 .say("/poll Where do we eat? | Pizza | Sushi | Salad")
                 .await?;
             let poll = alice.expect("Where do we eat?").await?;
-            let poll_id = poll["messageId"].as_str().unwrap_or_default().to_owned();
+            let poll_id = poll.id.clone();
             alice.press(&poll, "vote:1:0").await?;
             bob.press(&poll, "vote:1:1").await?;
             carol.press(&poll, "vote:1:0").await?;
             let edited = eventually("the tally edit", Duration::from_secs(10), || {
                 let m = sim.message(&poll_id)?;
-                let text = common::text_of(&m);
+                let text = m.text_or_title().to_owned();
                 text.contains("Pizza: 2 · Sushi: 1").then_some(text)
             })
             .await?;

@@ -115,6 +115,16 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+
+    /// A test expectation saw something else (the emulator's `expect_*` checks, replaying a
+    /// transcript): `expected` says what was awaited, `found` what came instead.
+    #[error("expected {expected}, found {found}")]
+    Unexpected {
+        /// What the check waited for.
+        expected: String,
+        /// What it got instead.
+        found: String,
+    },
 }
 
 impl Error {

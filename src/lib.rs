@@ -78,7 +78,7 @@
 //! let chat = alice.create_p2p_with_bot().await?;
 //! alice.send_text(&chat, "ping").await?;
 //! let answer = sim.expect_message(&chat).await?;
-//! assert_eq!(answer["content"]["text"], "ping");
+//! assert_eq!(answer.text(), Some("ping"));
 //!
 //! handle.shutdown();
 //! running.await??;
@@ -194,6 +194,7 @@
 //! | [`conversation`] | dispatch | per-chat Conversation actors: ordering, bounded mailboxes |
 //! | [`fsm`] | dispatch | finite-state dialogs and state storage backends |
 //! | `testkit` | tests | a TrueConf server emulator (feature `testkit`) |
+//! | `harness` | test harness | runs a dispatcher against the emulator (feature `testkit`) |
 //!
 //! The runtime's Supervisor, RequestRouter and the actors' internals are private; the
 //! connection state, the restart count and, with feature `testkit`, fault injection
@@ -220,5 +221,8 @@ pub mod fsm;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+#[cfg(feature = "testkit")]
+pub mod harness;
 
 pub use error::{Error, Result};

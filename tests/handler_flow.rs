@@ -554,7 +554,7 @@ async fn against_the_emulator_values_reach_handlers_that_answer() {
     sim.wait_for_bot(Duration::from_secs(10)).await.unwrap();
     let alice = sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
-    let answer = |m: serde_json::Value| m["content"]["text"].as_str().unwrap_or("").to_string();
+    let answer = |m: trueconf_bot::testkit::SimMessage| m.text().unwrap_or_default().to_string();
     alice.send_text(&chat, "/ticket_7").await.unwrap();
     let m = sim
         .expect_message_within(&chat, Duration::from_secs(10))

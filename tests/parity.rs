@@ -66,8 +66,8 @@ fn webp() -> Vec<u8> {
     v
 }
 
-fn text_of(envelope: &Value) -> &str {
-    envelope["content"]["text"].as_str().unwrap_or_default()
+fn text_of(message: &trueconf_bot::testkit::SimMessage) -> &str {
+    message.text().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +94,11 @@ async fn file_shortcuts_answer_and_reply() {
     let asked = alice.send_text(&chat, "/files").await.unwrap();
     // 6 files, one of them with a caption message.
     let got = r.sim.expect_messages(&chat, 7).await.unwrap();
-    let files: Vec<&Value> = got.iter().filter(|m| m["type"] == 202).collect();
+    let files: Vec<&Value> = got
+        .iter()
+        .map(|m| m.raw())
+        .filter(|m| m["type"] == 202)
+        .collect();
     let names: Vec<&str> = files
         .iter()
         .map(|m| m["content"]["name"].as_str().unwrap_or_default())

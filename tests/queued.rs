@@ -42,7 +42,7 @@ async fn run(d: DispatcherBuilder, bot: &Bot) {
 fn texts(sim: &Sim, chat: &str) -> Vec<String> {
     sim.history(chat)
         .iter()
-        .filter_map(|m| m.pointer("/content/text").and_then(|t| t.as_str()))
+        .filter_map(|m| m.text())
         .map(str::to_owned)
         .collect()
 }

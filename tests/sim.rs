@@ -1124,7 +1124,7 @@ async fn buttons_commands_surveys_and_system_envelopes() {
     let env = sim.expect_message(&chat).await.unwrap();
     assert_shape(
         &fixture("event.sendMessage.survey")["payload"],
-        &env,
+        env.raw(),
         "survey",
     );
     let edit = fixture("req.editSurvey")["payload"]["content"].clone();

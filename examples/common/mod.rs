@@ -1,6 +1,7 @@
 //! What every example shares: the command line, connecting to a TrueConf server or to the
-//! embedded emulator, running a dispatcher for as long as asked, and the scripted users that
-//! talk to the bot in emulator mode and print the conversation.
+//! embedded emulator, and running a dispatcher for as long as asked. The test side (running
+//! the dispatcher against the emulator, the scripted users that talk to the bot and print the
+//! conversation) is the public kit: `trueconf_bot::harness` and `trueconf_bot::testkit`.
 //!
 //! Without `--server` (or `TRUECONF_SERVER`) an example starts the in-process emulator
 //! (`trueconf_bot::testkit::Sim`), connects its bot to it, lets a scripted user exercise the
@@ -16,12 +17,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::task::JoinHandle;
 use trueconf_bot::bot::{Bot, BotBuilder};
-use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::dispatch::{Dispatcher, DispatcherHandle};
-use trueconf_bot::testkit::{Sim, SimConfig, SimUser};
+use trueconf_bot::harness::SimBot;
+// Each example uses a different part of the kit.
+#[allow(unused_imports)]
+pub use trueconf_bot::testkit::{Person, eventually};
+use trueconf_bot::testkit::{ReplayOptions, Sim, SimConfig, Transcript};
 
 /// Any error, for example `main`s.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,6 +73,18 @@ pub struct Connect {
     /// the script, printing how to connect to it).
     #[arg(long, value_name = "N")]
     pub for_seconds: Option<u64>,
+    /// Emulator mode: serve the web chat client, print its URL and keep running after the
+    /// script (until Ctrl-C or --for-seconds) so you can talk to the bot in a browser.
+    #[arg(long)]
+    pub web: bool,
+    /// Emulator mode: record the session (the script's and the browser's users and the bot's
+    /// replies) as a transcript in FILE (see `trueconf_bot::testkit::Transcript`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Emulator mode: instead of the script, replay the users' side of the transcript FILE
+    /// and fail if the bot's replies differ from the recorded ones.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
 }
 
 type Configure = Arc<dyn Fn(BotBuilder) -> BotBuilder + Send + Sync>;
@@ -108,7 +122,13 @@ impl Connect {
         let sim = match self.server {
             Some(_) => None,
             None => {
-                let sim = Sim::start(SimConfig::default()).await?;
+                let sim = Sim::start(SimConfig {
+                    expect_timeout: ANSWER_TIMEOUT,
+                    web: self.web,
+                    ..SimConfig::default()
+                })
+                .await?;
+                sim.set_transcript(|line| println!("{line}"));
                 Some(Arc::new(sim))
             }
         };
@@ -161,22 +181,6 @@ fn build_bot(opts: &Connect, sim: Option<&Sim>, configure: &Configure) -> Result
     Ok(configure(builder).build()?)
 }
 
-/// A dispatcher running in the background.
-pub struct Running {
-    /// Its counters and shutdown switch.
-    pub handle: DispatcherHandle,
-    task: JoinHandle<trueconf_bot::Result<()>>,
-}
-
-impl Running {
-    /// Stops the dispatcher (in-flight handlers finish) and the bot.
-    pub async fn stop(self) -> Result<(), BoxError> {
-        self.handle.shutdown();
-        self.task.await??;
-        Ok(())
-    }
-}
-
 impl Session {
     /// Another bot with the same settings (for a restart).
     pub fn new_bot(&self) -> Result<Bot, BoxError> {
@@ -184,25 +188,8 @@ impl Session {
     }
 
     /// Runs `dispatcher` in the background and waits until its bot is connected.
-    pub async fn spawn(&self, dispatcher: Dispatcher) -> Result<Running, BoxError> {
-        let bot = dispatcher
-            .bot()
-            .cloned()
-            .ok_or("the dispatcher has no bot")?;
-        let handle = dispatcher.handle();
-        let task = tokio::spawn(dispatcher.run());
-        let mut state = bot.state();
-        let ready = state
-            .wait_for(|s| matches!(s, ConnectionState::Ready) || s.is_terminal())
-            .await
-            .map(|s| s.clone())
-            .unwrap_or(ConnectionState::Stopped);
-        if ready != ConnectionState::Ready {
-            // The dispatcher's result carries the reason (bad token, refused certificate…).
-            task.await??;
-            return Err(format!("the bot did not connect: {ready:?}").into());
-        }
-        Ok(Running { handle, task })
+    pub async fn spawn(&self, dispatcher: Dispatcher) -> Result<SimBot, BoxError> {
+        Ok(SimBot::run(dispatcher).await?)
     }
 
     /// The whole life of an example: runs `dispatcher`; in emulator mode plays `script`
@@ -217,14 +204,32 @@ impl Session {
         match &self.sim {
             Some(sim) => {
                 self.announce_emulator(sim);
-                let outcome = script(sim.clone()).await;
-                if outcome.is_ok()
+                if self.opts.record.is_some() {
+                    sim.start_recording();
+                }
+                let outcome = match &self.opts.replay {
+                    Some(path) => replay(sim, path).await,
+                    None => script(sim.clone()).await,
+                };
+                if outcome.is_ok() && self.opts.web {
+                    println!(
+                        "-- web chat: {}/  (open it in a browser; Ctrl-C to stop)",
+                        sim.url()
+                    );
+                    let limit = self.opts.for_seconds.map(Duration::from_secs);
+                    wait_or_signal(limit.unwrap_or(Duration::MAX)).await;
+                } else if outcome.is_ok()
                     && let Some(secs) = self.opts.for_seconds
                 {
                     self.print_sim_access(sim, secs);
                     wait_or_signal(Duration::from_secs(secs)).await;
                 }
-                let handle = running.handle.clone();
+                if let Some(path) = &self.opts.record {
+                    std::fs::write(path, sim.transcript().to_jsonl())
+                        .map_err(|e| format!("cannot write --record {}: {e}", path.display()))?;
+                    println!("-- transcript written to {}", path.display());
+                }
+                let handle = running.handle().clone();
                 running.stop().await?;
                 outcome?;
                 print_done(&handle);
@@ -258,10 +263,10 @@ impl Session {
         );
     }
 
-    async fn until_done(&self, mut running: Running) -> Result<(), BoxError> {
+    async fn until_done(&self, running: SimBot) -> Result<(), BoxError> {
         let limit = self.opts.for_seconds.map(Duration::from_secs);
         let once = self.opts.once;
-        let handle = running.handle.clone();
+        let handle = running.handle().clone();
         let first_event = async {
             loop {
                 if handle.metrics().handled > 0 {
@@ -270,16 +275,15 @@ impl Session {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        tokio::select! {
-            r = &mut running.task => {
-                // The bot stopped on its own: a fatal error (credentials, retries exhausted).
-                r??;
-                return Ok(());
+        let wait = async {
+            tokio::select! {
+                _ = wait_or_signal(limit.unwrap_or(Duration::MAX)) => {}
+                _ = first_event, if once => println!("-- first event handled (--once)"),
             }
-            _ = wait_or_signal(limit.unwrap_or(Duration::MAX)) => {}
-            _ = first_event, if once => println!("-- first event handled (--once)"),
-        }
-        running.stop().await?;
+        };
+        // Returns early with the dispatcher's error when the bot stops on its own (a fatal
+        // error: credentials, retries exhausted).
+        running.stop_when(wait).await?;
         let metrics = handle.metrics();
         println!(
             "-- stopped: {} events, {} handled, {} errors",
@@ -287,6 +291,31 @@ impl Session {
         );
         Ok(())
     }
+}
+
+/// Replays the transcript at `path` against the running bot; an error lists the differences.
+async fn replay(sim: &Sim, path: &std::path::Path) -> Result<(), BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --replay {}: {e}", path.display()))?;
+    let transcript = Transcript::parse(&text)?;
+    let report = sim.replay(&transcript, &ReplayOptions::default()).await?;
+    if report.is_clean() {
+        println!(
+            "-- replayed {}: {} entries, the bot answered as recorded",
+            path.display(),
+            report.entries
+        );
+        return Ok(());
+    }
+    for difference in &report.differences {
+        println!("-- difference: {difference}");
+    }
+    Err(format!(
+        "the bot's replies differ from {} in {} places",
+        path.display(),
+        report.differences.len()
+    )
+    .into())
 }
 
 /// The process exit status for an example's outcome; an error is printed as one readable
@@ -328,158 +357,5 @@ async fn wait_or_signal(d: Duration) {
     tokio::select! {
         _ = sleep => {}
         _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C"),
-    }
-}
-
-/// A scripted user of the emulator in one chat: says things, waits for the bot's answers
-/// and prints both sides.
-#[derive(Clone)]
-pub struct Person {
-    /// Display name used in the printout.
-    pub name: String,
-    /// The emulator user.
-    pub user: SimUser,
-    /// The chat this person talks in.
-    pub chat: String,
-    sim: Arc<Sim>,
-}
-
-impl Person {
-    /// `login` in a personal chat with the bot.
-    pub async fn p2p(sim: &Arc<Sim>, login: &str) -> Result<Person, BoxError> {
-        let user = sim.user(login);
-        let chat = user.create_p2p_with_bot().await?;
-        Ok(Person {
-            name: login.to_owned(),
-            user,
-            chat,
-            sim: sim.clone(),
-        })
-    }
-
-    /// `login` in the chat `chat` (a group or channel they belong to).
-    pub fn in_chat(sim: &Arc<Sim>, login: &str, chat: &str) -> Person {
-        Person {
-            name: login.to_owned(),
-            user: sim.user(login),
-            chat: chat.to_owned(),
-            sim: sim.clone(),
-        }
-    }
-
-    /// The same user in another chat.
-    pub fn moved_to(&self, chat: &str) -> Person {
-        Person {
-            chat: chat.to_owned(),
-            ..self.clone()
-        }
-    }
-
-    /// Sends `text`; returns the message id.
-    pub async fn say(&self, text: &str) -> Result<String, BoxError> {
-        println!("{:>8} > {text}", self.name);
-        Ok(self.user.send_text(&self.chat, text).await?)
-    }
-
-    /// Waits for the bot's next message in this chat and prints it.
-    pub async fn hear(&self) -> Result<Value, BoxError> {
-        let m = self.hear_quietly().await?;
-        println!("{:>8} < {}", "bot", describe(&m));
-        Ok(m)
-    }
-
-    /// Waits for the bot's next message in this chat without printing it.
-    pub async fn hear_quietly(&self) -> Result<Value, BoxError> {
-        Ok(self
-            .sim
-            .expect_message_within(&self.chat, ANSWER_TIMEOUT)
-            .await
-            .map_err(|e| format!("{} got no answer from the bot: {e}", self.name))?)
-    }
-
-    /// Waits for the bot's next message and checks that its text contains `needle`.
-    pub async fn expect(&self, needle: &str) -> Result<Value, BoxError> {
-        let m = self.hear().await?;
-        let text = text_of(&m);
-        if !text.contains(needle) {
-            return Err(format!("expected the bot to say {needle:?}, it said {text:?}").into());
-        }
-        Ok(m)
-    }
-
-    /// Presses the command button `command` of the bot message `message`.
-    pub async fn press(&self, message: &Value, command: &str) -> Result<(), BoxError> {
-        let id = message["messageId"]
-            .as_str()
-            .ok_or("the message has no messageId")?;
-        let label = message["content"]["buttons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_array)
-            .flatten()
-            .find(|b| b["command"] == command)
-            .and_then(|b| b["label"].as_str())
-            .unwrap_or(command)
-            .to_owned();
-        println!("{:>8} * presses [{label}]", self.name);
-        self.user.press_button(&self.chat, id, command).await?;
-        Ok(())
-    }
-}
-
-/// The text of a message envelope.
-pub fn text_of(m: &Value) -> String {
-    m["content"]["text"]
-        .as_str()
-        .or_else(|| m["content"]["title"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// One line for a bot message: its text, its buttons, or what kind of message it is.
-pub fn describe(m: &Value) -> String {
-    let content = &m["content"];
-    let mut line = match m["type"].as_u64() {
-        Some(204) => format!(
-            "[survey card] {}",
-            content["title"].as_str().unwrap_or_default()
-        ),
-        Some(202) => format!(
-            "[file] {}",
-            content["name"].as_str().unwrap_or("(attachment)")
-        ),
-        _ => text_of(m).replace('\n', "\n           "),
-    };
-    let buttons: Vec<String> = content["buttons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|b| b["label"].as_str().map(|t| format!("[{t}]")))
-        .collect();
-    if !buttons.is_empty() {
-        line.push_str("  ");
-        line.push_str(&buttons.join(" "));
-    }
-    line
-}
-
-/// Polls `check` until it returns `Some` or `timeout` passes.
-pub async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> Result<T, BoxError> {
-    let until = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() >= until {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -12,21 +12,34 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::json;
-use trueconf_bot::testkit::{Account, LoadSpec, Sim, SimConfig};
+use trueconf_bot::testkit::{Account, LoadSpec, ReplayOptions, Sim, SimConfig, Transcript};
 
 /// Local TrueConf Chatbot Connector server emulator (HTTP + WebSocket). For development and
 /// tests only: it is not a server to expose or to trust with real credentials.
 ///
 /// Prints the base URL and a ready-made bot token, then serves until interrupted, unless
 /// --script or --load is given (then it exits with the outcome). It listens on 127.0.0.1
-/// only and refuses requests a web page could make (a foreign Host or Origin, a non-JSON
-/// token request).
+/// (another address needs --bind and --allow-remote) and refuses requests a foreign web page
+/// could make (a foreign Host or Origin, a non-JSON token request). --web adds a chat page at
+/// the base URL.
 #[derive(Parser, Debug)]
 #[command(name = "trueconf-sim", version)]
 struct Args {
-    /// TCP port on 127.0.0.1 (0 = any free port).
+    /// TCP port (0 = any free port).
     #[arg(long, default_value_t = 4309)]
     port: u16,
+    /// Serve the web chat client at the base URL: act as any user and talk to the bot in a
+    /// browser, with a frame inspector.
+    #[arg(long)]
+    web: bool,
+    /// Listen on this address instead of 127.0.0.1 (needs --allow-remote when it is not a
+    /// loopback address: the emulator has no real authentication).
+    #[arg(long, value_name = "IP")]
+    bind: Option<std::net::IpAddr>,
+    /// Allow --bind to a non-loopback address: anyone who can reach it can get tokens and act
+    /// as any user.
+    #[arg(long)]
+    allow_remote: bool,
     /// Server domain (product.display_name; completes user ids).
     #[arg(long, default_value = "sim.example")]
     domain: String,
@@ -51,6 +64,15 @@ struct Args {
     /// `expect-file USER NAME`, `upload USER NAME CONTENT…`, `press USER COMMAND`, `sleep MS`.
     #[arg(long)]
     script: Option<PathBuf>,
+    /// Record the session (users' actions, from scripts or the web page, and the bot's
+    /// replies) as a transcript in FILE, written when the emulator stops (see
+    /// `trueconf_bot::testkit::Transcript` for the format).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Replay the users' side of the transcript FILE against the connected bot, print the
+    /// differences in the bot's replies, then exit (0 = the bot answered as recorded).
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
     /// Load mode: push this many events to the connected bot and print a JSON report.
     #[arg(long)]
     load: Option<u64>,
@@ -124,9 +146,26 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<ExitCode, String> {
     let generated = random_password();
+    let bind = args
+        .bind
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    if !bind.is_loopback() {
+        if !args.allow_remote {
+            return Err(format!(
+                "--bind {bind} is not a loopback address: add --allow-remote if you mean it \
+                 (the emulator has no real authentication)"
+            ));
+        }
+        eprintln!(
+            "trueconf-sim: WARNING: listening on {bind}: anyone who can reach this address can \
+             get tokens and act as any user; use it only on a network you trust"
+        );
+    }
     let cfg = SimConfig {
         domain: args.domain.clone(),
         port: args.port,
+        bind,
+        web: args.web,
         tls: args.tls,
         bot: match &args.bot {
             Some(spec) => account(spec)?,
@@ -142,6 +181,9 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     let sim = Sim::start(cfg).await.map_err(|e| e.to_string())?;
     let token = sim.bot_token();
     println!("trueconf-sim listening on {}", sim.url());
+    if args.web {
+        println!("web chat: {}/ (open it in a browser)", sim.url());
+    }
     println!("websocket: {}", sim.ws_url());
     println!("bot: {}", sim.bot_id());
     println!("token: {token}");
@@ -160,6 +202,42 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let connect = Duration::from_secs(args.connect_timeout);
+    if args.record.is_some() {
+        sim.start_recording();
+    }
+    let code = serve(&sim, &args, connect).await;
+    if let Some(path) = &args.record {
+        std::fs::write(path, sim.transcript().to_jsonl())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("transcript written to {}", path.display());
+    }
+    code
+}
+
+/// Runs the chosen mode: load, replay, script, or serve until Ctrl-C.
+async fn serve(sim: &Sim, args: &Args, connect: Duration) -> Result<ExitCode, String> {
+    if let Some(path) = &args.replay {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let transcript = Transcript::parse(&text).map_err(|e| e.to_string())?;
+        sim.wait_for_bot(connect).await.map_err(|e| e.to_string())?;
+        let report = sim
+            .replay(&transcript, &ReplayOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        for difference in &report.differences {
+            println!("difference: {difference}");
+        }
+        println!(
+            "replayed {} entries: {} differences",
+            report.entries,
+            report.differences.len()
+        );
+        return Ok(if report.is_clean() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if let Some(events) = args.load {
         let report = sim
             .run_load(LoadSpec {
@@ -184,7 +262,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     }
     if let Some(path) = &args.script {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return match play(&sim, &text, connect).await {
+        return match play(sim, &text, connect).await {
             Ok(()) => {
                 println!("script passed");
                 Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! These are plain values a test builds and hands over; the emulator reads them but never
 //! depends on how a test made them, which is why they live apart from the running server.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -49,15 +50,25 @@ pub struct OAuthApp {
     pub scopes: Vec<String>,
 }
 
-/// Emulator configuration.
+/// Emulator configuration. The defaults: domain `sim.example`, server version `5.5.6.0`, a
+/// free port on 127.0.0.1, plain HTTP/WS, bot account `bot` (password `bot-password`, so
+/// the bot's id is `bot@sim.example`), password login on, one OAuth application `sim-app`,
+/// tokens valid 30 days, `expect_*` timeout 5 s, no web page.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Server domain, reported as `product.display_name` and used in every user id.
     pub domain: String,
     /// Server version reported by `/api/v4/server`.
     pub version: String,
-    /// TCP port on 127.0.0.1; `0` picks a free one.
+    /// TCP port; `0` picks a free one.
     pub port: u16,
+    /// Address to listen on: 127.0.0.1 by default. The emulator has no real authentication
+    /// (anyone who reaches it can get tokens and act as any user), so another address should
+    /// be a deliberate choice; requests must then name this address or a loopback one as
+    /// their `Host`.
+    pub bind: IpAddr,
+    /// Serve the web chat client at the base URL (`/`) and its endpoints under `/sim/api/`.
+    pub web: bool,
     /// Serve HTTPS/WSS with a fresh self-signed certificate (see [`Sim::cert_pem`]).
     ///
     /// [`Sim::cert_pem`]: crate::testkit::Sim::cert_pem
@@ -84,6 +95,8 @@ impl Default for SimConfig {
             domain: "sim.example".into(),
             version: "5.5.6.0".into(),
             port: 0,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            web: false,
             tls: false,
             bot: Account::new("bot", "bot-password"),
             users: Vec::new(),

@@ -18,10 +18,31 @@
 //! let alice = sim.user("alice");
 //! let chat = alice.create_p2p_with_bot().await?;
 //! alice.send_text(&chat, "hi").await?;
-//! let answer = sim.expect_message(&chat).await?;
-//! assert_eq!(answer["content"]["text"], "hi");
+//! let answer = sim.expect_message(&chat).await?; // a typed `SimMessage`
+//! assert_eq!(answer.text(), Some("hi"));
 //! # Ok(()) }
 //! ```
+//!
+//! To run a bot of this crate against it, see [`harness`](crate::harness) (`SimBot` starts a
+//! dispatcher and returns once its session is authorised).
+//!
+//! Defaults ([`SimConfig::default`]): domain `sim.example`; the bot account `bot` (id
+//! `bot@sim.example`, password `bot-password`, [`Sim::bot_token`] for a ready token); users are
+//! created on first use ([`Sim::user`]), `alice` becoming `alice@sim.example` with display name
+//! `Alice`; a free port on 127.0.0.1, plain HTTP/WS; `expect_*` waits give up after 5 s.
+//!
+//! What a test reads back is typed: [`SimMessage`] (kind, author, text, parse mode,
+//! [`SimButton`]s, [`SimAttachment`], [`SimSurvey`]), [`SimChat`]. The waits
+//! ([`Sim::expect_message`], [`Sim::expect_text`], [`Sim::expect_file`], [`Sim::expect_edit`],
+//! [`Sim::expect_removed`], [`Sim::wait_for_bot`]) fail with [`Error::Timeout`] naming what
+//! they waited for, or [`Error::Unexpected`] saying what came instead.
+//!
+//! With [`SimConfig::web`] the emulator also serves a chat page at its base URL (act as any
+//! user in a browser, with a frame inspector); [`Sim::start_recording`] and [`Sim::replay`]
+//! turn a session into a [`Transcript`] and play it back against a bot.
+//!
+//! [`Error::Timeout`]: crate::Error::Timeout
+//! [`Error::Unexpected`]: crate::Error::Unexpected
 //!
 //! Acknowledgements: every event frame the emulator pushes is remembered until the client acks
 //! it (`{"type":2,"id":N}`). Events still un-acked when a socket closes, and events for a bot
@@ -45,18 +66,28 @@ mod faults;
 mod jwt;
 mod load;
 mod pattern;
+mod person;
 mod records;
 mod server;
 mod shared;
 mod sim;
 mod state;
+mod tap;
+mod transcript;
 mod user;
+mod view;
+mod web;
 mod wire;
 
 pub use config::{Account, ExtensionFilter, OAuthApp, SimConfig, UploadLimits};
 pub use faults::Faults;
 pub use load::{LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
+pub use person::Person;
 pub use records::{RecordedRequest, SentFile, SimFile, SimStats};
-pub use sim::Sim;
+pub use sim::{ReplayOptions, Sim, TranscriptSink, eventually};
+pub use transcript::{Action, Difference, ReplayReport, Side, Transcript, TranscriptEntry};
 pub use user::{SimUser, Upload};
+pub use view::{
+    ButtonAction, ChatKind, MessageKind, SimAttachment, SimButton, SimChat, SimMessage, SimSurvey,
+};

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::config::SimConfig;
 use super::jwt;
 use super::state::State;
+use super::tap::Tap;
 use super::wire::Out;
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) web_tokens: Mutex<HashMap<String, String>>,
     /// OAuth step 2: authorization code → login.
     pub(crate) auth_codes: Mutex<HashMap<String, String>>,
+    /// Copies of the WebSocket frames, for the web page's inspector.
+    pub(crate) tap: Tap,
 }
 
 impl Shared {
@@ -75,6 +78,7 @@ impl Shared {
             refuse_until: Mutex::new(None),
             web_tokens: Mutex::new(HashMap::new()),
             auth_codes: Mutex::new(HashMap::new()),
+            tap: Tap::new(),
         }
     }
 

@@ -133,6 +133,11 @@ impl SimUser {
         )
     }
 
+    /// Replies to `message` with any text `content` (`{text, parseMode}`); returns the reply's id.
+    pub async fn reply_content(&self, chat: &str, message: &str, content: Value) -> Result<String> {
+        self.send(chat, content, Some(message))
+    }
+
     fn send(&self, chat: &str, content: Value, reply_to: Option<&str>) -> Result<String> {
         self.run("sendMessage", |state| {
             state

@@ -7,22 +7,36 @@
 //! loopback `Host`, no foreign `Origin`, and JSON bodies, so the guard refuses the rest:
 //! a foreign `Host` or `Origin` (403) and a token request whose body is not JSON (415).
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::testkit::shared::Shared;
+
 /// Whether `authority` (a `Host` value or an origin's host part) names this machine.
+#[cfg(test)]
 fn is_loopback(authority: &str) -> bool {
+    names_this_server(authority, None)
+}
+
+/// Whether `authority` is a loopback name, or `bound` (the explicitly chosen listening
+/// address, when it is not loopback; bound to every address, any IP literal: DNS rebinding
+/// needs a host *name*, so refusing names still keeps it out).
+fn names_this_server(authority: &str, bound: Option<IpAddr>) -> bool {
     let host = match authority.strip_prefix('[') {
         // `[::1]:port`
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
     host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<IpAddr>().is_ok_and(|ip| {
+            ip.is_loopback() || bound.is_some_and(|b| b == ip || b.is_unspecified())
+        })
 }
 
 /// Why a request is refused, if it is.
@@ -31,7 +45,9 @@ fn refusal(
     path: &str,
     authority: Option<&str>,
     headers: &HeaderMap,
+    bound: Option<IpAddr>,
 ) -> Option<(StatusCode, String)> {
+    let is_loopback = |authority: &str| names_this_server(authority, bound);
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     // HTTP/1 names the host in `Host`, HTTP/2 in the `:authority` of the URI.
     match text(header::HOST).or(authority) {
@@ -65,10 +81,21 @@ fn refusal(
 }
 
 /// The axum middleware.
-pub(super) async fn guard(request: Request<Body>, next: Next) -> Response {
+pub(super) async fn guard(
+    State(shared): State<Arc<Shared>>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
     let uri = request.uri();
     let authority = uri.authority().map(|a| a.as_str());
-    match refusal(request.method(), uri.path(), authority, request.headers()) {
+    let bound = Some(shared.cfg.bind).filter(|ip| !ip.is_loopback());
+    match refusal(
+        request.method(),
+        uri.path(),
+        authority,
+        request.headers(),
+        bound,
+    ) {
         Some((status, why)) => {
             tracing::warn!(%why, "emulator refused a request");
             (status, why).into_response()
@@ -100,5 +127,16 @@ mod tests {
         ] {
             assert!(!is_loopback(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_explicit_address_adds_only_itself_and_never_names() {
+        let lan: IpAddr = "192.168.1.5".parse().unwrap();
+        assert!(names_this_server("192.168.1.5:4309", Some(lan)));
+        assert!(!names_this_server("192.168.1.6:4309", Some(lan)));
+        assert!(!names_this_server("attacker.example:4309", Some(lan)));
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert!(names_this_server("10.0.0.7:4309", Some(any)));
+        assert!(!names_this_server("attacker.example", Some(any)));
     }
 }

@@ -18,7 +18,12 @@ use axum::routing::{get, post};
 use super::shared::Shared;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let pages = if shared.cfg.web {
+        super::web::routes()
+    } else {
+        Router::new()
+    };
+    pages
         .route("/api/v4/server", get(tokens::server_info))
         .route("/bridge/api/client/v1/oauth/token", post(tokens::token))
         .route("/api/v4/oauth2/token", post(tokens::oauth2_token))
@@ -41,6 +46,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/websocket/chat_bot", get(socket::upgrade))
         .route("/websocket/chat_bot/", get(socket::upgrade))
-        .layer(axum::middleware::from_fn(guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::guard,
+        ))
         .with_state(shared)
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::testkit::shared::Shared;
+use crate::testkit::tap::Direction;
 use crate::testkit::wire::{E_BAD_PAYLOAD, Out};
 
 /// `GET /websocket/chat_bot`: the upgrade, unless handshakes are being refused.
@@ -58,6 +59,7 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket) {
                 loop {
                     match next {
                         Some(Out::Text(text)) => {
+                            shared.tap.record(id, Direction::Out, &text);
                             let last = shared.count_frame();
                             if sink.feed(Message::Text(text.into())).await.is_err() {
                                 break 'conn;
@@ -84,7 +86,10 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket) {
                 }
             }
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => handle_frame(&shared, id, text.as_str()).await,
+                Some(Ok(Message::Text(text))) => {
+                    shared.tap.record(id, Direction::In, text.as_str());
+                    handle_frame(&shared, id, text.as_str()).await
+                }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 // The library queued the Pong; send it now, not with the next frame.
                 Some(Ok(Message::Ping(_))) => {
@@ -97,6 +102,7 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket) {
         }
     }
     shared.state().close(id);
+    shared.tap.closed(id);
     shared.notify.notify_waiters();
 }
 

@@ -1,59 +1,18 @@
-//! Assertions and inspection: what a test asks the running emulator about the bot's
-//! behaviour.
-//!
-//! The bot runs concurrently with the test, so anything the bot has yet to do is an `expect_*`
-//! that waits (woken by every state change, bounded by a timeout) rather than a read that
-//! races; things already settled are plain snapshots.
-
-use std::time::Duration;
+//! Inspection: snapshots of what the running emulator holds (messages, chats, files, requests,
+//! counters). What the bot has yet to do is waited for in `expect`, not read here: a read
+//! would race the bot.
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::Sim;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sync::lock;
 use crate::testkit::pattern::Blob;
 use crate::testkit::records::{RecordedRequest, SimFile, SimStats};
+use crate::testkit::view::{ChatKind, SimChat, SimMessage};
 
 impl Sim {
-    /// Waits (up to the configured timeout) for the next message the bot posted in `chat` and
-    /// returns its envelope. Each message is returned once.
-    pub async fn expect_message(&self, chat: &str) -> Result<Value> {
-        self.expect_message_within(chat, self.shared.cfg.expect_timeout)
-            .await
-    }
-
-    /// [`expect_message`](Self::expect_message) with an explicit timeout.
-    pub async fn expect_message_within(&self, chat: &str, timeout: Duration) -> Result<Value> {
-        self.shared
-            .wait_for(&format!("a bot message in chat {chat}"), timeout, |state| {
-                let index = state.outbox.iter().position(|(id, _)| id == chat)?;
-                state.outbox.remove(index).map(|(_, envelope)| envelope)
-            })
-            .await
-    }
-
-    /// Waits for the next `n` bot messages in `chat`.
-    pub async fn expect_messages(&self, chat: &str, n: usize) -> Result<Vec<Value>> {
-        let mut messages = Vec::with_capacity(n);
-        for _ in 0..n {
-            messages.push(self.expect_message(chat).await?);
-        }
-        Ok(messages)
-    }
-
-    /// Asserts that the bot posts nothing in `chat` for `quiet`.
-    pub async fn expect_no_message(&self, chat: &str, quiet: Duration) -> Result<()> {
-        match self.expect_message_within(chat, quiet).await {
-            Err(Error::Timeout { .. }) => Ok(()),
-            Ok(envelope) => Err(Error::protocol(format!(
-                "unexpected bot message: {envelope}"
-            ))),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Every request the bot made so far, in order (`auth` included).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state().requests.clone()
@@ -77,14 +36,38 @@ impl Sim {
             .await
     }
 
-    /// The chat's history as message envelopes, oldest first (system envelopes included).
-    pub fn history(&self, chat: &str) -> Vec<Value> {
-        self.shared.state().history(chat, None)
+    /// The chat's messages, oldest first (system notices included).
+    pub fn history(&self, chat: &str) -> Vec<SimMessage> {
+        self.shared
+            .state()
+            .history(chat, None)
+            .into_iter()
+            .map(SimMessage::from_envelope)
+            .collect()
     }
 
-    /// One message envelope by id.
-    pub fn message(&self, id: &str) -> Option<Value> {
-        self.shared.state().message(id)
+    /// One message by id (`None` once removed).
+    pub fn message(&self, id: &str) -> Option<SimMessage> {
+        self.shared
+            .state()
+            .message(id)
+            .map(SimMessage::from_envelope)
+    }
+
+    /// One chat: title, kind and participants.
+    pub fn chat(&self, id: &str) -> Option<SimChat> {
+        let state = self.shared.state();
+        let record = state.chats.get(id)?;
+        Some(SimChat {
+            id: id.to_owned(),
+            title: record.title.clone(),
+            kind: ChatKind::from_code(record.chat_type),
+            participants: record
+                .participants
+                .iter()
+                .map(|(login, role)| (state.full_id(login), (*role).to_owned()))
+                .collect(),
+        })
     }
 
     /// Participants of a chat as `(full user id, role)`.
@@ -152,14 +135,5 @@ impl Sim {
     /// Number of live WebSocket connections that passed `auth`.
     pub fn authed_connections(&self) -> usize {
         self.shared.state().authed_conn_ids().len()
-    }
-
-    /// Waits until at least one connection of any account has passed `auth`.
-    pub async fn wait_for_bot(&self, timeout: Duration) -> Result<()> {
-        self.shared
-            .wait_for("an authenticated bot connection", timeout, |state| {
-                (!state.authed_conn_ids().is_empty()).then_some(())
-            })
-            .await
     }
 }

@@ -18,7 +18,7 @@ impl Sim {
     /// Runs a load test against the connected bot (see [`LoadSpec`]). Load chats keep no
     /// history and requests are not recorded while it runs.
     pub async fn run_load(&self, spec: LoadSpec) -> Result<LoadReport> {
-        self.wait_for_bot(spec.connect_timeout).await?;
+        self.wait_for_live_session(spec.connect_timeout).await?;
         let bot = self.shared.cfg.bot.login.clone();
         let (chats, window, done, recording) = {
             let mut state = self.shared.state();

@@ -4,11 +4,17 @@
 //! The handle owns the server's lifetime (dropping it shuts the server down); the assertions a
 //! test makes while it runs are in `inspect`, the load runner in `load`.
 
+mod expect;
 mod inspect;
 mod load;
+mod replay;
+
+pub use expect::eventually;
+pub use replay::ReplayOptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
@@ -23,6 +29,9 @@ use super::state::State;
 use super::user::SimUser;
 use super::wire::{CHANNEL, GROUP, Out};
 use crate::error::{Error, Result};
+
+/// Receives each line of a conversation's transcript (see [`Sim::set_transcript`]).
+pub type TranscriptSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A running emulator. Dropping it stops the server.
 ///
@@ -48,6 +57,10 @@ pub struct Sim {
     handle: axum_server::Handle<SocketAddr>,
     addr: SocketAddr,
     cert_pem: Option<String>,
+    /// The newest bot session [`Sim::wait_for_bot`] has returned for.
+    seen_session: AtomicU64,
+    /// Where [`Person`](crate::testkit::Person) conversations are written.
+    pub(super) transcript: std::sync::Mutex<Option<TranscriptSink>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -63,13 +76,17 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    /// Binds 127.0.0.1 and starts serving.
+    /// Binds [`SimConfig::bind`] (127.0.0.1 unless changed) and starts serving.
     pub async fn start(cfg: SimConfig) -> Result<Sim> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))?;
+        let listener = std::net::TcpListener::bind((cfg.bind, cfg.port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = initial_state(&cfg, addr);
         let shared = Arc::new(Shared::new(cfg, state));
+        if shared.cfg.web {
+            // The page's inspector shows the frames from the start, not from when it opened.
+            shared.tap.enable();
+        }
         let app = server::router(shared.clone());
         let handle = axum_server::Handle::new();
         let cert_pem = serve(listener, app, handle.clone(), shared.cfg.tls).await?;
@@ -78,6 +95,8 @@ impl Sim {
             handle,
             addr,
             cert_pem,
+            seen_session: AtomicU64::new(0),
+            transcript: std::sync::Mutex::new(None),
         })
     }
 

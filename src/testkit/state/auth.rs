@@ -43,6 +43,7 @@ impl State {
         let login = grant.login;
         connection.login = Some(login.clone());
         connection.system = grant.system_envelopes;
+        connection.session = self.stats.auths + 1;
         let response = json!({
             "userId": format!("{login}@{}/{}", self.domain, &hex40()[..8]),
             "connectionId": uuid(),

@@ -28,6 +28,7 @@ impl State {
         except: Option<u64>,
     ) -> String {
         let id = hex40();
+        let title_for_journal = self.journal.as_ref().and(title.clone());
         let own_role = match chat_type {
             FAVORITES => "favorites_owner",
             P2P => "user",
@@ -44,6 +45,7 @@ impl State {
             ChatRecord::new(title, chat_type, participants, None),
         );
         self.chat_order.push(id.clone());
+        self.journal_chat(actor, &id, chat_type, title_for_journal.as_deref(), members);
         if matches!(chat_type, GROUP | CHANNEL) {
             self.post_system(
                 &id,

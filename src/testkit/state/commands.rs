@@ -38,6 +38,7 @@ impl State {
             None => message.author.clone(),
         };
         let wait_reply = button["waitReply"] == true;
+        self.journal_press(actor, chat, message_id, command);
         let mut source = json!({
             "type": "button",
             "message": self.envelope(message_id, false),

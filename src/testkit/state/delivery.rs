@@ -143,6 +143,15 @@ impl State {
             .and_then(|connection| connection.login.as_deref())
     }
 
+    /// The newest authenticated session still open (see [`Connection::session`]).
+    pub(crate) fn newest_session(&self) -> Option<u64> {
+        self.conns
+            .values()
+            .map(|connection| connection.session)
+            .filter(|s| *s > 0)
+            .max()
+    }
+
     /// Ids of the connections that passed `auth` (fault injection reaches live sockets so).
     pub(crate) fn authed_conn_ids(&self) -> Vec<u64> {
         self.conns

@@ -77,6 +77,20 @@ impl State {
                 hidden_for: Vec::new(),
             },
         );
+        if self
+            .activity
+            .get(chat_id)
+            .is_some_and(|(login, _, _)| login == actor)
+        {
+            self.activity.remove(chat_id);
+        }
+        if !system {
+            let content = &self.messages[&id].content;
+            let content = self.journal.is_some().then(|| content.clone());
+            if let Some(content) = content {
+                self.journal_post(actor, chat_id, &id, kind, &content, reply_to);
+            }
+        }
         let envelope = self.envelope(&id, true).unwrap_or(Value::Null);
         if !system && self.users.get(actor).is_some_and(|user| user.bot) {
             self.outbox
@@ -131,6 +145,7 @@ impl State {
             message.content = content.clone();
             message.edited = true;
         }
+        self.journal_edit(actor, &chat, message_id, &content);
         // PROTOCOL.md §9 defines the `editMessage` event for text only, and the official
         // client's model requires text content: a survey edit is stored (readable with
         // `getMessageById`) but announced to nobody (ARCHITECTURE.md, protocol decisions).
@@ -171,6 +186,7 @@ impl State {
             return Err(E_NO_RIGHTS);
         }
         self.messages.remove(message_id);
+        self.journal_remove(actor, &chat, message_id);
         if let Some(record) = self.chats.get_mut(&chat) {
             record.history.retain(|id| id != message_id);
         }
@@ -299,7 +315,8 @@ impl State {
         Ok(json!({ "chatId": chat, "count": page.len(), "messages": page }))
     }
 
-    /// `sendChatActivity`: checked and acknowledged; nobody is told.
+    /// `sendChatActivity`: checked, acknowledged and shown on the web page until the user
+    /// posts; nobody else is told.
     pub(super) fn api_send_chat_activity(&mut self, req: &Request<'_>) -> ApiResult<Value> {
         let chat = req.str_field("chatId")?;
         let kind = req.str_field("activityType")?;
@@ -307,6 +324,10 @@ impl State {
             return Err(E_BAD_PAYLOAD);
         }
         self.role(chat, req.login)?;
+        self.activity.insert(
+            chat.to_owned(),
+            (req.login.to_owned(), kind.to_owned(), now_ms()),
+        );
         Ok(json!({ "chatId": chat, "activityType": kind, "retryAfter": 5000 }))
     }
 }

@@ -15,11 +15,13 @@ mod chats;
 mod commands;
 mod delivery;
 mod files;
+mod journal;
 mod load_chats;
 mod messages;
 mod model;
 mod participants;
 mod payload;
+mod snapshot;
 mod surveys;
 mod users;
 mod views;
@@ -29,7 +31,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde_json::Value;
 
 use self::model::{
-    ChatRecord, Connection, Event, FileRecord, MessageRecord, TemporalFile, UploadTask, UserRecord,
+    ChatRecord, Connection, Event, FileRecord, Journal, MessageRecord, TemporalFile, UploadTask,
+    UserRecord,
 };
 use self::payload::Request;
 use super::config::UploadLimits;
@@ -64,6 +67,11 @@ pub(crate) struct State {
     pub(crate) load: Option<LoadRun>,
     /// Failures injected per method: (error code, remaining count; `None` = forever).
     pub(crate) failures: HashMap<String, (u16, Option<u32>)>,
+    /// The latest `sendChatActivity` per chat: (login, activity, when in ms), until that user
+    /// posts in the chat.
+    activity: HashMap<String, (String, String, u64)>,
+    /// The session recording, when one was asked for.
+    pub(crate) journal: Option<Journal>,
 }
 
 impl State {
@@ -89,6 +97,8 @@ impl State {
             record_requests: true,
             load: None,
             failures: HashMap::new(),
+            activity: HashMap::new(),
+            journal: None,
         }
     }
 

@@ -29,7 +29,7 @@ pub(crate) struct UserRecord {
 
 pub(crate) struct ChatRecord {
     pub(crate) title: Option<String>,
-    pub(super) chat_type: u8,
+    pub(crate) chat_type: u8,
     /// `(login, role)` in joining order.
     pub(crate) participants: Vec<(String, &'static str)>,
     /// Message ids, oldest first.
@@ -128,6 +128,9 @@ pub(crate) struct Connection {
     pub(crate) tx: UnboundedSender<Out>,
     /// Whether it asked for system envelopes (`receiveSystemMessageEnvelopes`).
     pub(super) system: bool,
+    /// Which successful `auth` this connection's session is (1 = the first on this server);
+    /// `0` until it authenticates.
+    pub(crate) session: u64,
     next_event_id: u64,
     /// Pushed events by their per-connection id, until acked.
     pub(super) unacked: BTreeMap<u64, Event>,
@@ -139,6 +142,7 @@ impl Connection {
             login: None,
             tx,
             system: false,
+            session: 0,
             next_event_id: 0,
             unacked: BTreeMap::new(),
         }
@@ -155,4 +159,13 @@ impl Connection {
         self.unacked.insert(id, event);
         let _ = self.tx.send(Out::Text(frame));
     }
+}
+
+/// A session recording (see `journal`): the entries so far and the names given to ids.
+pub(crate) struct Journal {
+    pub(super) started: tokio::time::Instant,
+    pub(crate) entries: Vec<Value>,
+    pub(super) names: std::collections::HashMap<String, String>,
+    pub(super) chats: usize,
+    pub(super) messages: usize,
 }
