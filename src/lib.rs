@@ -217,6 +217,7 @@ pub use runtime::{connection, transfer};
 pub mod conversation;
 pub mod dispatch;
 pub mod fsm;
+pub mod ops;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

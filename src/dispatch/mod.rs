@@ -68,6 +68,8 @@ mod middleware;
 mod overflow;
 mod pipeline;
 mod router;
+mod signal;
+mod trace;
 mod typed;
 mod update;
 mod worker;
