@@ -35,12 +35,9 @@
 //!         .build()?;
 //!     let router = Router::new().command("start", start).message(echo);
 //!     let dispatcher = Dispatcher::builder(bot, router).build()?;
-//!     let handle = dispatcher.handle();
-//!     tokio::spawn(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         handle.shutdown(); // in-flight handlers finish, then the bot disconnects
-//!     });
-//!     dispatcher.run().await
+//!     // Ctrl-C or SIGTERM (a container stop): in-flight handlers finish, then the bot
+//!     // disconnects.
+//!     dispatcher.run_until_signal().await
 //! }
 //! ```
 //!

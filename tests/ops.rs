@@ -10,10 +10,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use trueconf_bot::bot::{Bot, ReconnectPolicy};
+use trueconf_bot::bot::{Acknowledger, Bot, ReconnectPolicy, ServerEvent};
 use trueconf_bot::connection::AckMode;
-use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
+use trueconf_bot::dispatch::{
+    Dispatcher, EventKind, Filter, HandlerResult, MessageContext, Router,
+};
 use trueconf_bot::ops::OpsServer;
+use trueconf_bot::protocol::RawValue;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
 
 /// The metric series are process-wide: tests reading them run one at a time.
@@ -239,6 +242,84 @@ async fn readiness_goes_503_while_the_server_refuses_and_200_after() {
         (status, body.lines().next()),
         (503, Some("not ready: stopped"))
     );
+}
+
+fn message(id: u64, chat: &str, message_id: &str, author: &str, text: &str) -> ServerEvent {
+    let payload = serde_json::json!({
+        "messageId": message_id,
+        "chat": {"chatId": chat, "chatTitle": "t", "chatType": 2},
+        "timestamp": 1735314170572u64 + id,
+        "type": 200,
+        "author": {"id": author, "type": 1},
+        "content": {"text": text, "parseMode": "text"},
+    });
+    ServerEvent {
+        id,
+        method: "sendMessage".into(),
+        payload: RawValue::from_string(payload.to_string()).unwrap(),
+        ack: Acknowledger::noop(id),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_counted_under_exactly_one_outcome() {
+    let _serial = serial().await;
+    let prometheus = trueconf_bot::ops::install_recorder().unwrap();
+    let handled = |page: &str, outcome| {
+        value(
+            page,
+            "trueconf_events_handled_total",
+            &[("kind", "message"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = prometheus.render();
+    let router = Router::new().on_when(
+        EventKind::Message,
+        Filter::author("ann@srv"),
+        |msg: MessageContext| async move {
+            match msg.text() {
+                Some("fail") => Err("refused".into()),
+                Some("panic") => panic!("handler panic (expected by the test)"),
+                _ => HandlerResult::Ok(()),
+            }
+        },
+    );
+    let dispatcher = Dispatcher::detached(router)
+        .self_id("bot@srv")
+        .error_handler(|_, _| async {})
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let run = tokio::spawn(dispatcher.run_on(rx));
+    let events = [
+        message(1, "c1", "m1", "ann@srv", "hello"),  // handled
+        message(2, "c1", "m2", "ann@srv", "fail"),   // error
+        message(3, "c2", "m3", "ann@srv", "panic"),  // panic
+        message(4, "c2", "m1", "ann@srv", "hello"),  // duplicate of m1
+        message(5, "c3", "m5", "bot@srv", "mine"),   // own
+        message(6, "c3", "m6", "mallory@srv", "hi"), // unhandled: no route takes it
+    ];
+    for ev in events {
+        tx.send(ev).await.unwrap();
+    }
+    drop(tx);
+    run.await.unwrap().unwrap();
+    let after = prometheus.render();
+    let delta = |outcome| handled(&after, outcome) - handled(&before, outcome);
+    let received = |page: &str| {
+        value(
+            page,
+            "trueconf_events_received_total",
+            &[("kind", "message")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(received(&after) - received(&before), 6.0);
+    for outcome in ["handled", "error", "panic", "duplicate", "own", "unhandled"] {
+        assert_eq!(delta(outcome), 1.0, "outcome {outcome}\n{after}");
+    }
+    assert_eq!(delta("overflow"), 0.0);
 }
 
 /// The child process of [`sigterm_lets_in_flight_handlers_finish`]: a bot on the parent's

@@ -71,6 +71,10 @@ pub struct Connect {
     /// the script, printing how to connect to it).
     #[arg(long, value_name = "N")]
     pub for_seconds: Option<u64>,
+    /// Serve GET /metrics (Prometheus), /health/live and /health/ready on this address
+    /// (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "TRUECONF_METRICS", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 type Configure = Arc<dyn Fn(BotBuilder) -> BotBuilder + Send + Sync>;
@@ -166,6 +170,8 @@ pub struct Running {
     /// Its counters and shutdown switch.
     pub handle: DispatcherHandle,
     task: JoinHandle<trueconf_bot::Result<()>>,
+    /// The `--metrics` endpoint, served while this runs.
+    _ops: Option<trueconf_bot::ops::OpsServer>,
 }
 
 impl Running {
@@ -190,6 +196,17 @@ impl Session {
             .cloned()
             .ok_or("the dispatcher has no bot")?;
         let handle = dispatcher.handle();
+        let ops = match self.opts.metrics {
+            Some(addr) => {
+                let ops = trueconf_bot::ops::OpsServer::builder(&bot)
+                    .dispatcher(handle.clone())
+                    .serve(addr)
+                    .await?;
+                println!("-- metrics at http://{}/metrics", ops.local_addr());
+                Some(ops)
+            }
+            None => None,
+        };
         let task = tokio::spawn(dispatcher.run());
         let mut state = bot.state();
         let ready = state
@@ -202,7 +219,11 @@ impl Session {
             task.await??;
             return Err(format!("the bot did not connect: {ready:?}").into());
         }
-        Ok(Running { handle, task })
+        Ok(Running {
+            handle,
+            task,
+            _ops: ops,
+        })
     }
 
     /// The whole life of an example: runs `dispatcher`; in emulator mode plays `script`
