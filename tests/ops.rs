@@ -13,7 +13,7 @@ use std::time::Duration;
 use trueconf_bot::bot::{Acknowledger, Bot, ReconnectPolicy, ServerEvent};
 use trueconf_bot::connection::AckMode;
 use trueconf_bot::dispatch::{
-    Dispatcher, EventKind, Filter, HandlerResult, MessageContext, Router,
+    Dispatcher, EventKind, Filter, HandlerResult, MessageContext, Router, Text,
 };
 use trueconf_bot::ops::OpsServer;
 use trueconf_bot::protocol::RawValue;
@@ -277,10 +277,10 @@ async fn every_event_is_counted_under_exactly_one_outcome() {
     let router = Router::new().on_when(
         EventKind::Message,
         Filter::author("ann@srv"),
-        |msg: MessageContext| async move {
-            match msg.text() {
-                Some("fail") => Err("refused".into()),
-                Some("panic") => panic!("handler panic (expected by the test)"),
+        |Text(text): Text| async move {
+            match text.as_str() {
+                "fail" => Err("refused".into()),
+                "panic" => panic!("handler panic (expected by the test)"),
                 _ => HandlerResult::Ok(()),
             }
         },
