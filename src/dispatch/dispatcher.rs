@@ -48,7 +48,7 @@ impl DispatcherHandle {
         self.metrics.snapshot(&self.pool, self.budget.as_deref())
     }
 
-    /// Sets the [`metrics`](::metrics) facade's gauges (see [`crate::ops`]) to the values
+    /// Sets the `metrics` facade's gauges (see [`crate::ops`]) to the values
     /// now: conversations, queued events, the deepest chat queue, buffered event bytes. A
     /// running dispatcher does this every second, and the `prometheus` endpoint before every
     /// scrape.

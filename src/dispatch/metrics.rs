@@ -2,7 +2,7 @@
 //!
 //! The counters are bumped on the hot path of every event, so they are plain atomics shared
 //! by pointer; reading them, with the conversation pool's own gauges, is the only place they
-//! are put together. Each count also goes to the [`metrics`](::metrics) facade (names in
+//! are put together. Each count also goes to the `metrics` facade (names in
 //! [`crate::ops`]) through handles registered on first use and kept, so an event costs a few
 //! atomic adds and no allocation, with or without a recorder installed.
 

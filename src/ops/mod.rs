@@ -2,7 +2,7 @@
 //!
 //! # Metrics
 //!
-//! The crate reports through the [`metrics`](::metrics) facade, so any exporter works; the
+//! The crate reports through the [`metrics`] facade, so any exporter works; the
 //! `prometheus` feature adds a ready-made endpoint ([`OpsServer`]). Names and labels follow
 //! the Prometheus conventions; no label takes a chat id (one series per chat would grow
 //! without bound), so "which chat floods" is answered by the deepest-queue gauge and the

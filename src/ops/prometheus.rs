@@ -27,7 +27,7 @@ const BUCKETS: &[f64] = &[
 /// How long a client may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs a Prometheus recorder as the process's global [`metrics`](::metrics) recorder,
+/// Installs a Prometheus recorder as the process's global [`metrics`] recorder,
 /// once; later calls return the same handle. Fails if another global recorder is installed.
 ///
 /// [`OpsServer`] calls it; call it yourself to render the metrics some other way.
