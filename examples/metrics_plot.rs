@@ -166,12 +166,12 @@ async fn main() -> Result<(), BoxError> {
         rate: Some(rate),
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let first = sim.run_load(phase(24_000, 3_000.0)).await?;
+    let first = sim.run_load(phase(8_000, 1_500.0)).await?;
     println!("phase 1: {first:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     sim.faults().restart(Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let second = sim.run_load(phase(60_000, 8_000.0)).await?;
+    let second = sim.run_load(phase(16_000, 4_000.0)).await?;
     println!("phase 2: {second:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     scraper.abort();
@@ -275,14 +275,15 @@ fn plot(samples: &[Sample], png: &std::path::Path) -> Result<(), BoxError> {
             vec![
                 ("ok /s", &ok, green),
                 ("failed /s", &failed, red),
-                ("reconnects ×1000", &[], blue),
+                ("reconnects ×500", &[], blue),
                 ("ready ×1000", &[], grey),
             ],
         ),
     ];
-    let scaled =
-        |v: &[(f64, f64)]| -> Vec<(f64, f64)> { v.iter().map(|&(t, y)| (t, y * 1000.0)).collect() };
-    let (reconnects, ready) = (scaled(&reconnects), scaled(&ready));
+    let scaled = |v: &[(f64, f64)], k: f64| -> Vec<(f64, f64)> {
+        v.iter().map(|&(t, y)| (t, y * k)).collect()
+    };
+    let (reconnects, ready) = (scaled(&reconnects, 500.0), scaled(&ready, 1000.0));
 
     let root = BitMapBackend::new(png, (1400, 900)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -314,7 +315,7 @@ fn plot(samples: &[Sample], png: &std::path::Path) -> Result<(), BoxError> {
             .draw()?;
         for (name, points, colour) in series {
             let points: Vec<(f64, f64)> = match name {
-                "reconnects ×1000" => reconnects.clone(),
+                "reconnects ×500" => reconnects.clone(),
                 "ready ×1000" => ready.clone(),
                 _ => points.to_vec(),
             };
