@@ -35,12 +35,9 @@
 //!         .build()?;
 //!     let router = Router::new().command("start", start).message(echo);
 //!     let dispatcher = Dispatcher::builder(bot, router).build()?;
-//!     let handle = dispatcher.handle();
-//!     tokio::spawn(async move {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!         handle.shutdown(); // in-flight handlers finish, then the bot disconnects
-//!     });
-//!     dispatcher.run().await
+//!     // Ctrl-C or SIGTERM (a container stop): in-flight handlers finish, then the bot
+//!     // disconnects.
+//!     dispatcher.run_until_signal().await
 //! }
 //! ```
 //!
@@ -218,6 +215,7 @@ pub use runtime::{connection, transfer};
 pub mod conversation;
 pub mod dispatch;
 pub mod fsm;
+pub mod ops;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -82,7 +82,8 @@ check filters "" "bot < pong" "Check passed for: /verify with args: yes" \
     "Special echo: echo_42 boo" "/upper — upper case (more than 3 characters)" "-- done:"
 for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot filters \
     webhook buttons_bot contacts report_bot update_token add_big_list_users_to_channel multi_bot; do
-    check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds"
+    check "$example" "--help" "--server" "--token" "--username" "--insecure" "--for-seconds" \
+        "--metrics"
 done
 
 # A real bot process against a separate emulator process, configured by environment variables.
@@ -92,6 +93,13 @@ wait_for_file() {
         sleep 0.1
     done
     return 1
+}
+# The response to GET PATH on 127.0.0.1:PORT, through bash's /dev/tcp (no curl needed).
+http_get() {
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+    cat <&3
+    exec 3<&-
 }
 json_field() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$1" | head -1; }
 
@@ -116,10 +124,21 @@ if wait_for_file "$BIN/plain.json"; then
     fi
     TRUECONF_SERVER=127.0.0.1 TRUECONF_PORT=$(json_field "$BIN/plain.json" port) \
         TRUECONF_NO_TLS=true TRUECONF_TOKEN=$(json_field "$BIN/plain.json" token) \
-        timeout "$LIMIT" "$BIN/echo" --quiet >"$BIN/echo-plain.out" 2>&1 &
+        timeout "$LIMIT" "$BIN/echo" --quiet --metrics 127.0.0.1:0 >"$BIN/echo-plain.out" 2>&1 &
     BOT=$!
     if timeout "$LIMIT" tail --pid=$SIM -f /dev/null && wait $SIM &&
         grep -qF '"replied":1000' "$BIN/sim-plain.out"; then
+        # The bot's /metrics counted exactly what the load generator pushed and got back.
+        port=$(sed -n 's|^-- metrics at http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$BIN/echo-plain.out")
+        if [ -n "$port" ] && http_get "$port" /metrics >"$BIN/metrics.out" &&
+            grep -qF 'trueconf_events_received_total{kind="message"} 1000' "$BIN/metrics.out" &&
+            grep -qF 'trueconf_events_handled_total{kind="message",outcome="handled"} 1000' \
+                "$BIN/metrics.out" &&
+            http_get "$port" /health/live | grep -qF "200 OK"; then
+            pass "echo --metrics: /metrics counters match the load run"
+        else
+            fail "echo --metrics: counters do not match the load run" "$BIN/metrics.out"
+        fi
         kill -INT $BOT 2>/dev/null
         if wait $BOT && grep -qF -- "-- stopped: 1000 events, 1000 handled" "$BIN/echo-plain.out"; then
             pass "echo as a real bot (ws, token from env, load run, Ctrl-C)"

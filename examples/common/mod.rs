@@ -85,6 +85,10 @@ pub struct Connect {
     /// and fail if the bot's replies differ from the recorded ones.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Serve GET /metrics (Prometheus), /health/live and /health/ready on this address
+    /// (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "TRUECONF_METRICS", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 type Configure = Arc<dyn Fn(BotBuilder) -> BotBuilder + Send + Sync>;
@@ -97,6 +101,8 @@ pub struct Session {
     pub sim: Option<Arc<Sim>>,
     opts: Connect,
     configure: Configure,
+    /// The `--metrics` endpoint, once a dispatcher runs.
+    ops: std::sync::Mutex<Option<trueconf_bot::ops::OpsServer>>,
 }
 
 /// Logs to stderr (`RUST_LOG` to change; default: warnings only, so the conversation stays
@@ -139,6 +145,7 @@ impl Connect {
             sim,
             opts: self,
             configure,
+            ops: std::sync::Mutex::new(None),
         })
     }
 }
@@ -189,6 +196,21 @@ impl Session {
 
     /// Runs `dispatcher` in the background and waits until its bot is connected.
     pub async fn spawn(&self, dispatcher: Dispatcher) -> Result<SimBot, BoxError> {
+        if let Some(addr) = self.opts.metrics {
+            let bot = dispatcher
+                .bot()
+                .cloned()
+                .ok_or("the dispatcher has no bot")?;
+            let ops = trueconf_bot::ops::OpsServer::builder(&bot)
+                .dispatcher(dispatcher.handle())
+                .serve(addr)
+                .await?;
+            println!("-- metrics at http://{}/metrics", ops.local_addr());
+            // Served for as long as the session lives (a restarted bot keeps the first one's).
+            if let Ok(mut slot) = self.ops.lock() {
+                slot.get_or_insert(ops);
+            }
+        }
         Ok(SimBot::run(dispatcher).await?)
     }
 

@@ -144,7 +144,7 @@ impl<R: Request> IntoFuture for Call<R> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<R::Response>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let span = tracing::debug_span!("request", method = R::METHOD, id = tracing::field::Empty);
+        let span = tracing::info_span!("request", method = R::METHOD, id = tracing::field::Empty);
         Box::pin(
             async move {
                 let runtime = self.bot.runtime;

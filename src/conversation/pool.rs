@@ -105,6 +105,18 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
+    /// The longest queue of any conversation now (a walk over every lane: for metrics, not
+    /// for the hot path).
+    pub(crate) fn deepest_queue(&self) -> usize {
+        let mut deepest = 0;
+        for entry in self.inner.map.iter() {
+            if let Conv::Live { mailbox, .. } = entry.value() {
+                deepest = deepest.max(mailbox.lock().queue.len());
+            }
+        }
+        deepest
+    }
+
     /// Chat conversations with an actor now (not hibernating; the global lane not counted).
     #[cfg(test)]
     pub(crate) fn awake(&self) -> usize {

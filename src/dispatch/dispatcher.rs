@@ -49,6 +49,14 @@ impl DispatcherHandle {
         self.metrics.snapshot(&self.pool, self.budget.as_deref())
     }
 
+    /// Sets the `metrics` facade's gauges (see [`crate::ops`]) to the values
+    /// now: conversations, queued events, the deepest chat queue, buffered event bytes. A
+    /// running dispatcher does this every second, and the `prometheus` endpoint before every
+    /// scrape.
+    pub fn export_gauges(&self) {
+        Metrics::export_gauges(&self.metrics(), self.pool.deepest_queue());
+    }
+
     /// Asks the dispatcher to stop reading events, let in-flight handlers finish (up to the
     /// shutdown timeout) and return from `run`.
     pub fn shutdown(&self) {
@@ -414,6 +422,14 @@ impl Dispatcher {
     /// kept alive until it ends.
     async fn serve(self, events: mpsc::Receiver<ServerEvent>) -> crate::Result<()> {
         let stop = self.handle.shutdown.subscribe();
+        let handle = self.handle.clone();
+        let _gauges = AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                handle.export_gauges();
+            }
+        }));
         self.pipeline.serve(events, stop).await
     }
 }

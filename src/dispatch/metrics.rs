@@ -2,12 +2,138 @@
 //!
 //! The counters are bumped on the hot path of every event, so they are plain atomics shared
 //! by pointer; reading them, with the conversation pool's own gauges, is the only place they
-//! are put together.
+//! are put together. Each count also goes to the `metrics` facade (names in
+//! [`crate::ops`]) through handles registered on first use and kept, so an event costs a few
+//! atomic adds and no allocation, with or without a recorder installed.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use ::metrics::{Counter, Gauge, Histogram};
+
+use super::update::EventKind;
 use crate::bot::EventBudget;
 use crate::conversation::ConversationPool;
+
+/// `trueconf_events_received_total{kind}`.
+const RECEIVED: &str = "trueconf_events_received_total";
+/// `trueconf_events_handled_total{kind, outcome}`.
+const HANDLED: &str = "trueconf_events_handled_total";
+/// `trueconf_handler_duration_seconds`.
+const HANDLER_SECONDS: &str = "trueconf_handler_duration_seconds";
+
+/// The `kind` labels, in the order of [`kind_index`].
+const KINDS: [&str; 15] = [
+    "message",
+    "command",
+    "message_edited",
+    "message_removed",
+    "chat_created",
+    "chat_removed",
+    "title_edited",
+    "avatar_edited",
+    "history_cleared",
+    "participant_added",
+    "participant_removed",
+    "role_changed",
+    "limits_changed",
+    "upload_progress",
+    "unknown",
+];
+
+fn kind_index(kind: EventKind) -> usize {
+    #[allow(unreachable_patterns)] // a kind added later counts as `unknown` until listed
+    match kind {
+        EventKind::Message => 0,
+        EventKind::Command => 1,
+        EventKind::MessageEdited => 2,
+        EventKind::MessageRemoved => 3,
+        EventKind::ChatCreated => 4,
+        EventKind::ChatRemoved => 5,
+        EventKind::TitleEdited => 6,
+        EventKind::AvatarEdited => 7,
+        EventKind::HistoryCleared => 8,
+        EventKind::ParticipantAdded => 9,
+        EventKind::ParticipantRemoved => 10,
+        EventKind::RoleChanged => 11,
+        EventKind::LimitsChanged => 12,
+        EventKind::UploadProgress => 13,
+        _ => 14,
+    }
+}
+
+/// How an event ended, the `outcome` label of `trueconf_events_handled_total`. Each event
+/// gets exactly one, so the outcomes of a kind add up to its received events once they are
+/// done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// A handler ran and returned `Ok`.
+    Handled,
+    /// No route took it, or a middleware stopped it.
+    Unhandled,
+    /// A handler or middleware returned an error.
+    Error,
+    /// A handler or middleware panicked.
+    Panic,
+    /// An overflow policy turned it away.
+    Overflow,
+    /// A redelivery the duplicate window suppressed.
+    Duplicate,
+    /// The bot's own message, skipped.
+    Own,
+}
+
+impl Outcome {
+    /// Its label.
+    pub(super) fn label(self) -> &'static str {
+        OUTCOMES[self as usize]
+    }
+}
+
+const OUTCOMES: [&str; 7] = [
+    "handled",
+    "unhandled",
+    "error",
+    "panic",
+    "overflow",
+    "duplicate",
+    "own",
+];
+
+/// The facade's handles: registered on first use, so only series that happened exist.
+#[derive(Default)]
+struct Exported {
+    received: [OnceLock<Counter>; KINDS.len()],
+    done: [[OnceLock<Counter>; OUTCOMES.len()]; KINDS.len()],
+    handler_seconds: OnceLock<Histogram>,
+}
+
+impl std::fmt::Debug for Exported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exported")
+    }
+}
+
+/// The dispatcher's gauges, set from a [`MetricsSnapshot`] by [`Metrics::export_gauges`].
+struct Gauges {
+    live: Gauge,
+    hibernating: Gauge,
+    in_flight: Gauge,
+    deepest: Gauge,
+    buffered: Gauge,
+}
+
+fn gauges() -> &'static Gauges {
+    static G: OnceLock<Gauges> = OnceLock::new();
+    G.get_or_init(|| Gauges {
+        live: ::metrics::gauge!("trueconf_conversations", "state" => "live"),
+        hibernating: ::metrics::gauge!("trueconf_conversations", "state" => "hibernating"),
+        in_flight: ::metrics::gauge!("trueconf_queued_events"),
+        deepest: ::metrics::gauge!("trueconf_chat_queue_depth_max"),
+        buffered: ::metrics::gauge!("trueconf_event_buffer_bytes"),
+    })
+}
 
 /// The counters themselves, bumped from the dispatch loop and the conversation actors.
 ///
@@ -22,9 +148,53 @@ pub(super) struct Metrics {
     pub(super) overflowed: AtomicU64,
     pub(super) duplicates: AtomicU64,
     pub(super) skipped_own: AtomicU64,
+    exported: Exported,
 }
 
 impl Metrics {
+    /// An event came in.
+    pub(super) fn received(&self, kind: EventKind) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        let k = kind_index(kind);
+        self.exported.received[k]
+            .get_or_init(|| ::metrics::counter!(RECEIVED, "kind" => KINDS[k]))
+            .increment(1);
+    }
+
+    /// An event is done with `outcome`. The facade's counter only: the snapshot's atomics
+    /// are bumped where the outcome is decided.
+    pub(super) fn done(&self, kind: EventKind, outcome: Outcome) {
+        let (k, o) = (kind_index(kind), outcome as usize);
+        self.exported.done[k][o]
+            .get_or_init(
+                || ::metrics::counter!(HANDLED, "kind" => KINDS[k], "outcome" => OUTCOMES[o]),
+            )
+            .increment(1);
+    }
+
+    /// How long the handling of one event took (middleware, routing and the handler).
+    pub(super) fn handler_took(&self, took: Duration) {
+        self.exported
+            .handler_seconds
+            .get_or_init(|| ::metrics::histogram!(HANDLER_SECONDS))
+            .record(took.as_secs_f64());
+    }
+
+    /// Sets the facade's gauges (conversations, queued events, the deepest chat queue,
+    /// buffered bytes) from `snapshot` and the pool's deepest queue.
+    pub(super) fn export_gauges(snapshot: &MetricsSnapshot, deepest: usize) {
+        let g = gauges();
+        g.live.set(
+            snapshot
+                .live_conversations
+                .saturating_sub(snapshot.hibernating_conversations) as f64,
+        );
+        g.hibernating.set(snapshot.hibernating_conversations as f64);
+        g.in_flight.set(snapshot.in_flight as f64);
+        g.deepest.set(deepest as f64);
+        g.buffered.set(snapshot.buffered_bytes as f64);
+    }
+
     /// The counters now, with the gauges of the conversations they were counted over.
     pub(super) fn snapshot<J: Send + 'static>(
         &self,

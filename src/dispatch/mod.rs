@@ -134,6 +134,8 @@ mod pipeline;
 mod register;
 mod router;
 mod shortcuts;
+mod signal;
+mod trace;
 mod typed;
 mod update;
 mod worker;

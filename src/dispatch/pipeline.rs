@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::dedup::Dedup;
 use super::distribution::Distribution;
+use super::metrics::Outcome;
 use super::overflow::{OverflowHandler, OverflowReason};
 use super::update::{EventKind, Update};
 use super::worker::{Job, Shared};
@@ -71,7 +72,6 @@ impl Pipeline {
 
     async fn dispatch(&mut self, ev: ServerEvent) {
         let metrics = &self.shared.metrics;
-        metrics.events.fetch_add(1, Ordering::Relaxed);
         let ServerEvent {
             id,
             method,
@@ -79,12 +79,16 @@ impl Pipeline {
             ack,
         } = ev;
         let update = Update::new(id, method, payload);
+        let kind = update.kind();
+        metrics.received(kind);
+        let span = super::trace::event_span(&update, &ack);
         if self.skip_own
             && update.kind() == EventKind::Message
             && update.author_id().is_some()
             && update.author_id() == self.shared.self_id.get().map(|s| &**s)
         {
             metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
+            metrics.done(kind, Outcome::Own);
             ack.ack();
             return;
         }
@@ -93,20 +97,23 @@ impl Pipeline {
         {
             // A redelivery after a reconnect: acknowledge again, handle once.
             metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+            metrics.done(kind, Outcome::Duplicate);
             ack.ack();
             return;
         }
         let lane = self.distribution.lane(&update);
-        let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
+        let (job, reason) = match self.pool.push(lane, Job { update, ack, span }).await {
             Pushed::Queued => return,
             Pushed::Rejected(job) => (job, OverflowReason::Rejected),
             Pushed::Displaced(job) => (job, OverflowReason::DroppedOldest),
             Pushed::Failed(job, e) => (job, OverflowReason::NoConversation(e)),
         };
         metrics.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Under DropOldest the job turned away is an older one, maybe of another kind.
+        metrics.done(job.update.kind(), Outcome::Overflow);
         // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
         // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
-        let Job { update, ack } = job;
+        let Job { update, ack, .. } = job;
         self.overflow.report(update, ack, reason).await;
     }
 }

@@ -7,13 +7,16 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, HandlerError, HandlerResult};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Outcome};
 use super::middleware::{Middleware, Next, Terminal};
 use super::router::{FlatRoute, route};
+use super::trace::handler_span;
 use super::update::Update;
 use crate::bot::{Acknowledger, QUEUE_SCOPE, QueueScope};
 use crate::conversation::{BoxFuture, Worker};
@@ -56,6 +59,8 @@ pub(super) type ErrorHook = Arc<dyn Fn(Update, DispatchError) -> BoxFuture<()> +
 pub(super) struct Job {
     pub(super) update: Update,
     pub(super) ack: Acknowledger,
+    /// The event's span, made by the dispatch loop: the handling runs inside it.
+    pub(super) span: tracing::Span,
 }
 
 /// What every event's handling reads: the routes, the middleware, the hooks, the counters.
@@ -83,7 +88,10 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 async fn call_handler(ctx: Arc<Ctx>, handler: BoxedHandler) -> HandlerResult {
-    let result = handler.call(ctx.clone()).await;
+    let result = handler
+        .call(ctx.clone())
+        .instrument(handler_span(handler.name))
+        .await;
     if let Err(e) = &result
         && let Some(ExtractError::BadArgs(bad)) = e.downcast_ref::<ExtractError>()
         && let Some(hook) = ctx.matched_command().and_then(|m| m.on_bad_args.clone())
@@ -145,7 +153,13 @@ impl Drop for EventScope {
 }
 
 async fn process(shared: Arc<Shared>, job: Job) {
-    let Job { update, ack } = job;
+    let span = job.span.clone();
+    run(shared, job).instrument(span).await
+}
+
+async fn run(shared: Arc<Shared>, job: Job) {
+    let Job { update, ack, span } = job;
+    let started = Instant::now();
     let scope = Arc::new(EventScope {
         update: update.clone(),
         shared: shared.clone(),
@@ -175,6 +189,15 @@ async fn process(shared: Arc<Shared>, job: Job) {
         .await;
     let handler = ctx.handler.get().copied();
     let metrics = &shared.metrics;
+    metrics.handler_took(started.elapsed());
+    let counted = match (&outcome, handler) {
+        (Err(_), _) => Outcome::Panic,
+        (Ok(Err(_)), _) => Outcome::Error,
+        (Ok(Ok(())), None) => Outcome::Unhandled,
+        (Ok(Ok(())), Some(_)) => Outcome::Handled,
+    };
+    metrics.done(update.kind(), counted);
+    span.record("outcome", counted.label());
     if handler.is_some() {
         metrics.handled.fetch_add(1, Ordering::Relaxed);
     } else {

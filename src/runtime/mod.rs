@@ -18,6 +18,7 @@ pub(crate) mod config;
 pub mod connection;
 pub(crate) mod requests;
 mod supervisor;
+pub(crate) mod telemetry;
 pub mod transfer;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -36,6 +36,21 @@ pub enum ConnectionState {
 }
 
 impl ConnectionState {
+    /// The value of the `state` label of `trueconf_connection_state` (see
+    /// [`ops`](crate::ops)): `idle`, `connecting`, `authenticating`, `ready`, `reconnecting`,
+    /// `stopped` or `failed`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ConnectionState::Idle => "idle",
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Authenticating => "authenticating",
+            ConnectionState::Ready => "ready",
+            ConnectionState::Reconnecting { .. } => "reconnecting",
+            ConnectionState::Stopped => "stopped",
+            ConnectionState::Failed(_) => "failed",
+        }
+    }
+
     /// Whether the bot is finished (stopped or failed) and will not reconnect.
     pub fn is_terminal(&self) -> bool {
         matches!(self, ConnectionState::Stopped | ConnectionState::Failed(_))
@@ -119,14 +134,18 @@ impl StateBoard {
 
     /// Publishes `next` unless the state is terminal already or unchanged.
     pub(crate) fn publish(&self, next: ConnectionState) {
+        let mut lost = false;
         let changed = self.tx.send_if_modified(|s| {
             if s.is_terminal() || *s == next {
                 return false;
             }
+            lost = *s == ConnectionState::Ready
+                && matches!(next, ConnectionState::Reconnecting { .. });
             *s = next.clone();
             true
         });
         if changed {
+            crate::runtime::telemetry::state_changed(next.metric_label(), lost);
             tracing::debug!(state = ?next, "connection state");
             if let Some(hook) = &self.hook {
                 hook(&next);

@@ -152,6 +152,7 @@ impl Requester {
         drop(request);
         let result = self.send::<R>(payload, deadline, after, &mut queued).await;
         let elapsed = started.elapsed();
+        crate::runtime::telemetry::request_done(R::METHOD, &result, elapsed);
         match &result {
             Ok(_) => tracing::debug!(method = R::METHOD, ?elapsed, "request ok"),
             Err(e) => tracing::debug!(method = R::METHOD, ?elapsed, error = %e, "request failed"),

@@ -487,6 +487,7 @@ impl Fetch {
                         )));
                     }
                     self.received = received;
+                    crate::runtime::telemetry::downloaded(chunk.len());
                     self.activity.touch();
                     self.reporter.report(received);
                     if self.retries > 0 {

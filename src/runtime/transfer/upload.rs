@@ -465,6 +465,7 @@ fn metered(
                         let e = meter.fail(check_size(&name, declared, seen).err()?);
                         return Some((Err(e), None));
                     }
+                    crate::runtime::telemetry::uploaded(chunk.len());
                     meter.activity.touch();
                     if let Some(r) = &mut meter.reporter {
                         r.report(seen);
