@@ -777,10 +777,18 @@ async fn mention_filter() {
             ),
             msg(3, "c", "hey <a href=\"trueconf:other@srv.example\">x</a>"),
             msg(4, "c", "plain"),
+            // The mention is in the reply quote: still a mention, as in the official client.
+            msg(
+                5,
+                "c",
+                &format!(
+                    "<quote class=\"reply\">ask <a href=\"trueconf:{BOT}\">Bot</a></quote><br><br>ok"
+                ),
+            ),
         ],
     )
     .await;
-    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

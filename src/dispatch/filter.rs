@@ -295,7 +295,9 @@ impl Filter {
     /// The message mentions the bot: its trimmed text is exactly `@all`, or it links the
     /// bot's profile (`trueconf:<bot id>`). Never matches while the bot id is unknown.
     pub fn mentioned() -> Filter {
-        Filter::new(|c| match (c.update().text(), c.self_id()) {
+        // The whole text, reply quote included, as the official client's `Message.mention`
+        // reads `content.text`.
+        Filter::new(|c| match (c.update().full_text(), c.self_id()) {
             (Some(text), Some(me)) => crate::format::mentions(text, me),
             (Some(text), None) => text.trim() == "@all",
             _ => false,
