@@ -7,8 +7,14 @@
 //! `cargo build --all-features --examples`); each one runs in emulator mode with `--replay`,
 //! which exits non-zero and prints the differences when there are any.
 //!
-//! A bot reply that varies from run to run (the middleware example's counters) carries a
-//! hand-added `"contains"` in its transcript line.
+//! A bot reply that varies from run to run (the middleware example's counters, report_bot's
+//! random ticket numbers, the clock in filters) carries a hand-added `"contains"` in its transcript line.
+//!
+//! Not here: examples whose bot acts on its own rather than in answer to a user (`webhook`
+//! posts when its HTTP endpoint is called, `add_big_list_users_to_channel` and `multi_bot`
+//! create chats at start), which a replay of the users' side cannot drive, and `fsm_form`,
+//! `file_bot` and `update_token`, whose scripts do not go through the shared runner that
+//! records.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +27,10 @@ const EXAMPLES: &[&str] = &[
     "middleware",
     "multi_chat",
     "survey",
+    "filters",
+    "buttons_bot",
+    "contacts",
+    "report_bot",
 ];
 
 fn example_binary(name: &str) -> PathBuf {
