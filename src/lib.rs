@@ -217,6 +217,8 @@ pub use runtime::{connection, transfer};
 pub mod conversation;
 pub mod dispatch;
 pub mod fsm;
+#[cfg(feature = "redis")]
+pub mod replicas;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

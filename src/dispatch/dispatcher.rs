@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::dedup::Dedup;
+use super::dedup::{Dedup, HandledMarks};
+use super::gate::Gate;
 use super::handler::Deps;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::middleware::Middleware;
@@ -69,6 +70,7 @@ pub struct DispatcherBuilder {
     skip_own: bool,
     dedup_window: usize,
     shutdown_timeout: Duration,
+    marks: Option<Arc<dyn HandledMarks>>,
 }
 
 impl std::fmt::Debug for DispatcherBuilder {
@@ -183,6 +185,16 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Persists the duplicate window: each event is checked against `marks` before its
+    /// handler and marked handled after it, before it is acknowledged. With
+    /// [`SqliteMarks`](super::SqliteMarks) or [`RedisMarks`](super::RedisMarks) and a bot in
+    /// `AckMode::AfterHandled` with `receive_unread(true)`, a restarted process does not
+    /// handle again what it handled before (default: none, only the in-memory window).
+    pub fn handled_marks(mut self, marks: impl HandledMarks) -> Self {
+        self.marks = Some(Arc::new(marks));
+        self
+    }
+
     /// How long `run` waits for in-flight handlers when stopping (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -221,7 +233,12 @@ impl DispatcherBuilder {
                 .unwrap_or_default(),
             metrics: metrics.clone(),
         });
-        let pool = ConversationPool::new(self.lanes, worker(shared.clone()));
+        let gate = Arc::new(Gate::new(self.marks, metrics.clone(), false));
+        let mut run_event = worker(shared.clone());
+        if gate.active() {
+            run_event = gate.wrap(run_event);
+        }
+        let pool = ConversationPool::new(self.lanes, run_event);
         let (tx, _) = watch::channel(false);
         Ok(Dispatcher {
             handle: DispatcherHandle {
@@ -241,6 +258,7 @@ impl DispatcherBuilder {
                     })
                 })),
                 dedup: Dedup::new(self.dedup_window),
+                gate,
                 skip_own: self.skip_own,
                 shutdown_timeout: self.shutdown_timeout,
             },
@@ -319,6 +337,7 @@ impl Dispatcher {
             skip_own: true,
             dedup_window: 10_000,
             shutdown_timeout: Duration::from_secs(10),
+            marks: None,
         }
     }
 

@@ -62,6 +62,7 @@ mod context;
 mod dedup;
 mod dispatcher;
 mod filter;
+mod gate;
 mod handler;
 mod metrics;
 mod middleware;
@@ -76,6 +77,11 @@ pub use crate::conversation::{BoxFuture, LaneConfig, Overflow};
 pub use args::{ArgsError, BadArgs, FromCommandArgs};
 pub use command::{BotCommand, CommandArgs, CommandFilter};
 pub use context::{ButtonContext, MessageContext};
+#[cfg(feature = "redis")]
+pub use dedup::RedisMarks;
+#[cfg(feature = "sqlite")]
+pub use dedup::SqliteMarks;
+pub use dedup::{HandledMarks, MemoryMarks};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
 pub use filter::Filter;
 pub use handler::{

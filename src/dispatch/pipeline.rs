@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::dedup::Dedup;
+use super::gate::Gate;
 use super::overflow::{OverflowHandler, OverflowReason};
 use super::update::{EventKind, Update};
 use super::worker::{Job, Shared};
@@ -25,6 +26,7 @@ pub(super) struct Pipeline {
     pub(super) pool: ConversationPool<Job>,
     pub(super) overflow: OverflowHandler,
     pub(super) dedup: Dedup,
+    pub(super) gate: Arc<Gate>,
     pub(super) skip_own: bool,
     pub(super) shutdown_timeout: Duration,
 }
@@ -77,14 +79,16 @@ impl Pipeline {
             ack,
         } = ev;
         let update = Update::new(id, method, payload);
-        if self.skip_own
-            && update.kind() == EventKind::Message
+        if update.kind() == EventKind::Message
             && update.author_id().is_some()
             && update.author_id() == self.shared.self_id.get().map(|s| &**s)
         {
-            metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
-            ack.ack();
-            return;
+            self.gate.saw_own_message(&update);
+            if self.skip_own {
+                metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
+                ack.ack();
+                return;
+            }
         }
         if let Some(key) = update.dedup_key()
             && !self.dedup.first_time(key)
