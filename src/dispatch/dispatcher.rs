@@ -71,6 +71,8 @@ pub struct DispatcherBuilder {
     dedup_window: usize,
     shutdown_timeout: Duration,
     marks: Option<Arc<dyn HandledMarks>>,
+    #[cfg(feature = "redis")]
+    replicas: Option<crate::replicas::RedisCoordination>,
 }
 
 impl std::fmt::Debug for DispatcherBuilder {
@@ -195,6 +197,18 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Makes this process one replica of a group sharing the bot account's chats through
+    /// Redis: each chat is handled by one live replica at a time, chats of a replica that
+    /// dies or shuts down move to the others, which handle what it left unfinished (see
+    /// [`crate::replicas`]). Implies handled marks in the same Redis unless
+    /// [`handled_marks`](Self::handled_marks) set a store. Use with
+    /// `AckMode::AfterHandled` and `receive_unread(true)`.
+    #[cfg(feature = "redis")]
+    pub fn replicas(mut self, coordination: crate::replicas::RedisCoordination) -> Self {
+        self.replicas = Some(coordination);
+        self
+    }
+
     /// How long `run` waits for in-flight handlers when stopping (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -233,7 +247,17 @@ impl DispatcherBuilder {
                 .unwrap_or_default(),
             metrics: metrics.clone(),
         });
-        let gate = Arc::new(Gate::new(self.marks, metrics.clone(), false));
+        #[cfg(feature = "redis")]
+        let replicas = match self.replicas {
+            Some(cfg) => Some(super::replica_gate::ReplicaGate::new(
+                cfg,
+                self.bot.as_ref().map(Bot::state),
+            )?),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let replicas = None;
+        let gate = Arc::new(Gate::new(self.marks, replicas, metrics.clone()));
         let mut run_event = worker(shared.clone());
         if gate.active() {
             run_event = gate.wrap(run_event);
@@ -338,6 +362,8 @@ impl Dispatcher {
             dedup_window: 10_000,
             shutdown_timeout: Duration::from_secs(10),
             marks: None,
+            #[cfg(feature = "redis")]
+            replicas: None,
         }
     }
 

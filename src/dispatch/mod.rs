@@ -68,6 +68,8 @@ mod metrics;
 mod middleware;
 mod overflow;
 mod pipeline;
+#[cfg(feature = "redis")]
+mod replica_gate;
 mod router;
 mod typed;
 mod update;

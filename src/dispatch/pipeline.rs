@@ -40,6 +40,7 @@ impl Pipeline {
         mut stop: watch::Receiver<bool>,
     ) -> crate::Result<()> {
         self.pool.start().await?;
+        self.gate.start().await?;
         let stopped = async move {
             let asked = stop.wait_for(|s| *s).await.is_ok();
             if !asked {
@@ -53,6 +54,7 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = &mut stopped => break,
+                _ = self.gate.acquired() => self.replay().await,
                 ev = events.recv() => match ev {
                     Some(ev) => self.dispatch(ev).await,
                     None => break,
@@ -65,6 +67,7 @@ impl Pipeline {
                 "shutdown timeout passed with handlers still running"
             );
         }
+        self.gate.leave(self.shutdown_timeout).await;
         self.pool.stop().await;
         Ok(())
     }
@@ -98,6 +101,39 @@ impl Pipeline {
             ack.ack();
             return;
         }
+        if !self.gate.admit(&update) {
+            // Another replica owns the chat; kept for a takeover.
+            ack.ack();
+            return;
+        }
+        self.queue(update, ack).await;
+    }
+
+    /// Queues the buffered events of the chats this replica just took over, before any new
+    /// event of those chats.
+    #[cfg(feature = "redis")]
+    async fn replay(&mut self) {
+        let gate = self.gate.clone();
+        let Some(replicas) = gate.replicas() else {
+            return;
+        };
+        for (slot, events) in replicas.take_replay() {
+            for (seq, update) in events {
+                replicas.enter_replay(slot, seq, &update);
+                // Acknowledged when it was buffered; handled marks keep it from running twice.
+                let ack = crate::bot::Acknowledger::noop(update.id());
+                self.queue(update, ack).await;
+            }
+            replicas.table().activate(slot);
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn replay(&mut self) {}
+
+    /// Pushes an event onto its chat's lane; the overflow policy decides if it is full.
+    async fn queue(&mut self, update: Update, ack: crate::bot::Acknowledger) {
+        let metrics = &self.shared.metrics;
         let lane = LaneKey::new(update.chat_id());
         let (job, reason) = match self.pool.push(lane, Job { update, ack }).await {
             Pushed::Queued => return,
@@ -106,6 +142,7 @@ impl Pipeline {
             Pushed::Failed(job, e) => (job, OverflowReason::NoConversation(e)),
         };
         metrics.overflowed.fetch_add(1, Ordering::Relaxed);
+        self.gate.not_queued(&job.update);
         // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
         // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
         let Job { update, ack } = job;
