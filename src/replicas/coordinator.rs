@@ -13,7 +13,7 @@ use crate::bot::ConnectionState;
 use crate::{Error, Result};
 
 /// One tick for one member: refresh membership, renew held leases, release the drained ones,
-/// take free slots up to the fair share. Everything is decided on the server, by its clock.
+/// adopt the slots of dead owners it may take, take free slots up to the fair share. Everything is decided on the server, by its clock.
 ///
 /// Slot values: `o|<member>|<lease end ms>` (owned) or `r|<ms>` (released, with the time its
 /// owner stopped taking events). Members: sorted set, score = lease end. `since`: hash member
@@ -48,7 +48,7 @@ local release = {}
 for i = 8, #ARGV do release[tonumber(ARGV[i])] = true end
 local live = math.max(redis.call('ZCARD', mk), 1)
 local share = math.ceil(n / live)
-local held, free = {}, {}
+local held, free, orphans = {}, {}, {}
 for i = 0, n - 1 do
   local k = p .. 'slot:' .. i
   local v = redis.call('GET', k)
@@ -65,7 +65,7 @@ for i = 0, n - 1 do
         table.insert(held, i)
       end
     elseif till < now and since >= 0 and (since <= till - lease or now > till + lease) then
-      table.insert(free, i)
+      table.insert(orphans, i)
     end
   else
     local at = tonumber(string.match(v, '^r|(%-?%d+)$') or '0') or 0
@@ -73,6 +73,12 @@ for i = 0, n - 1 do
   end
 end
 if mode == 'run' and since >= 0 then
+  -- A dead owner's slots first, whatever the share: only members that were receiving when
+  -- it died have its unfinished events. The surplus is handed on gracefully later.
+  for _, i in ipairs(orphans) do
+    redis.call('SET', p .. 'slot:' .. i, 'o|' .. me .. '|' .. (now + lease))
+    table.insert(held, i)
+  end
   local want = share - #held
   for _, i in ipairs(free) do
     if want <= 0 then break end

@@ -160,12 +160,20 @@ impl SlotTable {
     /// The lease of `slot` is ours until `deadline` (ms since epoch).
     pub(crate) fn held(&self, slot: usize, deadline: u64) {
         let cell = self.cell(slot);
-        cell.deadline.store(deadline, SeqCst);
-        if cell
+        // A lease that lapsed by our clock and was renewed anyway (Redis's end is later than
+        // ours): while it lapsed, the slot's events were buffered, so it is taken over again,
+        // replay first. The state changes before the deadline, so nothing is admitted between.
+        let lapsed = !self.lease_valid(cell)
+            && cell
+                .state
+                .compare_exchange(ACTIVE, ACQUIRED, SeqCst, SeqCst)
+                .is_ok();
+        let fresh = cell
             .state
             .compare_exchange(IDLE, ACQUIRED, SeqCst, SeqCst)
-            .is_ok()
-        {
+            .is_ok();
+        cell.deadline.store(deadline, SeqCst);
+        if lapsed || fresh {
             self.acquired.notify_one();
         }
     }
@@ -268,5 +276,11 @@ mod tests {
         t.held(0, 0); // the lease ran out by our clock
         assert!(!t.may_handle(0));
         assert!(!t.enter(0));
+        // Renewed after all: what was buffered meanwhile is replayed before new events.
+        t.held(0, t.now_ms() + 60_000);
+        assert_eq!(t.acquired_slots(), [0]);
+        assert!(!t.enter(0));
+        t.activate(0);
+        assert!(t.enter(0));
     }
 }
