@@ -370,10 +370,10 @@ async fn three_replicas_lose_nothing_through_kills_and_a_rolling_restart() {
         tokio::spawn(async move { sim.run_load_replicas(spec(20_000, 800.0), 3).await })
     };
     sleep(Duration::from_secs(4)).await;
-    for i in 0..3 {
-        replicas[i].terminate().await;
-        let name = replicas[i].name.clone();
-        replicas[i] = g.spawn(&name);
+    for replica in replicas.iter_mut() {
+        replica.terminate().await;
+        let name = replica.name.clone();
+        *replica = g.spawn(&name);
         sleep(Duration::from_secs(5)).await;
     }
     let rolled = load.await.unwrap().unwrap();
