@@ -14,7 +14,7 @@ use crate::conversation::BoxFuture;
 use crate::{Error, Result};
 
 /// The default prefix of the marks' keys.
-pub const DEFAULT_PREFIX: &str = "trueconf:marks:";
+const DEFAULT_PREFIX: &str = "trueconf:marks:";
 
 /// Marks that failed to be written while Redis was away, kept to write later (at most this
 /// many; past that the oldest are forgotten, which can only cause a duplicate).
@@ -70,7 +70,7 @@ fn unavailable() -> Error {
 
 impl RedisMarks {
     /// Connects to `url` (`redis://[:password@]host:port[/db]`), keys under
-    /// [`DEFAULT_PREFIX`], marks kept 10 minutes.
+    /// `trueconf:marks:`, marks kept 10 minutes.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, DEFAULT_PREFIX, Duration::from_secs(600)).await
     }
