@@ -71,7 +71,7 @@ impl Group {
             .args(["--redis", &self.redis, "--redis-prefix", &self.prefix])
             .args(["--redis-lease-ms", &self.lease_ms.to_string()])
             .env("TRUECONF_TOKEN", &self.token)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,trueconf_bot::replicas=debug")
             .env("HOSTNAME", name)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -162,7 +162,10 @@ async fn group(lease_ms: u64) -> (Arc<Sim>, Group, redis_server::RedisServer) {
         redis: redis.url().to_owned(),
         prefix: redis_server::unique_prefix(),
         lease_ms,
-        dir: tempfile::tempdir().unwrap(),
+        dir: tempfile::Builder::new()
+            .prefix("replicas-")
+            .tempdir()
+            .unwrap(),
         started: 0,
     };
     (Arc::new(sim), group, redis)
@@ -210,6 +213,17 @@ fn print(what: &str, r: &LoadReport) {
 }
 
 fn logs(replicas: &[Replica]) -> String {
+    if std::env::var_os("TRUECONF_KEEP_REPLICA_LOGS").is_some()
+        && let Some(r) = replicas.first()
+        && let Some(dir) = r.log.parent()
+    {
+        let kept = std::env::temp_dir().join("replica-logs");
+        let _ = std::fs::create_dir_all(&kept);
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let _ = std::fs::copy(entry.path(), kept.join(entry.file_name()));
+        }
+        println!("replica logs kept in {}", kept.display());
+    }
     replicas
         .iter()
         .map(|r| format!("--- {} ({})\n{}", r.name, r.log.display(), r.tail()))

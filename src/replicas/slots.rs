@@ -121,10 +121,13 @@ impl SlotTable {
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
     }
 
-    /// The handler side: may an event of `slot` be handled now (lease still ours)?
+    /// The handler side: may an event of `slot` be handled now (lease still ours)? Also
+    /// while the slot is being taken over: its replayed events can start running before the
+    /// dispatch loop has queued the last of them and activated it (fencing them then would
+    /// leave them in the buffer of a slot that is never replayed again).
     pub(crate) fn may_handle(&self, slot: usize) -> bool {
         let cell = self.cell(slot);
-        matches!(cell.state.load(SeqCst), ACTIVE | RELEASING) && self.lease_valid(cell)
+        cell.state.load(SeqCst) != IDLE && self.lease_valid(cell)
     }
 
     /// Slots taken over and not yet replayed (the dispatch loop then calls
@@ -253,6 +256,7 @@ mod tests {
         assert!(!t.enter(1), "not held");
         t.held(1, t.now_ms() + 60_000);
         assert!(!t.enter(1), "held but not replayed yet");
+        assert!(t.may_handle(1), "its replayed events may run");
         assert_eq!(t.acquired_slots(), [1]);
         t.activate(1);
         assert!(t.enter(1));

@@ -102,6 +102,9 @@ pub struct ChatIssues {
     pub chat: u32,
     /// Events of the chat never echoed.
     pub lost: u64,
+    /// The first of them (its load sequence number), to find it in logs.
+    #[serde(default)]
+    pub first_lost: Option<u64>,
     /// Repeated echoes in the chat.
     pub duplicates: u64,
     /// Echoes that came after the echo of a later event of the chat.
@@ -298,14 +301,16 @@ impl LoadRun {
         let chats = self.chat_tally.len().max(1) as u64;
         let mut chats_with_issues = Vec::new();
         for (index, &(duplicates, order_violations)) in self.chat_tally.iter().enumerate() {
-            let lost = (index as u64..sent)
+            let mut lost_seqs = (index as u64..sent)
                 .step_by(chats as usize)
-                .filter(|&seq| !self.echoed.get(seq as usize).copied().unwrap_or(false))
-                .count() as u64;
+                .filter(|&seq| !self.echoed.get(seq as usize).copied().unwrap_or(false));
+            let first_lost = lost_seqs.next();
+            let lost = first_lost.map_or(0, |_| 1 + lost_seqs.count() as u64);
             if lost + duplicates + order_violations > 0 {
                 chats_with_issues.push(ChatIssues {
                     chat: index as u32,
                     lost,
+                    first_lost,
                     duplicates,
                     order_violations,
                 });
@@ -394,6 +399,7 @@ mod tests {
             [ChatIssues {
                 chat: 0,
                 lost: 2,
+                first_lost: Some(0),
                 duplicates: 1,
                 order_violations: 1
             }]
