@@ -399,7 +399,7 @@ mod tests {
             [ChatIssues {
                 chat: 0,
                 lost: 2,
-                first_lost: Some(0),
+                first_lost: Some(2),
                 duplicates: 1,
                 order_violations: 1
             }]
