@@ -8,6 +8,14 @@
 //!     --token "$TOKEN" --quiet --ack-mode after-handled     # against trueconf-sim --load
 //! ```
 //!
+//! Several processes of one bot (replicas, feature `redis`) share its chats through Redis:
+//!
+//! ```text
+//! trueconf-sim --no-tls --load 60000 --load-chats 1000 --load-replicas 3 --info-file sim.json
+//! cargo run --release --features redis --example echo -- --server 127.0.0.1 --port 4309 \
+//!     --no-tls --token "$TOKEN" --ack-mode after-handled --redis redis://127.0.0.1:6379/   # × 3
+//! ```
+//!
 //! `--ack-mode after-handled` acknowledges each event only once its reply was sent, so an
 //! event interrupted by a crash or a dropped connection is delivered again (at-least-once);
 //! the dispatcher's duplicate window keeps a redelivered message from being echoed twice.
@@ -52,6 +60,16 @@ struct Args {
     /// Chats the load run spreads its events over.
     #[arg(long, default_value_t = 100)]
     load_chats: u32,
+    /// Join the replica group coordinated through this Redis: several processes of this bot
+    /// share its chats (needs the `redis` feature; use with --ack-mode after-handled).
+    #[arg(long, env = "TRUECONF_REDIS_URL", value_name = "URL")]
+    redis: Option<String>,
+    /// The replica group's key prefix in Redis.
+    #[arg(long, default_value = "trueconf:replicas:echo:")]
+    redis_prefix: String,
+    /// How long a replica's hold on its chats lasts without renewal, in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    redis_lease_ms: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -74,6 +92,43 @@ async fn echo(msg: MessageContext, quiet: Dep<Quiet>) -> HandlerResult {
     Ok(())
 }
 
+/// The replica group to join (`--redis`).
+struct Group {
+    url: Option<String>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    prefix: String,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    lease_ms: u64,
+}
+
+/// Joins the replica group when `--redis` is given.
+#[cfg(feature = "redis")]
+fn replicas(
+    builder: trueconf_bot::dispatch::DispatcherBuilder,
+    group: &Group,
+) -> Result<trueconf_bot::dispatch::DispatcherBuilder, BoxError> {
+    use trueconf_bot::replicas::RedisCoordination;
+    Ok(match &group.url {
+        Some(url) => builder.replicas(
+            RedisCoordination::new(url.clone())
+                .prefix(group.prefix.clone())
+                .lease(std::time::Duration::from_millis(group.lease_ms)),
+        ),
+        None => builder,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn replicas(
+    builder: trueconf_bot::dispatch::DispatcherBuilder,
+    group: &Group,
+) -> Result<trueconf_bot::dispatch::DispatcherBuilder, BoxError> {
+    match &group.url {
+        Some(_) => Err("--redis needs the example built with --features redis".into()),
+        None => Ok(builder),
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     common::exit_code(run().await)
@@ -86,6 +141,11 @@ async fn run() -> Result<(), BoxError> {
         Ack::AfterHandled => AckMode::AfterHandled,
     };
     let quiet = args.quiet || args.load.is_some();
+    let group = Group {
+        url: args.redis.clone(),
+        prefix: args.redis_prefix.clone(),
+        lease_ms: args.redis_lease_ms,
+    };
     let session = args
         .connect
         // Un-acked events come back on the next connection that asks for unread messages.
@@ -95,10 +155,10 @@ async fn run() -> Result<(), BoxError> {
                 .event_buffer(4096)
         })
         .await?;
-    let dispatcher = Dispatcher::builder(session.bot.clone(), Router::new().message(echo))
+    let builder = Dispatcher::builder(session.bot.clone(), Router::new().message(echo))
         .dependency(Quiet(quiet))
-        .queue_capacity(256)
-        .build()?;
+        .queue_capacity(256);
+    let dispatcher = replicas(builder, &group)?.build()?;
     let load = args.load;
     let chats = args.load_chats;
     session

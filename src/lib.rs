@@ -216,6 +216,8 @@ pub mod conversation;
 pub mod dispatch;
 pub mod fsm;
 pub mod ops;
+#[cfg(feature = "redis")]
+pub mod replicas;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -376,8 +376,21 @@ async fn wait_or_signal(d: Duration) {
             left -= step;
         }
     };
+    // SIGTERM (systemd, Kubernetes, a rolling restart) stops as cleanly as Ctrl-C.
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
     tokio::select! {
         _ = sleep => {}
         _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C"),
+        _ = term => println!("-- SIGTERM"),
     }
 }

@@ -86,6 +86,11 @@ struct Args {
     /// allows).
     #[arg(long)]
     load_rate: Option<f64>,
+    /// Load mode: wait for this many sessions of the bot (replicas of one bot) before
+    /// starting; an echo from any of them counts, and the report counts lost, duplicated and
+    /// reordered echoes per chat across sessions and times failovers.
+    #[arg(long, default_value_t = 1)]
+    load_replicas: u32,
     /// Load mode: seconds to wait for the echoes.
     #[arg(long, default_value_t = 120)]
     load_timeout: u64,
@@ -240,14 +245,17 @@ async fn serve(sim: &Sim, args: &Args, connect: Duration) -> Result<ExitCode, St
     }
     if let Some(events) = args.load {
         let report = sim
-            .run_load(LoadSpec {
-                events,
-                chats: args.load_chats,
-                window: args.load_window,
-                timeout: Duration::from_secs(args.load_timeout),
-                connect_timeout: connect,
-                rate: args.load_rate,
-            })
+            .run_load_replicas(
+                LoadSpec {
+                    events,
+                    chats: args.load_chats,
+                    window: args.load_window,
+                    timeout: Duration::from_secs(args.load_timeout),
+                    connect_timeout: connect,
+                    rate: args.load_rate,
+                },
+                args.load_replicas,
+            )
             .await
             .map_err(|e| e.to_string())?;
         println!(

@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::dedup::Dedup;
+use super::dedup::{Dedup, HandledMarks};
 use super::distribution::Distribution;
+use super::gate::Gate;
 use super::handler::Deps;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::middleware::Middleware;
@@ -79,6 +80,9 @@ pub struct DispatcherBuilder {
     dedup_window: usize,
     shutdown_timeout: Duration,
     distribution: Distribution,
+    marks: Option<Arc<dyn HandledMarks>>,
+    #[cfg(feature = "redis")]
+    replicas: Option<crate::replicas::RedisCoordination>,
 }
 
 impl std::fmt::Debug for DispatcherBuilder {
@@ -215,6 +219,28 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Persists the duplicate window: each event is checked against `marks` before its
+    /// handler and marked handled after it, before it is acknowledged. With
+    /// [`SqliteMarks`](super::SqliteMarks) or [`RedisMarks`](super::RedisMarks) and a bot in
+    /// `AckMode::AfterHandled` with `receive_unread(true)`, a restarted process does not
+    /// handle again what it handled before (default: none, only the in-memory window).
+    pub fn handled_marks(mut self, marks: impl HandledMarks) -> Self {
+        self.marks = Some(Arc::new(marks));
+        self
+    }
+
+    /// Makes this process one replica of a group sharing the bot account's chats through
+    /// Redis: each chat is handled by one live replica at a time, chats of a replica that
+    /// dies or shuts down move to the others, which handle what it left unfinished (see
+    /// [`crate::replicas`]). Implies handled marks in the same Redis unless
+    /// [`handled_marks`](Self::handled_marks) set a store. Use with
+    /// `AckMode::AfterHandled` and `receive_unread(true)`.
+    #[cfg(feature = "redis")]
+    pub fn replicas(mut self, coordination: crate::replicas::RedisCoordination) -> Self {
+        self.replicas = Some(coordination);
+        self
+    }
+
     /// How long `run` waits for in-flight handlers when stopping (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -253,7 +279,22 @@ impl DispatcherBuilder {
                 .unwrap_or_default(),
             metrics: metrics.clone(),
         });
-        let pool = ConversationPool::new(self.lanes, worker(shared.clone()));
+        #[cfg(feature = "redis")]
+        let replicas = match self.replicas {
+            Some(cfg) => Some(super::replica_gate::ReplicaGate::new(
+                cfg,
+                self.bot.as_ref().map(Bot::state),
+            )?),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let replicas = None;
+        let gate = Arc::new(Gate::new(self.marks, replicas, metrics.clone()));
+        let mut run_event = worker(shared.clone());
+        if gate.active() {
+            run_event = gate.wrap(run_event);
+        }
+        let pool = ConversationPool::new(self.lanes, run_event);
         let (tx, _) = watch::channel(false);
         Ok(Dispatcher {
             handle: DispatcherHandle {
@@ -274,6 +315,7 @@ impl DispatcherBuilder {
                 })),
                 dedup: Dedup::new(self.dedup_window),
                 distribution: self.distribution,
+                gate,
                 skip_own: self.skip_own,
                 shutdown_timeout: self.shutdown_timeout,
             },
@@ -355,6 +397,9 @@ impl Dispatcher {
             dedup_window: 10_000,
             shutdown_timeout: Duration::from_secs(10),
             distribution: Distribution::default(),
+            marks: None,
+            #[cfg(feature = "redis")]
+            replicas: None,
         }
     }
 

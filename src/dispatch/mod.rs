@@ -126,12 +126,15 @@ mod dispatcher;
 mod distribution;
 mod fields;
 mod filter;
+mod gate;
 mod handler;
 mod metrics;
 mod middleware;
 mod overflow;
 mod pipeline;
 mod register;
+#[cfg(feature = "redis")]
+mod replica_gate;
 mod router;
 mod shortcuts;
 mod signal;
@@ -147,6 +150,11 @@ pub use command::{
     ParseError,
 };
 pub use context::{ButtonContext, MessageContext};
+#[cfg(feature = "redis")]
+pub use dedup::RedisMarks;
+#[cfg(feature = "sqlite")]
+pub use dedup::SqliteMarks;
+pub use dedup::{HandledMarks, MemoryMarks};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
 pub use distribution::Distribution;
 pub use fields::{AuthorField, ChatTypeField, ContentField, F, ReplyField, TextField};

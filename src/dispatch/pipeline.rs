@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::dedup::Dedup;
 use super::distribution::Distribution;
+use super::gate::Gate;
 use super::metrics::Outcome;
 use super::overflow::{OverflowHandler, OverflowReason};
 use super::update::{EventKind, Update};
@@ -28,6 +29,7 @@ pub(super) struct Pipeline {
     pub(super) overflow: OverflowHandler,
     pub(super) dedup: Dedup,
     pub(super) distribution: Distribution,
+    pub(super) gate: Arc<Gate>,
     pub(super) skip_own: bool,
     pub(super) shutdown_timeout: Duration,
 }
@@ -41,6 +43,7 @@ impl Pipeline {
         mut stop: watch::Receiver<bool>,
     ) -> crate::Result<()> {
         self.pool.start().await?;
+        self.gate.start().await?;
         let stopped = async move {
             let asked = stop.wait_for(|s| *s).await.is_ok();
             if !asked {
@@ -54,6 +57,7 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = &mut stopped => break,
+                _ = self.gate.acquired() => self.replay().await,
                 ev = events.recv() => match ev {
                     Some(ev) => self.dispatch(ev).await,
                     None => break,
@@ -66,6 +70,7 @@ impl Pipeline {
                 "shutdown timeout passed with handlers still running"
             );
         }
+        self.gate.leave(self.shutdown_timeout).await;
         self.pool.stop().await;
         Ok(())
     }
@@ -82,15 +87,17 @@ impl Pipeline {
         let kind = update.kind();
         metrics.received(kind);
         let span = super::trace::event_span(&update, &ack);
-        if self.skip_own
-            && update.kind() == EventKind::Message
+        if update.kind() == EventKind::Message
             && update.author_id().is_some()
             && update.author_id() == self.shared.self_id.get().map(|s| &**s)
         {
-            metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
-            metrics.done(kind, Outcome::Own);
-            ack.ack();
-            return;
+            self.gate.saw_own_message(&update);
+            if self.skip_own {
+                metrics.skipped_own.fetch_add(1, Ordering::Relaxed);
+                metrics.done(kind, Outcome::Own);
+                ack.ack();
+                return;
+            }
         }
         if let Some(key) = update.dedup_key()
             && !self.dedup.first_time(key)
@@ -101,6 +108,40 @@ impl Pipeline {
             ack.ack();
             return;
         }
+        if !self.gate.admit(&update) {
+            // Another replica owns the chat; kept for a takeover.
+            ack.ack();
+            return;
+        }
+        self.queue(update, ack, span).await;
+    }
+
+    /// Queues the buffered events of the chats this replica just took over, before any new
+    /// event of those chats.
+    #[cfg(feature = "redis")]
+    async fn replay(&mut self) {
+        let gate = self.gate.clone();
+        let Some(replicas) = gate.replicas() else {
+            return;
+        };
+        for (slot, events) in replicas.take_replay() {
+            for (seq, update) in events {
+                replicas.enter_replay(slot, seq, &update);
+                // Acknowledged when it was buffered; handled marks keep it from running twice.
+                let ack = crate::bot::Acknowledger::noop(update.id());
+                let span = super::trace::event_span(&update, &ack);
+                self.queue(update, ack, span).await;
+            }
+            replicas.table().activate(slot);
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn replay(&mut self) {}
+
+    /// Pushes an event onto its chat's lane; the overflow policy decides if it is full.
+    async fn queue(&mut self, update: Update, ack: crate::bot::Acknowledger, span: tracing::Span) {
+        let metrics = &self.shared.metrics;
         let lane = self.distribution.lane(&update);
         let (job, reason) = match self.pool.push(lane, Job { update, ack, span }).await {
             Pushed::Queued => return,
@@ -111,6 +152,7 @@ impl Pipeline {
         metrics.overflowed.fetch_add(1, Ordering::Relaxed);
         // Under DropOldest the job turned away is an older one, maybe of another kind.
         metrics.done(job.update.kind(), Outcome::Overflow);
+        self.gate.not_queued(&job.update);
         // Off the dispatch loop, so a slow overflow handler does not stall every chat; but
         // bounded, so a flood cannot pile up overflow tasks: past the limit this waits.
         let Job { update, ack, .. } = job;

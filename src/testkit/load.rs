@@ -69,14 +69,80 @@ pub struct LoadReport {
     /// Wall time from the first push to the last echo (or the timeout).
     #[serde(with = "ms")]
     pub duration: Duration,
+    /// Events never echoed (`sent - replied`).
+    #[serde(default)]
+    pub lost: u64,
+    /// Echoes of an event that was echoed already (by any session).
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Bot sessions that sent echoes.
+    #[serde(default)]
+    pub sessions: u32,
+    /// The chats with anything lost, duplicated or out of order, by index.
+    #[serde(default)]
+    pub chats_with_issues: Vec<ChatIssues>,
+    /// For each bot session that closed during the run (replica mode): how long its chats
+    /// went without an echo.
+    #[serde(default)]
+    pub failovers: Vec<Failover>,
+    /// Median over all failovers of the time from a session's close to the first echo in
+    /// each chat it had been answering (the chats whose last echo before the close came from
+    /// it). Zero without failovers.
+    #[serde(default, with = "ms")]
+    pub failover_p50: Duration,
+    /// 99th percentile of the same.
+    #[serde(default, with = "ms")]
+    pub failover_p99: Duration,
+}
+
+/// What went wrong in one chat of a load run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatIssues {
+    /// The chat's index (`load-user-{index}`).
+    pub chat: u32,
+    /// Events of the chat never echoed.
+    pub lost: u64,
+    /// The first of them (its load sequence number), to find it in logs.
+    #[serde(default)]
+    pub first_lost: Option<u64>,
+    /// Repeated echoes in the chat.
+    pub duplicates: u64,
+    /// Echoes that came after the echo of a later event of the chat.
+    pub order_violations: u64,
+}
+
+/// One bot session that went away during a replica load run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failover {
+    /// When its socket closed, from the start of the run.
+    #[serde(with = "ms")]
+    pub closed_at: Duration,
+    /// Chats whose last echo before the close came from it.
+    pub chats: u32,
+    /// Of those, the chats that got an echo again before the run ended.
+    pub recovered: u32,
+    /// Median time from the close to the chat's next echo.
+    #[serde(with = "ms")]
+    pub p50: Duration,
+    /// Slowest of those times.
+    #[serde(with = "ms")]
+    pub max: Duration,
 }
 
 pub(crate) struct LoadRun {
     sent_at: Vec<Option<Instant>>,
+    echoed: Vec<bool>,
     latencies_us: Vec<u32>,
     last_per_chat: Vec<Option<u64>>,
+    /// Per chat: (duplicates, order violations).
+    chat_tally: Vec<(u64, u64)>,
     violations: u64,
+    duplicates: u64,
     replied: u64,
+    /// Replica mode: every echo as (chat, session, when), and when sessions closed.
+    echo_log: Option<Vec<(u32, u64, Instant)>>,
+    closed: Vec<(u64, Instant)>,
+    sessions: std::collections::HashSet<u64>,
     /// One permit per event that may still be pushed without exceeding the window.
     pub(crate) window: Arc<Semaphore>,
     pub(crate) done: Arc<Notify>,
@@ -89,13 +155,21 @@ pub(crate) fn event_text(seq: u64) -> String {
 }
 
 impl LoadRun {
-    pub(crate) fn new(spec: &LoadSpec) -> Self {
+    /// `replicas`: sessions of the bot expected to answer (more than one: echoes are logged
+    /// per session to time failovers).
+    pub(crate) fn new(spec: &LoadSpec, replicas: u32) -> Self {
         LoadRun {
             sent_at: vec![None; spec.events as usize],
+            echoed: vec![false; spec.events as usize],
             latencies_us: Vec::with_capacity(spec.events as usize),
             last_per_chat: vec![None; spec.chats as usize],
+            chat_tally: vec![(0, 0); spec.chats as usize],
             violations: 0,
+            duplicates: 0,
             replied: 0,
+            echo_log: (replicas > 1).then(|| Vec::with_capacity(spec.events as usize)),
+            closed: Vec::new(),
+            sessions: Default::default(),
             window: Arc::new(Semaphore::new(spec.window.max(1) as usize)),
             done: Arc::new(Notify::new()),
             last_reply: Instant::now(),
@@ -108,7 +182,15 @@ impl LoadRun {
         }
     }
 
-    pub(crate) fn on_reply(&mut self, chat: u32, text: &str) {
+    /// A bot session closed (replica mode: the failover clock of its chats starts).
+    pub(crate) fn session_closed(&mut self, session: u64) {
+        if self.echo_log.is_some() && self.sessions.contains(&session) {
+            self.closed.push((session, Instant::now()));
+        }
+    }
+
+    /// The bot's session `session` posted `text` in load chat `chat`.
+    pub(crate) fn on_reply(&mut self, chat: u32, text: &str, session: u64) {
         let Some(marker) = text.find("load#") else {
             return;
         };
@@ -119,10 +201,22 @@ impl LoadRun {
         let Ok(seq) = digits[..end].parse::<u64>() else {
             return;
         };
-        let Some(at) = self.sent_at.get_mut(seq as usize).and_then(Option::take) else {
+        let Some(at) = self.sent_at.get(seq as usize).copied().flatten() else {
             return;
         };
         let now = Instant::now();
+        self.sessions.insert(session);
+        if let Some(log) = self.echo_log.as_mut() {
+            log.push((chat, session, now));
+        }
+        let tally = self.chat_tally.get_mut(chat as usize);
+        if std::mem::replace(&mut self.echoed[seq as usize], true) {
+            self.duplicates += 1;
+            if let Some(tally) = tally {
+                tally.0 += 1;
+            }
+            return;
+        }
         self.last_reply = now;
         self.latencies_us
             .push(now.duration_since(at).as_micros().min(u32::MAX as u128) as u32);
@@ -130,6 +224,9 @@ impl LoadRun {
         if let Some(last) = self.last_per_chat.get_mut(chat as usize) {
             if last.is_some_and(|latest| seq < latest) {
                 self.violations += 1;
+                if let Some(tally) = tally {
+                    tally.1 += 1;
+                }
             }
             *last = Some(last.map_or(seq, |latest| latest.max(seq)));
         }
@@ -137,6 +234,52 @@ impl LoadRun {
         if self.replied == self.sent_at.len() as u64 {
             self.done.notify_one();
         }
+    }
+
+    /// Per closed session: the chats it was answering and how long until their next echo.
+    fn failovers(&self, started: Instant) -> (Vec<Failover>, Vec<Duration>) {
+        let Some(log) = &self.echo_log else {
+            return (Vec::new(), Vec::new());
+        };
+        let chats = self.last_per_chat.len();
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        for &(session, closed_at) in &self.closed {
+            let mut last_from: Vec<Option<u64>> = vec![None; chats];
+            let mut next_after: Vec<Option<Instant>> = vec![None; chats];
+            for &(chat, from, at) in log {
+                let c = chat as usize;
+                if c >= chats {
+                    continue;
+                }
+                if at <= closed_at {
+                    last_from[c] = Some(from);
+                } else if next_after[c].is_none() {
+                    next_after[c] = Some(at);
+                }
+            }
+            let mut times: Vec<Duration> = Vec::new();
+            let mut orphaned = 0;
+            for c in 0..chats {
+                if last_from[c] == Some(session) {
+                    orphaned += 1;
+                    if let Some(at) = next_after[c] {
+                        times.push(at.duration_since(closed_at));
+                    }
+                }
+            }
+            times.sort_unstable();
+            all.extend_from_slice(&times);
+            out.push(Failover {
+                closed_at: closed_at.saturating_duration_since(started),
+                chats: orphaned,
+                recovered: times.len() as u32,
+                p50: percentile(&times, 0.5),
+                max: times.last().copied().unwrap_or_default(),
+            });
+        }
+        all.sort_unstable();
+        (out, all)
     }
 
     pub(crate) fn report(mut self, sent: u64, started: Instant) -> LoadReport {
@@ -155,6 +298,25 @@ impl LoadRun {
             let index = ((count as f64 * fraction).ceil() as usize).clamp(1, count) - 1;
             Duration::from_micros(self.latencies_us[index] as u64)
         };
+        let chats = self.chat_tally.len().max(1) as u64;
+        let mut chats_with_issues = Vec::new();
+        for (index, &(duplicates, order_violations)) in self.chat_tally.iter().enumerate() {
+            let mut lost_seqs = (index as u64..sent)
+                .step_by(chats as usize)
+                .filter(|&seq| !self.echoed.get(seq as usize).copied().unwrap_or(false));
+            let first_lost = lost_seqs.next();
+            let lost = first_lost.map_or(0, |_| 1 + lost_seqs.count() as u64);
+            if lost + duplicates + order_violations > 0 {
+                chats_with_issues.push(ChatIssues {
+                    chat: index as u32,
+                    lost,
+                    first_lost,
+                    duplicates,
+                    order_violations,
+                });
+            }
+        }
+        let (failovers, all_failovers) = self.failovers(started);
         LoadReport {
             sent,
             replied: self.replied,
@@ -164,8 +326,28 @@ impl LoadRun {
             p999: percentile(0.999),
             order_violations: self.violations,
             duration,
+            lost: sent.saturating_sub(self.replied),
+            duplicates: self.duplicates,
+            sessions: self.sessions.len() as u32,
+            chats_with_issues,
+            failovers,
+            failover_p50: percentile_of(&all_failovers, 0.5),
+            failover_p99: percentile_of(&all_failovers, 0.99),
         }
     }
+}
+
+/// The `fraction` percentile of sorted `times` (zero when empty).
+fn percentile_of(times: &[Duration], fraction: f64) -> Duration {
+    if times.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((times.len() as f64 * fraction).ceil() as usize).clamp(1, times.len()) - 1;
+    times[index]
+}
+
+fn percentile(times: &[Duration], fraction: f64) -> Duration {
+    percentile_of(times, fraction)
 }
 
 /// Durations in JSON reports are milliseconds (floating point).
@@ -200,16 +382,52 @@ mod tests {
             window: 4,
             ..LoadSpec::default()
         };
-        let mut run = LoadRun::new(&spec);
+        let mut run = LoadRun::new(&spec, 1);
         let t = Instant::now();
         for i in 0..4 {
             run.sent(i, t);
         }
-        run.on_reply(0, "load#1");
-        run.on_reply(0, "echo: load#1");
-        run.on_reply(0, "load#0 late");
-        run.on_reply(0, "nothing");
+        run.on_reply(0, "load#1", 1);
+        run.on_reply(0, "echo: load#1", 1);
+        run.on_reply(0, "load#0 late", 1);
+        run.on_reply(0, "nothing", 1);
         let r = run.report(4, t);
         assert_eq!((r.replied, r.order_violations), (2, 1));
+        assert_eq!((r.lost, r.duplicates), (2, 1));
+        assert_eq!(
+            r.chats_with_issues,
+            [ChatIssues {
+                chat: 0,
+                lost: 2,
+                first_lost: Some(2),
+                duplicates: 1,
+                order_violations: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn replica_mode_counts_across_sessions_and_times_failovers() {
+        let spec = LoadSpec {
+            events: 4,
+            chats: 2,
+            window: 4,
+            ..LoadSpec::default()
+        };
+        let mut run = LoadRun::new(&spec, 2);
+        let t = Instant::now();
+        for i in 0..4 {
+            run.sent(i, t);
+        }
+        run.on_reply(0, "load#0", 7); // session 7 answers chat 0
+        run.on_reply(1, "load#1", 8); // session 8 answers chat 1
+        run.session_closed(7);
+        run.on_reply(0, "load#2", 8); // chat 0 moved to session 8
+        run.on_reply(0, "load#2", 7); // and the old one's late duplicate
+        run.on_reply(1, "load#3", 8);
+        let r = run.report(4, t);
+        assert_eq!((r.replied, r.lost, r.duplicates, r.sessions), (4, 0, 1, 2));
+        assert_eq!(r.failovers.len(), 1);
+        assert_eq!((r.failovers[0].chats, r.failovers[0].recovered), (1, 1));
     }
 }

@@ -81,7 +81,7 @@ mod wire;
 
 pub use config::{Account, ExtensionFilter, OAuthApp, SimConfig, UploadLimits};
 pub use faults::Faults;
-pub use load::{LoadReport, LoadSpec};
+pub use load::{ChatIssues, Failover, LoadReport, LoadSpec};
 pub use pattern::{PatternReader, is_pattern, pattern, pattern_byte};
 pub use person::Person;
 pub use records::{RecordedRequest, SentFile, SimFile, SimStats};

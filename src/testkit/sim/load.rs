@@ -18,8 +18,26 @@ impl Sim {
     /// Runs a load test against the connected bot (see [`LoadSpec`]). Load chats keep no
     /// history and requests are not recorded while it runs.
     pub async fn run_load(&self, spec: LoadSpec) -> Result<LoadReport> {
-        self.wait_for_live_session(spec.connect_timeout).await?;
+        self.run_load_replicas(spec, 1).await
+    }
+
+    /// [`run_load`](Self::run_load) against `replicas` sessions of the bot (processes of one
+    /// bot sharing its chats): waits until that many are connected, takes an echo from any of
+    /// them, and reports lost, duplicated and reordered echoes per chat across sessions, and
+    /// for each session that closes during the run how long its chats went unanswered.
+    pub async fn run_load_replicas(&self, spec: LoadSpec, replicas: u32) -> Result<LoadReport> {
         let bot = self.shared.cfg.bot.login.clone();
+        let sessions = replicas.max(1) as usize;
+        if sessions == 1 {
+            // The newest session, not one still closing after a restart.
+            self.wait_for_live_session(spec.connect_timeout).await?;
+        } else {
+            self.shared
+                .wait_for("the bot's sessions", spec.connect_timeout, |state| {
+                    (state.sessions_of(&bot) >= sessions).then_some(())
+                })
+                .await?;
+        }
         let (chats, window, done, recording) = {
             let mut state = self.shared.state();
             let mut chats = Vec::new();
@@ -30,7 +48,7 @@ impl Sim {
                 state.insert_load_chat(&id, &bot, &user, index);
                 chats.push((id, user));
             }
-            let run = LoadRun::new(&spec);
+            let run = LoadRun::new(&spec, replicas);
             let (window, done) = (run.window.clone(), run.done.clone());
             state.load = Some(run);
             let recording = std::mem::replace(&mut state.record_requests, false);

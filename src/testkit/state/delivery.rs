@@ -124,6 +124,9 @@ impl State {
         let Some(connection) = self.conns.remove(&id) else {
             return;
         };
+        if let Some(run) = self.load.as_mut() {
+            run.session_closed(id);
+        }
         self.files.values_mut().for_each(|file| {
             file.subscribers.remove(&id);
         });
@@ -150,6 +153,14 @@ impl State {
             .map(|connection| connection.session)
             .filter(|s| *s > 0)
             .max()
+    }
+
+    /// Authenticated connections of `login`.
+    pub(crate) fn sessions_of(&self, login: &str) -> usize {
+        self.conns
+            .values()
+            .filter(|connection| connection.login.as_deref() == Some(login))
+            .count()
     }
 
     /// Ids of the connections that passed `auth` (fault injection reaches live sockets so).

@@ -47,7 +47,7 @@ impl State {
                 && self.users.get(actor).is_some_and(|user| user.bot)
                 && let Some(text) = content.get("text").and_then(Value::as_str)
             {
-                run.on_reply(load_index, text);
+                run.on_reply(load_index, text, except.unwrap_or(0));
             }
             return Ok((id, timestamp));
         }
