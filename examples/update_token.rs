@@ -70,6 +70,8 @@ async fn run() -> Result<(), BoxError> {
         "-- embedded TrueConf emulator at {}; tokens live 2 s",
         sim.url()
     );
+    // Print the conversation as the other examples do.
+    sim.set_transcript(|line| println!("{line}"));
     let bot = Bot::builder("127.0.0.1")
         .https(false)
         .port(sim.addr().port())
