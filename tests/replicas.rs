@@ -348,7 +348,7 @@ async fn two_replicas_handle_each_event_once_and_hand_over_on_shutdown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes of load on real processes: run in release (see the file's header; CI does)"]
+#[ignore = "minutes of load on real processes, in release (see the file's header); not in CI until it stops losing events at a replica join (issue 18)"]
 async fn three_replicas_lose_nothing_through_kills_and_a_rolling_restart() {
     const LEASE_MS: u64 = 3000;
     let (sim, mut g, _redis) = group(LEASE_MS).await;
@@ -431,7 +431,7 @@ async fn three_replicas_lose_nothing_through_kills_and_a_rolling_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a minute of load on real processes: run in release (see the file's header; CI does)"]
+#[ignore = "a minute of load on real processes, in release (see the file's header); not in CI yet: a release build of the test costs CI minutes"]
 async fn a_redis_outage_shorter_than_the_lease_changes_nothing() {
     // The default lease (15 s) outlasts a 10 s outage: owners keep handling their chats.
     const LEASE_MS: u64 = 15_000;
