@@ -4,10 +4,6 @@
 //! `cargo run --release --example runtime_echo` starts an in-process emulator, runs a load of
 //! 20,000 events over 100 chats with a window of 200 and prints the report.
 
-use std::future::IntoFuture;
-
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
 use trueconf_bot::bot::Bot;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
@@ -44,29 +40,23 @@ async fn main() -> Result<(), BoxError> {
     bot.start().await?;
     let me = bot.me().unwrap_or_default();
     let echo = tokio::spawn(async move {
-        // Calls are polled in the order they were made, so replies leave in event order.
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            tokio::select! {
-                ev = events.recv() => {
-                    let Some(ev) = ev else { break };
-                    if ev.method != "sendMessage" {
-                        continue;
-                    }
-                    let Ok(m) = serde_json::from_str::<Incoming>(ev.payload.get()) else {
-                        continue;
-                    };
-                    if let (Some(chat), Some(text), Some(author)) =
-                        (m.chat_id, m.content.and_then(|c| c.text), m.author)
-                        && author.id != me
-                    {
-                        in_flight.push(bot.send_message(chat, text).into_future());
-                    }
-                }
-                Some(r) = in_flight.next(), if !in_flight.is_empty() => {
-                    if let Err(e) = r {
-                        eprintln!("runtime_echo: {e}");
-                    }
+        while let Some(ev) = events.recv().await {
+            if ev.method != "sendMessage" {
+                continue;
+            }
+            let Ok(m) = serde_json::from_str::<Incoming>(ev.payload.get()) else {
+                continue;
+            };
+            if let (Some(chat), Some(text), Some(author)) =
+                (m.chat_id, m.content.and_then(|c| c.text), m.author)
+                && author.id != me
+            {
+                // `queue` returns once the request is on the socket's queue, without waiting
+                // for the response: replies leave in event order, many in flight. (Polling a
+                // set of response futures instead would not keep the order: a request is sent
+                // when its future is first polled.)
+                if let Err(e) = bot.send_message(chat, text).queue().await {
+                    eprintln!("runtime_echo: {e}");
                 }
             }
         }
@@ -74,5 +64,12 @@ async fn main() -> Result<(), BoxError> {
     let report = sim.run_load(LoadSpec::default()).await?;
     println!("{}", serde_json::to_string(&report)?);
     echo.abort();
+    if report.lost > 0 || report.order_violations > 0 || report.duplicates > 0 {
+        return Err(format!(
+            "{} lost, {} out of order, {} duplicated",
+            report.lost, report.order_violations, report.duplicates
+        )
+        .into());
+    }
     Ok(())
 }

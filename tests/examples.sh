@@ -78,6 +78,7 @@ check update_token "" "reconnected with a new token" "bot < You said: **still th
 check add_big_list_users_to_channel "" "added 150, already members 2, failed 2" \
     "the channel has 151 participants"
 check multi_bot "" "bot < ping" "bot < Forwarded to HR" "HR inbox < [forwarded]" "-- done:"
+check runtime_echo "" '"sent":20000,"replied":20000' '"order_violations":0'
 check filters "" "bot < pong" "Check passed for: /verify with args: yes" \
     "Special echo: echo_42 boo" "/upper — upper case (more than 3 characters)" "-- done:"
 for example in quickstart echo commands fsm_form multi_chat survey admin middleware file_bot filters \
