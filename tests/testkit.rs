@@ -11,7 +11,7 @@ use trueconf_bot::bot::Bot;
 use trueconf_bot::dispatch::{Dispatcher, DispatcherHandle, HandlerResult, MessageContext, Router};
 use trueconf_bot::harness::{SimBot, bot_builder};
 use trueconf_bot::testkit::{
-    ButtonAction, ChatKind, MessageKind, Person, ReplayOptions, Sim, SimConfig, Transcript,
+    ButtonAction, ChatKind, MessageKind, Person, ReplayOptions, Side, Sim, SimConfig, Transcript,
     eventually,
 };
 use trueconf_bot::transfer::InputFile;
@@ -339,4 +339,71 @@ fn a_bad_transcript_line_is_named() {
     let err =
         Transcript::parse("{\"side\":\"user\",\"actor\":\"a\",\"action\":\"dance\"}").unwrap_err();
     assert!(matches!(&err, Error::InvalidArgument { rule, .. } if rule.contains("line 1")));
+}
+
+/// What the bot does on its own, with no user before it: open a channel, add alice, post.
+async fn announce(bot: &Bot, add_alice: bool) {
+    let channel = bot.create_channel("News").await.unwrap().chat_id;
+    if add_alice {
+        bot.add_participant_to_chat(&channel, "alice")
+            .await
+            .unwrap();
+    }
+    bot.send_message(&channel, "Welcome to the news")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_bots_own_actions_are_recorded_and_replay_checks_them() {
+    let sim = Sim::start(quick_sim()).await.unwrap();
+    sim.user("alice");
+    sim.start_recording();
+    let bot = SimBot::start(&sim, Router::new()).await.unwrap();
+    announce(bot.bot(), true).await;
+    bot.stop().await.unwrap();
+    let text = sim.transcript().to_jsonl();
+    let transcript = Transcript::parse(&text).unwrap();
+    let sides: Vec<_> = transcript.entries.iter().map(|e| e.side).collect();
+    assert_eq!(sides, [Side::Bot; 3], "{text}");
+    assert!(
+        text.contains(r#""action":"join""#) && text.contains(r#""member":"alice""#),
+        "{text}"
+    );
+
+    // Replayed while the same bot does the same on its own: clean.
+    let fresh = Sim::start(quick_sim()).await.unwrap();
+    fresh.user("alice");
+    let bot = SimBot::start(&fresh, Router::new()).await.unwrap();
+    announce(bot.bot(), true).await;
+    let report = fresh
+        .replay(&transcript, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.differences);
+    bot.stop().await.unwrap();
+
+    // A bot that forgets to add alice: the missing join is the difference.
+    let other = Sim::start(SimConfig {
+        expect_timeout: Duration::from_secs(1),
+        ..quick_sim()
+    })
+    .await
+    .unwrap();
+    other.user("alice");
+    let bot = SimBot::start(&other, Router::new()).await.unwrap();
+    announce(bot.bot(), false).await;
+    let options = ReplayOptions {
+        timeout: Duration::from_secs(1),
+        ..ReplayOptions::default()
+    };
+    let report = other.replay(&transcript, &options).await.unwrap();
+    assert_eq!(report.differences.len(), 1, "{:?}", report.differences);
+    assert_eq!(report.differences[0].entry, 1);
+    assert!(
+        report.differences[0].expected.contains("add alice"),
+        "{:?}",
+        report.differences
+    );
+    bot.stop().await.unwrap();
 }
