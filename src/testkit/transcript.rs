@@ -156,7 +156,8 @@ pub struct TranscriptEntry {
 ///
 /// When the bot's side is compared, volatile fields are left out: for text, the text, parse
 /// mode and buttons count; for files, name, size and MIME type; for surveys, the fields a user
-/// sees (title, description, path, button text, alt).
+/// sees (title, description, path, button text, alt); for forwards (201), the original's
+/// author and the original compared by its own kind.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcript {
     /// The bot account's login when it was recorded.
@@ -229,7 +230,15 @@ pub(crate) fn comparable(kind: u16, content: &Value) -> Value {
         Value::Object(out)
     };
     match kind {
-        200 | 201 => pick(&["text", "parseMode", "buttons"]),
+        200 => pick(&["text", "parseMode", "buttons"]),
+        // A forward: who wrote the original, and the original as its own kind compares.
+        201 => json!({
+            "author": content["author"]["id"],
+            "content": comparable(
+                content["type"].as_u64().unwrap_or(0) as u16,
+                &content["content"],
+            ),
+        }),
         202 => pick(&["name", "size", "mimeType"]),
         204 => pick(&["title", "description", "path", "buttonText", "alt"]),
         _ => content.clone(),
