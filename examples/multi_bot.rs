@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 use clap::Parser;
 use common::{BoxError, Connect, Person};
 use trueconf_bot::bot::Bot;
-use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::dispatch::{Dep, Dispatcher, HandlerResult, MessageContext, Router};
+use trueconf_bot::harness::{SimBot, bot_builder};
 use trueconf_bot::testkit::{MessageKind, Sim};
 
 /// Two bots in one process.
@@ -76,11 +76,7 @@ async fn run() -> Result<(), BoxError> {
     let hr_bot = match (&session.sim, hr_token) {
         (Some(sim), _) => {
             sim.user("hr_bot");
-            Bot::builder("127.0.0.1")
-                .https(false)
-                .port(sim.addr().port())
-                .token(sim.token_for("hr_bot"))
-                .build()?
+            bot_builder(sim).token(sim.token_for("hr_bot")).build()?
         }
         (None, Some(token)) => {
             let server = session.bot.health_check().server;
@@ -92,12 +88,8 @@ async fn run() -> Result<(), BoxError> {
     let hr = Dispatcher::builder(hr_bot.clone(), Router::new().message(to_hr))
         .dependency(inbox.clone())
         .build()?;
-    let hr_handle = hr.handle();
-    let hr_task = tokio::spawn(hr.run());
-    hr_bot
-        .state()
-        .wait_for(|s| *s == ConnectionState::Ready || s.is_terminal())
-        .await?;
+    // Runs in the background once connected (the kit's runner works with any server).
+    let hr_running = SimBot::run(hr).await?;
     if let Some(sim) = &session.sim {
         sim.user(&manager);
     }
@@ -141,7 +133,6 @@ async fn run() -> Result<(), BoxError> {
             }
         })
         .await;
-    hr_handle.shutdown();
-    hr_task.await??;
+    hr_running.stop().await?;
     outcome
 }

@@ -9,7 +9,6 @@ use std::future::IntoFuture;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
-use trueconf_bot::bot::Bot;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
 
 #[derive(Deserialize)]
@@ -35,11 +34,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let sim = Sim::start(SimConfig::default()).await?;
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()?;
+    let bot = trueconf_bot::harness::bot_builder(&sim).build()?;
     let mut events = bot.events().ok_or("events taken")?;
     bot.start().await?;
     let me = bot.me().unwrap_or_default();
