@@ -125,7 +125,10 @@ async fn run() -> Result<(), BoxError> {
                 bob.say("I need a vacation certificate").await?;
                 bob.expect("Forwarded to HR").await?;
                 let forwarded = sim.expect_message(&inbox).await?;
-                println!("   HR inbox < {}", forwarded.summary());
+                println!(
+                    "   HR inbox < [forwarded] {}",
+                    forwarded.text().unwrap_or_default()
+                );
                 if forwarded.kind != MessageKind::Forward {
                     return Err("the HR inbox got no forward".into());
                 }
