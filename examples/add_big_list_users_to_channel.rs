@@ -18,6 +18,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -26,6 +27,7 @@ use futures_util::StreamExt;
 use trueconf_bot::Error;
 use trueconf_bot::bot::Bot;
 use trueconf_bot::dispatch::{Dispatcher, Router};
+use trueconf_bot::testkit::Sim;
 
 /// Creates a channel and adds every user of a list to it.
 #[derive(Parser)]
@@ -104,49 +106,53 @@ async fn run() -> Result<(), BoxError> {
     let bot = session.bot.clone();
     // No handlers: the dispatcher only keeps the bot connected while the script runs.
     let dispatcher = Dispatcher::builder(bot.clone(), Router::new()).build()?;
-    session
-        .serve(dispatcher, |sim| async move {
-            // The emulator knows every listed user except the last two, and two adds answer
-            // "operation timeout" (301) once each: retried.
-            for user in users.iter().filter(|u| u.starts_with("user")) {
-                sim.user(user);
-            }
-            sim.faults().fail_method("addChatParticipant", 301, Some(2));
-            let chat = bot.create_channel(&channel).await?.chat_id;
-            println!(
-                "-- channel {channel:?} created; adding {} users",
-                users.len()
-            );
-            let outcomes: Vec<(String, Outcome)> = futures_util::stream::iter(users)
-                .map(|user| {
-                    let (bot, chat) = (bot.clone(), chat.clone());
-                    async move {
-                        let outcome = add(&bot, &chat, &user).await;
-                        (user, outcome)
-                    }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-            let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
-            let added = count(|o| matches!(o, Outcome::Added));
-            let already = count(|o| matches!(o, Outcome::AlreadyIn));
-            for (user, o) in &outcomes {
-                if let Outcome::Failed(e) = o {
-                    println!("   failed: {user}: {e}");
+    // The whole run is the bot acting on its own, so it is the driver: it runs in replay mode
+    // too, and the transcript (the channel, then one `join` per added user) is checked
+    // against what it does. No user acts: the script is empty.
+    let driver = |sim: Arc<Sim>| async move {
+        // The emulator knows every listed user except the last two, and two adds answer
+        // "operation timeout" (301) once each: retried.
+        for user in users.iter().filter(|u| u.starts_with("user")) {
+            sim.user(user);
+        }
+        sim.faults().fail_method("addChatParticipant", 301, Some(2));
+        let chat = bot.create_channel(&channel).await?.chat_id;
+        println!(
+            "-- channel {channel:?} created; adding {} users",
+            users.len()
+        );
+        let outcomes: Vec<(String, Outcome)> = futures_util::stream::iter(users)
+            .map(|user| {
+                let (bot, chat) = (bot.clone(), chat.clone());
+                async move {
+                    let outcome = add(&bot, &chat, &user).await;
+                    (user, outcome)
                 }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+        let added = count(|o| matches!(o, Outcome::Added));
+        let already = count(|o| matches!(o, Outcome::AlreadyIn));
+        for (user, o) in &outcomes {
+            if let Outcome::Failed(e) = o {
+                println!("   failed: {user}: {e}");
             }
-            let failed = outcomes.len() - added - already;
-            println!("-- added {added}, already members {already}, failed {failed}");
-            let members = bot.get_chat_participants(&chat, 500, 1).await?;
-            println!(
-                "-- the channel has {} participants",
-                members.participants.len()
-            );
-            if added != 150 || already != 2 || failed != 2 {
-                return Err("unexpected outcome".into());
-            }
-            Ok(())
-        })
+        }
+        let failed = outcomes.len() - added - already;
+        println!("-- added {added}, already members {already}, failed {failed}");
+        let members = bot.get_chat_participants(&chat, 500, 1).await?;
+        println!(
+            "-- the channel has {} participants",
+            members.participants.len()
+        );
+        if added != 150 || already != 2 || failed != 2 {
+            return Err("unexpected outcome".into());
+        }
+        Ok(())
+    };
+    session
+        .serve_driven(dispatcher, driver, |_| async { Ok(()) })
         .await
 }

@@ -7,8 +7,9 @@
 //!
 //! Without `--server` it starts the embedded TrueConf emulator, and a scripted user sends the
 //! bot a file that is still being uploaded: the bot waits for it (progress events, no
-//! polling), downloads it and sends it back; the run stops after that file. With a server,
-//! `--once` stops after the first file and `--for-seconds N` after N seconds.
+//! polling), downloads it and sends it back; the run stops after that file (`--web`,
+//! `--record` and `--replay` as in every example). With a server, `--once` stops after the
+//! first file and `--for-seconds N` after N seconds.
 //!
 //! Chat users choose what they send, not where it lands: every file is saved under the
 //! download directory with a name the bot makes (a unique prefix and the sender's name reduced
@@ -17,15 +18,18 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{BoxError, Connect};
+use common::{BoxError, Connect, Person};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use trueconf_bot::bot::Bot;
+use trueconf_bot::dispatch::{Dep, Dispatcher, Filter, HandlerResult, MessageContext, Router};
+use trueconf_bot::testkit::Sim;
 use trueconf_bot::transfer::InputFile;
-use trueconf_bot::types::Event;
+use trueconf_bot::types::MessageKind;
 
 /// Echoes every file it receives back to its sender.
 #[derive(Parser)]
@@ -41,6 +45,44 @@ struct Args {
     max_size_mib: u64,
 }
 
+/// Where downloads go: a dependency of the file handler.
+#[derive(Clone)]
+struct Downloads(Arc<PathBuf>);
+
+/// Messages that carry a file (every attachment kind).
+fn has_file() -> Filter {
+    Filter::new(|c| {
+        c.update().message_kind().is_some_and(|kind| {
+            matches!(
+                kind,
+                MessageKind::Photo
+                    | MessageKind::Video
+                    | MessageKind::Sticker
+                    | MessageKind::Audio
+                    | MessageKind::Document
+                    | MessageKind::Voice
+            )
+        })
+    })
+}
+
+async fn on_file(msg: MessageContext, Dep(Downloads(dir)): Dep<Downloads>) -> HandlerResult {
+    let Some(file) = msg.file() else {
+        return Ok(());
+    };
+    // A failed echo is logged and counted (the handler's error), and the bot goes on.
+    echo_file(
+        &msg.bot,
+        &dir,
+        msg.chat(),
+        &msg.message_id,
+        &file.file_id,
+        &file.name,
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     common::exit_code(run().await)
@@ -48,72 +90,23 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
-    let for_seconds = args.connect.for_seconds;
-    let mut once = args.connect.once;
     let session = args.connect.connect(|bot| bot).await?;
-    let (bot, sim) = (session.bot.clone(), session.sim.clone());
+    let bot = session.bot.clone();
     let scratch = tempfile::tempdir()?;
-    let dir = match (args.dir, &sim) {
+    let dir = match (args.dir, &session.sim) {
         (Some(dir), _) => dir,
         (None, Some(_)) => scratch.path().to_path_buf(),
         (None, None) => PathBuf::from("downloads"),
     };
-    if let Some(sim) = &sim {
-        session.announce_emulator(sim);
-        once = true; // the script sends one file
-    }
     tokio::fs::create_dir_all(&dir).await?;
     bot.configure_transfers(
         bot.transfer_config()
             .max_download_size(Some(args.max_size_mib.saturating_mul(1 << 20))),
     );
-    let mut events = bot.events().ok_or("event stream already taken")?;
-    bot.start().await?;
-    println!("-- file bot ready as {}", bot.me().unwrap_or_default());
-    if let Some(sim) = &sim {
-        tokio::spawn(scripted_user(sim.user("alice")));
-    }
-
-    let mut last_chat = None;
-    let stop = tokio::time::sleep(Duration::from_secs(for_seconds.unwrap_or(u64::MAX / 4)));
-    tokio::pin!(stop);
-    loop {
-        let event = tokio::select! {
-            e = events.next() => match e { Some(e) => e, None => break },
-            _ = &mut stop => break,
-        };
-        let Ok(Event::Message(msg)) = Event::decode(&event.method, &event.payload) else {
-            continue;
-        };
-        let (Some(file), Some(chat)) = (msg.file(), msg.chat_id()) else {
-            continue;
-        };
-        if bot.me().as_deref() == Some(msg.author_id()) {
-            continue;
-        }
-        match echo_file(&bot, &dir, chat, &msg.message_id, &file.file_id, &file.name).await {
-            Ok(()) => {
-                last_chat = Some(chat.to_owned());
-                if once {
-                    break;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, file = %file.name, "could not echo the file"),
-        }
-    }
-    if let (Some(sim), Some(chat)) = (&sim, &last_chat) {
-        let (_, file) = sim.expect_file(chat).await?;
-        let size = file.size;
-        if size != 8u64 << 20 {
-            return Err(format!("the echoed file has size {size}, expected 8 MiB").into());
-        }
-        println!(
-            "{:>8} < [file] {} ({size} bytes, the same size as sent)",
-            "bot", file.name
-        );
-    }
-    bot.shutdown().await?;
-    Ok(())
+    let dispatcher = Dispatcher::builder(bot, Router::new().message_when(has_file(), on_file))
+        .dependency(Downloads(Arc::new(dir)))
+        .build()?;
+    session.serve(dispatcher, scripted_user).await
 }
 
 async fn echo_file(
@@ -194,17 +187,29 @@ fn unique_prefix() -> String {
 }
 
 /// Sends the bot an 8 MiB file that arrives in steps, then checks the echo.
-async fn scripted_user(alice: trueconf_bot::testkit::SimUser) -> trueconf_bot::Result<()> {
-    let chat = alice.create_p2p_with_bot().await?;
+async fn scripted_user(sim: Arc<Sim>) -> Result<(), BoxError> {
+    let alice = Person::p2p(&sim, "alice").await?;
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
     let len = data.len() as u64;
     println!("   alice * uploads holiday.mp4 (8 MiB, arriving in 8 steps)");
-    let upload = alice.start_upload(&chat, "holiday.mp4", data).await?;
+    let upload = alice
+        .user
+        .start_upload(&alice.chat, "holiday.mp4", data)
+        .await?;
     for step in 1..8 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         upload.progress(len * step / 8);
     }
     upload.finish();
+    let (_, file) = sim.expect_file(&alice.chat).await?;
+    if file.size != len {
+        return Err(format!("the echoed file has size {}, expected {len}", file.size).into());
+    }
+    println!(
+        "{:>8} < [file] {} ({} bytes, the same size as sent)",
+        "bot", file.name, file.size
+    );
+    alice.expect("Here is holiday.mp4 back").await?;
     Ok(())
 }
 

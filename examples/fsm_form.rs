@@ -198,57 +198,51 @@ async fn run() -> Result<(), BoxError> {
     let session = args.connect.connect(|bot| bot).await?;
     let storage = open_storage(sqlite.as_ref()).await?;
     let first = dispatcher(session.bot.clone(), storage.clone())?;
-    let Some(sim) = session.sim.clone() else {
-        return session.serve(first, |_| async { Ok(()) }).await;
-    };
+    let restarter = session.restarter();
+    session
+        .serve(first, |sim| async move {
+            let alice = Person::p2p(&sim, "alice").await?;
+            alice.say("hello").await?;
+            alice.expect("/register").await?;
+            alice.say("/register").await?;
+            alice.expect("What's your name?").await?;
+            alice.say("Ann").await?;
+            alice.expect("How old are you?").await?;
+            alice.say("old enough").await?;
+            alice.expect("number from 1 to 130").await?;
+            if let (Some(path), Some(restarter)) = (&sqlite, &restarter) {
+                println!(
+                    "-- restarting the bot; the dialog state is kept in {}",
+                    path.display()
+                );
+                restarter.stop().await?;
+                drop(storage);
+                let storage = open_storage(sqlite.as_ref()).await?;
+                restarter
+                    .start(dispatcher(restarter.new_bot()?, storage)?)
+                    .await?;
+            }
+            alice.say("33").await?;
+            alice.expect("Register Ann, 33?").await?;
+            alice.say("no").await?;
+            alice.expect("start over").await?;
+            alice.say("Anna").await?;
+            alice.expect("Nice to meet you, Anna").await?;
+            alice.say("34").await?;
+            alice.expect("Register Anna, 34?").await?;
+            alice.say("yes").await?;
+            alice.expect("Registered Anna, 34").await?;
+            alice.say("/me").await?;
+            alice.expect("You are Anna, 34.").await?;
 
-    // Emulator mode, written out step by step because of the restart in the middle.
-    session.announce_emulator(&sim);
-    let mut running = session.spawn(first).await?;
-    let alice = Person::p2p(&sim, "alice").await?;
-    alice.say("hello").await?;
-    alice.expect("/register").await?;
-    alice.say("/register").await?;
-    alice.expect("What's your name?").await?;
-    alice.say("Ann").await?;
-    alice.expect("How old are you?").await?;
-    alice.say("old enough").await?;
-    alice.expect("number from 1 to 130").await?;
-    if let Some(path) = &sqlite {
-        println!(
-            "-- restarting the bot; the dialog state is kept in {}",
-            path.display()
-        );
-        running.stop().await?;
-        drop(storage);
-        let storage = open_storage(sqlite.as_ref()).await?;
-        running = session
-            .spawn(dispatcher(session.new_bot()?, storage)?)
-            .await?;
-    }
-    alice.say("33").await?;
-    alice.expect("Register Ann, 33?").await?;
-    alice.say("no").await?;
-    alice.expect("start over").await?;
-    alice.say("Anna").await?;
-    alice.expect("Nice to meet you, Anna").await?;
-    alice.say("34").await?;
-    alice.expect("Register Anna, 34?").await?;
-    alice.say("yes").await?;
-    alice.expect("Registered Anna, 34").await?;
-    alice.say("/me").await?;
-    alice.expect("You are Anna, 34.").await?;
-
-    let bob = Person::p2p(&sim, "bob").await?;
-    bob.say("/register").await?;
-    bob.expect("What's your name?").await?;
-    bob.say("/cancel").await?;
-    bob.expect("Cancelled.").await?;
-    bob.say("/me").await?;
-    bob.expect("not registered").await?;
-
-    let handle = running.handle().clone();
-    running.stop().await?;
-    common::print_done(&handle);
-    Ok(())
+            let bob = Person::p2p(&sim, "bob").await?;
+            bob.say("/register").await?;
+            bob.expect("What's your name?").await?;
+            bob.say("/cancel").await?;
+            bob.expect("Cancelled.").await?;
+            bob.say("/me").await?;
+            bob.expect("not registered").await?;
+            Ok(())
+        })
+        .await
 }

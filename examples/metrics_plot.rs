@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trueconf_bot::bot::{Bot, ReconnectPolicy};
+use trueconf_bot::bot::ReconnectPolicy;
 use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
 use trueconf_bot::ops::OpsServer;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
@@ -115,10 +115,7 @@ async fn main() -> Result<(), BoxError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| "load-run.png".into());
     let sim = Arc::new(Sim::start(SimConfig::default()).await?);
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
+    let bot = trueconf_bot::harness::bot_builder(&sim)
         .reconnect(
             ReconnectPolicy::default()
                 .min_delay(Duration::from_millis(200))

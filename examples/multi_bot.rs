@@ -21,8 +21,9 @@ use std::sync::{Arc, OnceLock};
 use clap::Parser;
 use common::{BoxError, Connect, Person};
 use trueconf_bot::bot::Bot;
-use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::dispatch::{Dep, Dispatcher, HandlerResult, MessageContext, Router};
+use trueconf_bot::harness::{SimBot, bot_builder};
+use trueconf_bot::testkit::{MessageKind, Sim};
 
 /// Two bots in one process.
 #[derive(Parser)]
@@ -75,11 +76,7 @@ async fn run() -> Result<(), BoxError> {
     let hr_bot = match (&session.sim, hr_token) {
         (Some(sim), _) => {
             sim.user("hr_bot");
-            Bot::builder("127.0.0.1")
-                .https(false)
-                .port(sim.addr().port())
-                .token(sim.token_for("hr_bot"))
-                .build()?
+            bot_builder(sim).token(sim.token_for("hr_bot")).build()?
         }
         (None, Some(token)) => {
             let server = session.bot.health_check().server;
@@ -91,12 +88,8 @@ async fn run() -> Result<(), BoxError> {
     let hr = Dispatcher::builder(hr_bot.clone(), Router::new().message(to_hr))
         .dependency(inbox.clone())
         .build()?;
-    let hr_handle = hr.handle();
-    let hr_task = tokio::spawn(hr.run());
-    hr_bot
-        .state()
-        .wait_for(|s| *s == ConnectionState::Ready || s.is_terminal())
-        .await?;
+    // Runs in the background once connected (the kit's runner works with any server).
+    let hr_running = SimBot::run(hr).await?;
     if let Some(sim) = &session.sim {
         sim.user(&manager);
     }
@@ -108,33 +101,41 @@ async fn run() -> Result<(), BoxError> {
 
     let echo_dispatcher =
         Dispatcher::builder(session.bot.clone(), Router::new().message(echo)).build()?;
+    // The HR bot opening a chat with bob is the bot acting on its own: the driver, run in
+    // replay mode too. The script (the users' side) talks in that chat.
+    let bob_chat = Arc::new(OnceLock::new());
+    let driver = {
+        let (hr_bot, bob_chat) = (hr_bot.clone(), bob_chat.clone());
+        |sim: Arc<Sim>| async move {
+            sim.user("bob");
+            let chat = hr_bot.create_personal_chat("bob").await?.chat_id;
+            let _ = bob_chat.set(chat);
+            Ok(())
+        }
+    };
     let outcome = session
-        .serve(echo_dispatcher, |sim| {
+        .serve_driven(echo_dispatcher, driver, |sim| {
             let inbox = inbox_chat.clone();
-            let hr_bot = hr_bot.clone();
             async move {
                 let alice = Person::p2p(&sim, "alice").await?;
                 alice.say("ping").await?;
                 alice.expect("ping").await?;
-                sim.user("bob");
-                // The chat between bob and the HR bot (opened from the bot's side here).
-                let chat = hr_bot.create_personal_chat("bob").await?.chat_id;
-                let bob = Person::in_chat(&sim, "bob", &chat);
+                let chat = bob_chat.get().ok_or("the HR bot opened no chat with bob")?;
+                let bob = Person::in_chat(&sim, "bob", chat);
                 bob.say("I need a vacation certificate").await?;
                 bob.expect("Forwarded to HR").await?;
                 let forwarded = sim.expect_message(&inbox).await?;
                 println!(
                     "   HR inbox < [forwarded] {}",
-                    forwarded["content"]["content"]["text"]
+                    forwarded.text().unwrap_or_default()
                 );
-                if forwarded["type"] != 201 {
+                if forwarded.kind != MessageKind::Forward {
                     return Err("the HR inbox got no forward".into());
                 }
                 Ok(())
             }
         })
         .await;
-    hr_handle.shutdown();
-    hr_task.await??;
+    hr_running.stop().await?;
     outcome
 }

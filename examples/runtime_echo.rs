@@ -5,7 +5,6 @@
 //! 20,000 events over 100 chats with a window of 200 and prints the report.
 
 use serde::Deserialize;
-use trueconf_bot::bot::Bot;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
 
 #[derive(Deserialize)]
@@ -31,11 +30,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let sim = Sim::start(SimConfig::default()).await?;
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()?;
+    let bot = trueconf_bot::harness::bot_builder(&sim).build()?;
     let mut events = bot.events().ok_or("events taken")?;
     bot.start().await?;
     let me = bot.me().unwrap_or_default();

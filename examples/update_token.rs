@@ -18,15 +18,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use common::{BoxError, Connect, Person};
-use trueconf_bot::bot::Bot;
 use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
-use trueconf_bot::testkit::{Sim, SimConfig};
+use trueconf_bot::testkit::SimConfig;
 use trueconf_bot::types::ParseMode;
 
 /// Echoes in Markdown and renews its token by itself.
@@ -51,56 +49,49 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let args = Args::parse();
-    if args.connect.server.is_some() {
-        // A real server: the shared options (use --username/--password for renewal).
-        let session = args.connect.connect(|bot| bot).await?;
-        let dispatcher =
-            Dispatcher::builder(session.bot.clone(), Router::new().message(echo)).build()?;
-        return session.serve(dispatcher, |_| async { Ok(()) }).await;
-    }
-    common::init_logging();
-    let sim = Arc::new(
-        Sim::start(SimConfig {
-            token_ttl: Duration::from_secs(2),
-            ..SimConfig::default()
-        })
-        .await?,
-    );
-    println!(
-        "-- embedded TrueConf emulator at {}; tokens live 2 s",
-        sim.url()
-    );
-    // Print the conversation as the other examples do.
-    sim.set_transcript(|line| println!("{line}"));
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .credentials("bot", "bot-password")
-        .build()?;
+    // A real server: the shared options (use --username/--password for renewal). The
+    // emulator: tokens that live 2 s, and a bot that logs in with the emulator's bot account
+    // so it can fetch new ones.
+    let emulated = args.connect.server.is_none();
+    let session = args
+        .connect
+        .connect_with(
+            |sim| SimConfig {
+                token_ttl: Duration::from_secs(2),
+                ..sim
+            },
+            move |bot| {
+                if emulated {
+                    bot.credentials("bot", "bot-password")
+                } else {
+                    bot
+                }
+            },
+        )
+        .await?;
+    let bot = session.bot.clone();
     let dispatcher = Dispatcher::builder(bot.clone(), Router::new().message(echo)).build()?;
-    let handle = dispatcher.handle();
-    let task = tokio::spawn(dispatcher.run());
-    let mut state = bot.state();
-    state.wait_for(|s| *s == ConnectionState::Ready).await?;
-    let first = bot.token().ok_or("no token after connecting")?;
-
-    let alice = Person::p2p(&sim, "alice").await?;
-    alice.say("hello").await?;
-    alice.expect("You said: **hello**").await?;
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    println!("-- the token expired; the server drops the connection");
-    sim.faults().drop_connections();
-    state.wait_for(|s| *s != ConnectionState::Ready).await?;
-    state.wait_for(|s| *s == ConnectionState::Ready).await?;
-    let renewed = bot.token().ok_or("no token after reconnecting")?;
-    if renewed == first {
-        return Err("the token was not renewed".into());
-    }
-    println!("-- reconnected with a new token (renewed by the bot itself)");
-    alice.say("still there?").await?;
-    alice.expect("You said: **still there?**").await?;
-    handle.shutdown();
-    task.await??;
-    common::print_done(&handle);
-    Ok(())
+    session
+        .serve(dispatcher, |sim| async move {
+            println!("-- tokens live 2 s");
+            let mut state = bot.state();
+            let first = bot.token().ok_or("no token after connecting")?;
+            let alice = Person::p2p(&sim, "alice").await?;
+            alice.say("hello").await?;
+            alice.expect("You said: **hello**").await?;
+            tokio::time::sleep(Duration::from_millis(2200)).await;
+            println!("-- the token expired; the server drops the connection");
+            sim.faults().drop_connections();
+            state.wait_for(|s| *s != ConnectionState::Ready).await?;
+            state.wait_for(|s| *s == ConnectionState::Ready).await?;
+            let renewed = bot.token().ok_or("no token after reconnecting")?;
+            if renewed == first {
+                return Err("the token was not renewed".into());
+            }
+            println!("-- reconnected with a new token (renewed by the bot itself)");
+            alice.say("still there?").await?;
+            alice.expect("You said: **still there?**").await?;
+            Ok(())
+        })
+        .await
 }

@@ -17,6 +17,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,6 +28,7 @@ use common::{BoxError, Connect, Person};
 use serde::{Deserialize, Serialize};
 use trueconf_bot::bot::{Bot, HealthSnapshot};
 use trueconf_bot::dispatch::{Dispatcher, HandlerResult, MessageContext, Router};
+use trueconf_bot::testkit::Sim;
 
 /// A bot with an HTTP endpoint that makes it post.
 #[derive(Parser)]
@@ -103,48 +105,50 @@ async fn run() -> Result<(), BoxError> {
 
     let dispatcher =
         Dispatcher::builder(session.bot.clone(), Router::new().command("start", start)).build()?;
-    session
-        .serve(dispatcher, |sim| async move {
-            // What a CI job or a monitoring system would do: POST to the endpoint. Built
-            // after the bot, with the user's own reqwest (see `install_crypto_provider`).
-            let client = reqwest::Client::new();
-            let _alice_exists = sim.user("alice");
-            let health: serde_json::Value = client
-                .get(endpoint.replace("/send", "/health"))
+    // The driver is what a CI job or a monitoring system would do: call the endpoint. It makes
+    // the bot act on its own, so it runs in replay mode too (the transcript has the bot's
+    // chat and posts with no user entry before them).
+    let driver = |sim: Arc<Sim>| async move {
+        // Built after the bot, with the user's own reqwest (see `install_crypto_provider`).
+        let client = reqwest::Client::new();
+        let _alice_exists = sim.user("alice");
+        let health: serde_json::Value = client
+            .get(endpoint.replace("/send", "/health"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        println!("    curl < GET /health: {}", health["status"]);
+        for text in ["Build #42 passed", "Deploy to staging: done"] {
+            println!("    curl > POST /send {{\"user\":\"alice\",\"text\":{text:?}}}");
+            let sent: Sent = client
+                .post(&endpoint)
+                .json(&serde_json::json!({ "user": "alice", "text": text }))
                 .send()
                 .await?
                 .error_for_status()?
                 .json()
                 .await?;
-            println!("    curl < GET /health: {}", health["status"]);
-            let mut chat = None;
-            for text in ["Build #42 passed", "Deploy to staging: done"] {
-                println!("    curl > POST /send {{\"user\":\"alice\",\"text\":{text:?}}}");
-                let sent: Sent = client
-                    .post(&endpoint)
-                    .json(&serde_json::json!({ "user": "alice", "text": text }))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                println!("    curl < 200 {{\"message_id\":{:?}}}", sent.message_id);
-                chat = Some(sent.chat_id);
-            }
-            let chat = chat.ok_or("nothing was sent")?;
-            // The chat as alice sees it.
-            let alice = Person::in_chat(&sim, "alice", &chat);
+            println!("    curl < 200 {{\"message_id\":{:?}}}", sent.message_id);
+        }
+        let bad = client
+            .post(&endpoint)
+            .json(&serde_json::json!({ "user": "alice", "text": "  " }))
+            .send()
+            .await?;
+        println!("    curl < {} (an empty text is refused)", bad.status());
+        if bad.status() != reqwest::StatusCode::BAD_GATEWAY {
+            return Err("an empty text was not refused".into());
+        }
+        Ok(())
+    };
+    session
+        .serve_driven(dispatcher, driver, |sim| async move {
+            // The chat as alice sees it (the bot opened it).
+            let alice = Person::p2p(&sim, "alice").await?;
             alice.expect("Build #42 passed").await?;
             alice.expect("Deploy to staging").await?;
-            let bad = client
-                .post(&endpoint)
-                .json(&serde_json::json!({ "user": "alice", "text": "  " }))
-                .send()
-                .await?;
-            println!("    curl < {} (an empty text is refused)", bad.status());
-            if bad.status() != reqwest::StatusCode::BAD_GATEWAY {
-                return Err("an empty text was not refused".into());
-            }
             Ok(())
         })
         .await

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::mpsc;
-use trueconf_bot::bot::{AckMode, Acknowledger, Bot, ServerEvent};
+use trueconf_bot::bot::{AckMode, ServerEvent};
 use trueconf_bot::dispatch::{Dispatcher, Router, Update};
-use trueconf_bot::protocol::RawValue;
-use trueconf_bot::testkit::{Sim, SimConfig};
+use trueconf_bot::harness::{SimBot, bot_builder, event, run_events};
+use trueconf_bot::testkit::{Sim, SimConfig, eventually};
 
 type Seen = Arc<Mutex<HashMap<String, Vec<usize>>>>;
 
@@ -84,21 +84,14 @@ async fn a_flood_of_large_events_stays_within_the_event_memory_budget() {
     const MOST_BYTES: usize = BUDGET + SIZE + 1024;
 
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .event_memory(BUDGET)
-        .build()
-        .unwrap();
+    let bot = bot_builder(&sim).event_memory(BUDGET).build().unwrap();
     let seen: Seen = Default::default();
     let finished = Arc::new(AtomicUsize::new(0));
     let d = Dispatcher::builder(bot, recorder(&seen, &finished, Duration::from_millis(50)))
         .build()
         .unwrap();
-    let handle = d.handle();
-    let task = tokio::spawn(d.run());
-    sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+    let running = SimBot::run(d).await.unwrap();
+    let handle = running.handle().clone();
     let base = sim.stats().acked;
     let faults = sim.faults();
     let mut peak_held = 0;
@@ -144,16 +137,17 @@ async fn a_flood_of_large_events_stays_within_the_event_memory_budget() {
     let m = handle.metrics();
     assert_eq!(m.overflowed, 0, "{m:?}");
     // The last events are given back just after their handlers return.
-    while handle.metrics().buffered_bytes > 0 {
-        assert!(Instant::now() < deadline, "{:?}", handle.metrics());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let given_back = eventually("every buffered byte given back", left, || {
+        (handle.metrics().buffered_bytes == 0).then_some(())
+    })
+    .await;
+    assert!(given_back.is_ok(), "{:?}", handle.metrics());
     eprintln!(
         "peak events held {peak_held} (at most {MOST_HELD}), peak buffered {peak_bytes} bytes \
          (at most {MOST_BYTES})"
     );
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }
 
 /// More chats than the live cap, each with several events, interleaved as a busy server
@@ -193,28 +187,20 @@ async fn chats_beyond_the_live_cap_wait_for_a_slot_and_keep_their_order() {
         .max_live_conversations(CAP)
         .build()
         .unwrap();
-    let handle = d.handle();
-    let (tx, rx) = mpsc::channel(16);
-    let task = tokio::spawn(d.run_on(rx));
-    let mut id = 0;
+    let mut events = Vec::new();
     for i in 0..PER_CHAT {
         for c in 0..CHATS {
-            id += 1;
-            let payload = big_message(&format!("chat{c}"), i, 8);
-            let event = ServerEvent {
+            let id = events.len() as u64 + 1;
+            events.push(event(
                 id,
-                method: "sendMessage".into(),
-                payload: RawValue::from_string(payload.to_string()).unwrap(),
-                ack: Acknowledger::noop(id),
-            };
-            tx.send(event).await.unwrap();
+                "sendMessage",
+                big_message(&format!("chat{c}"), i, 8),
+            ));
         }
     }
-    drop(tx);
-    tokio::time::timeout(Duration::from_secs(60), task)
+    let handle = tokio::time::timeout(Duration::from_secs(60), run_events(d, events))
         .await
         .expect("every event handled")
-        .unwrap()
         .unwrap();
     assert_all_in_order(&seen, CHATS, PER_CHAT);
     let most_busy = busy.lock().unwrap().1;
@@ -232,10 +218,7 @@ async fn chats_beyond_the_live_cap_wait_for_a_slot_and_keep_their_order() {
 async fn events_bigger_than_the_budget_get_through_one_at_a_time() {
     const SIZE: usize = 64 << 10;
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
+    let bot = bot_builder(&sim)
         .ack_mode(AckMode::AfterHandled)
         .event_memory(1024)
         .request_timeout(Duration::from_secs(10))
@@ -268,14 +251,13 @@ async fn events_bigger_than_the_budget_get_through_one_at_a_time() {
     assert!(!call.is_finished(), "the response waits behind the budget");
     first.ack.ack();
     let second = next(&mut events).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sim.stats().acked < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the first event's ack reaches the server"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        "the first event's ack reaches the server",
+        Duration::from_secs(5),
+        || (sim.stats().acked >= 1).then_some(()),
+    )
+    .await
+    .unwrap();
     // Dropping an event (unacknowledged) gives its share back too. The response was sent
     // after the third event, so it is read only once that one is given back.
     drop(second);
@@ -310,12 +292,7 @@ async fn measure_the_memory_of_the_reviewed_flood() {
     const CHATS: usize = 8;
     const PER_CHAT: usize = 70;
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()
-        .unwrap();
+    let bot = bot_builder(&sim).build().unwrap();
     let finished = Arc::new(AtomicUsize::new(0));
     let (open, gate) = tokio::sync::watch::channel(false);
     let f = finished.clone();
@@ -328,9 +305,8 @@ async fn measure_the_memory_of_the_reviewed_flood() {
         }
     });
     let d = Dispatcher::builder(bot, router).build().unwrap();
-    let handle = d.handle();
-    let task = tokio::spawn(d.run());
-    sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+    let running = SimBot::run(d).await.unwrap();
+    let handle = running.handle().clone();
     let base = sim.stats().acked;
     let mut peak = 0;
     let mut held = || {
@@ -372,6 +348,5 @@ async fn measure_the_memory_of_the_reviewed_flood() {
         started.elapsed(),
         status_kib("VmHWM:").saturating_sub(rss) / 1024
     );
-    handle.shutdown();
-    task.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }

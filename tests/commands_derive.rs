@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tokio::sync::mpsc;
-use trueconf_bot::connection::{Acknowledger, ServerEvent};
+use trueconf_bot::connection::ServerEvent;
 use trueconf_bot::dispatch::{
     ArgsError, BadArgs, BotCommands, ChatId, CommandFilter, Dispatcher, HandlerResult, ParseError,
     Router, Text, debug_handler,
 };
-use trueconf_bot::protocol::RawValue;
+use trueconf_bot::harness::event;
 
 #[derive(BotCommands, Debug, Clone, PartialEq)]
 #[command(description = "These commands are supported:")]
@@ -103,12 +103,7 @@ fn msg(id: u64, text: &str) -> ServerEvent {
         "author": {"id": "alice@srv.example", "type": 1},
         "content": {"text": text, "parseMode": "text"}
     });
-    ServerEvent {
-        id,
-        method: "sendMessage".into(),
-        payload: RawValue::from_string(payload.to_string()).unwrap(),
-        ack: Acknowledger::noop(id),
-    }
+    event(id, "sendMessage", payload)
 }
 
 type Log = Arc<Mutex<Vec<String>>>;

@@ -4,30 +4,21 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
-use trueconf_bot::connection::{Acknowledger, ServerEvent};
+use trueconf_bot::connection::ServerEvent;
 use trueconf_bot::dispatch::{
     BadArgs, BotCommand, ButtonPress, ChatId, CommandArgs, CommandFilter, Ctx, Dep, DispatchError,
     Dispatcher, DispatcherBuilder, DispatcherHandle, EventKind, ExtractError, Filter,
     HandlerResult, Next, Overflow, OverflowReason, Router, Text, Update,
 };
 use trueconf_bot::fsm::{Dialogue, MemoryStorage, Storage};
-use trueconf_bot::protocol::RawValue;
+use trueconf_bot::harness::{event, run_events};
 use trueconf_bot::types::{Event, Message};
 
 const BOT: &str = "bot@srv.example";
-
-fn event(id: u64, method: &str, payload: serde_json::Value) -> ServerEvent {
-    ServerEvent {
-        id,
-        method: method.to_string(),
-        payload: RawValue::from_string(payload.to_string()).unwrap(),
-        ack: Acknowledger::noop(id),
-    }
-}
 
 fn msg_from(id: u64, chat: &str, author: &str, text: &str) -> ServerEvent {
     event(
@@ -69,16 +60,9 @@ fn log_push(log: &Log, s: impl Into<String>) {
 
 /// Runs `builder` over `events`, then closes the stream and waits for every handler.
 async fn run(builder: DispatcherBuilder, events: Vec<ServerEvent>) -> DispatcherHandle {
-    let d = builder.self_id(BOT).build().unwrap();
-    let handle = d.handle();
-    let (tx, rx) = mpsc::channel(1024);
-    let task = tokio::spawn(d.run_on(rx));
-    for e in events {
-        tx.send(e).await.unwrap();
-    }
-    drop(tx);
-    task.await.unwrap().unwrap();
-    handle
+    run_events(builder.self_id(BOT).build().unwrap(), events)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -352,20 +336,14 @@ async fn thousand_chats_keep_their_order_and_run_in_parallel() {
         .queue_capacity(PER_CHAT)
         .build()
         .unwrap();
-    let handle = d.handle();
-    let (tx, rx) = mpsc::channel(4096);
-    let task = tokio::spawn(d.run_on(rx));
-    let mut id = 0;
+    let mut events = Vec::new();
     for i in 0..PER_CHAT {
         for c in 0..CHATS {
-            id += 1;
-            tx.send(msg(id, &format!("chat{c}"), &i.to_string()))
-                .await
-                .unwrap();
+            let id = events.len() as u64 + 1;
+            events.push(msg(id, &format!("chat{c}"), &i.to_string()));
         }
     }
-    drop(tx);
-    task.await.unwrap().unwrap();
+    let handle = run_events(d, events).await.unwrap();
     let replies = replies.lock().unwrap();
     assert_eq!(replies.len(), CHATS);
     for (chat, seq) in replies.iter() {
@@ -821,17 +799,15 @@ mod against_the_emulator {
     use trueconf_bot::bot::{Bot, ReconnectPolicy};
     use trueconf_bot::connection::AckMode;
     use trueconf_bot::dispatch::MessageContext;
-    use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
+    use trueconf_bot::harness::{SimBot, bot_builder};
+    use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig, eventually};
 
     async fn boom() {
         panic!("boom");
     }
 
     fn bot_for(sim: &Sim, ack: AckMode) -> Bot {
-        Bot::builder("127.0.0.1")
-            .https(false)
-            .port(sim.addr().port())
-            .token(sim.bot_token())
+        bot_builder(sim)
             .ack_mode(ack)
             .receive_unread(true)
             .request_timeout(Duration::from_secs(3))
@@ -859,9 +835,8 @@ mod against_the_emulator {
             }
         });
         let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
-        let handle = d.handle();
-        let task = tokio::spawn(d.run());
-        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let running = SimBot::run(d).await.unwrap();
+        let handle = running.handle().clone();
         let alice = sim.user("alice");
         let chat = alice.create_p2p_with_bot().await.unwrap();
         for i in 0..N {
@@ -871,29 +846,24 @@ mod against_the_emulator {
             }
             alice.send_text(&chat, &format!("m{i}")).await.unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let done = {
-                let seen = seen.lock().unwrap();
-                (0..N).all(|i| seen.contains_key(&format!("m{i}")))
-            };
-            if done {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "lost events: {:?}",
-                seen.lock().unwrap().len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let all_seen = eventually("every event handled", Duration::from_secs(15), || {
+            let seen = seen.lock().unwrap();
+            (0..N)
+                .all(|i| seen.contains_key(&format!("m{i}")))
+                .then_some(())
+        })
+        .await;
+        assert!(
+            all_seen.is_ok(),
+            "lost events: {:?}",
+            seen.lock().unwrap().len()
+        );
         let stats = sim.stats();
         assert!(
             stats.connections >= 2,
             "the socket was dropped and re-opened: {stats:?}"
         );
-        handle.shutdown();
-        task.await.unwrap().unwrap();
+        running.stop().await.unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), N);
         eprintln!(
@@ -929,8 +899,8 @@ mod against_the_emulator {
             .queue_capacity(64)
             .build()
             .unwrap();
-        let handle = d.handle();
-        let task = tokio::spawn(d.run());
+        let running = SimBot::run(d).await.unwrap();
+        let handle = running.handle().clone();
         let report = sim
             .run_load(LoadSpec {
                 events: 50_000,
@@ -950,8 +920,7 @@ mod against_the_emulator {
         // handler at a time would mean chats wait for each other.
         assert!(peak >= 16, "only {peak} handlers ran at once");
         assert_eq!(handle.metrics().overflowed, 0);
-        handle.shutdown();
-        task.await.unwrap().unwrap();
+        running.stop().await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -980,9 +949,8 @@ mod against_the_emulator {
                 HandlerResult::Ok(())
             });
         let d = Dispatcher::builder(bot, router).build().unwrap();
-        let handle = d.handle();
-        let task = tokio::spawn(d.run());
-        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let running = SimBot::run(d).await.unwrap();
+        let handle = running.handle().clone();
         let (alice, bob) = (sim.user("alice"), sim.user("bob"));
         let (ca, cb) = (
             alice.create_p2p_with_bot().await.unwrap(),
@@ -990,26 +958,25 @@ mod against_the_emulator {
         );
         alice.send_text(&ca, "/add 2 40").await.unwrap();
         let m = sim.expect_message(&ca).await.unwrap();
-        assert_eq!(m["content"]["text"], "42");
+        assert_eq!(m.text(), Some("42"));
         let bad = alice.send_text(&ca, "/add two").await.unwrap();
         let m = sim.expect_message(&ca).await.unwrap();
-        assert_eq!(m["content"]["text"], "usage: /add <a> <b>");
-        assert_eq!(m["replyMessageId"], bad.as_str());
+        assert_eq!(m.text(), Some("usage: /add <a> <b>"));
+        assert_eq!(m.reply_to.as_deref(), Some(bad.as_str()));
         alice.send_text(&ca, "boom").await.unwrap();
         bob.send_text(&cb, "hello").await.unwrap();
         let m = sim.expect_message(&cb).await.unwrap();
-        assert_eq!(m["content"]["text"], "echo hello");
+        assert_eq!(m.text(), Some("echo hello"));
         alice.send_text(&ca, "still there?").await.unwrap();
         let m = sim.expect_message(&ca).await.unwrap();
-        assert_eq!(m["content"]["text"], "echo still there?");
+        assert_eq!(m.text(), Some("echo still there?"));
         sim.expect_no_message(&ca, Duration::from_millis(100))
             .await
             .unwrap();
         let metrics = handle.metrics();
         assert_eq!(metrics.panics, 1);
         assert_eq!((metrics.handled, metrics.errors), (5, 1), "{metrics:?}");
-        handle.shutdown();
-        task.await.unwrap().unwrap();
+        running.stop().await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1048,30 +1015,28 @@ mod against_the_emulator {
                 HandlerResult::Ok(())
             });
         let d = Dispatcher::builder(bot, router).build().unwrap();
-        let handle = d.handle();
-        let task = tokio::spawn(d.run());
-        sim.wait_for_bot(Duration::from_secs(5)).await.unwrap();
+        let running = SimBot::run(d).await.unwrap();
+        let handle = running.handle().clone();
         let alice = sim.user("alice");
         let chat = alice.create_p2p_with_bot().await.unwrap();
         alice.send_text(&chat, "/menu").await.unwrap();
         let menu = sim.expect_message(&chat).await.unwrap();
-        let menu_id = menu["messageId"].as_str().unwrap().to_string();
+        let menu_id = menu.id.clone();
         let command_id = alice.press_button(&chat, &menu_id, "/close").await.unwrap();
         assert!(command_id.is_some());
         let m = sim.expect_message(&chat).await.unwrap();
-        assert_eq!(m["content"]["text"], "closed ticket=7");
+        assert_eq!(m.text(), Some("closed ticket=7"));
         let answer = sim.expect_request("answerCommand").await.unwrap();
         assert_eq!(answer["commandId"].as_str(), command_id.as_deref());
         assert_eq!(answer["answerType"], "complete");
         alice.press_button(&chat, &menu_id, "/other").await.unwrap();
         let m = sim.expect_message(&chat).await.unwrap();
-        let text = m["content"]["text"].as_str().unwrap();
+        let text = m.text().unwrap();
         assert!(
             text.starts_with("other: ") && text.contains("commandId"),
             "{text}"
         );
         assert_eq!(handle.metrics().errors, 0);
-        handle.shutdown();
-        task.await.unwrap().unwrap();
+        running.stop().await.unwrap();
     }
 }

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use trueconf_bot::bot::{Acknowledger, ServerEvent};
+use trueconf_bot::bot::ServerEvent;
 use trueconf_bot::dispatch::{Dispatcher, HandledMarks, MemoryMarks, Router};
-use trueconf_bot::protocol::RawValue;
+use trueconf_bot::harness::event;
 
 #[cfg(feature = "redis")]
 #[path = "support/redis_server.rs"]
@@ -24,12 +24,7 @@ fn message(frame_id: u64, message_id: &str, author: &str) -> ServerEvent {
         "author": {"id": author, "type": 1},
         "content": {"text": "hi", "parseMode": "text"}
     });
-    ServerEvent {
-        id: frame_id,
-        method: "sendMessage".into(),
-        payload: RawValue::from_string(payload.to_string()).unwrap(),
-        ack: Acknowledger::noop(frame_id),
-    }
+    event(frame_id, "sendMessage", payload)
 }
 
 /// One run of a bot process: a fresh dispatcher (fresh memory) over `marks`, fed `events`;

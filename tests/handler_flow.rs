@@ -5,26 +5,16 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tokio::sync::mpsc;
-use trueconf_bot::connection::{Acknowledger, ServerEvent};
+use trueconf_bot::connection::ServerEvent;
 use trueconf_bot::dispatch::{
     BotCommand, CommandFilter, Ctx, Data, Dispatcher, DispatcherBuilder, DispatcherHandle,
     ExtractError, F, Filter, HandlerError, HandlerResult, Next, Regex, Router, Text, TextMatch,
     Update,
 };
-use trueconf_bot::protocol::RawValue;
+use trueconf_bot::harness::{event, run_events};
 use trueconf_bot::types::{ChatType, MessageKind};
 
 const BOT: &str = "bot@srv.example";
-
-fn event(id: u64, method: &str, payload: serde_json::Value) -> ServerEvent {
-    ServerEvent {
-        id,
-        method: method.to_string(),
-        payload: RawValue::from_string(payload.to_string()).unwrap(),
-        ack: Acknowledger::noop(id),
-    }
-}
 
 fn message(id: u64, chat_type: u8, author: &str, text: &str, reply: bool) -> ServerEvent {
     let mut payload = json!({
@@ -54,16 +44,9 @@ fn push(log: &Log, s: impl Into<String>) {
 }
 
 async fn run(builder: DispatcherBuilder, events: Vec<ServerEvent>) -> DispatcherHandle {
-    let d = builder.self_id(BOT).build().unwrap();
-    let handle = d.handle();
-    let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(d.run_on(rx));
-    for e in events {
-        tx.send(e).await.unwrap();
-    }
-    drop(tx);
-    task.await.unwrap().unwrap();
-    handle
+    run_events(builder.self_id(BOT).build().unwrap(), events)
+        .await
+        .unwrap()
 }
 
 /// A handler logging `tag:text`.

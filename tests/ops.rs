@@ -10,13 +10,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use trueconf_bot::bot::{Acknowledger, Bot, ReconnectPolicy, ServerEvent};
+use trueconf_bot::bot::{Bot, ReconnectPolicy, ServerEvent};
 use trueconf_bot::connection::AckMode;
 use trueconf_bot::dispatch::{
     Dispatcher, EventKind, Filter, HandlerResult, MessageContext, Router, Text,
 };
+use trueconf_bot::harness::event;
 use trueconf_bot::ops::OpsServer;
-use trueconf_bot::protocol::RawValue;
 use trueconf_bot::testkit::{LoadSpec, Sim, SimConfig};
 
 /// The metric series are process-wide: tests reading them run one at a time.
@@ -253,12 +253,7 @@ fn message(id: u64, chat: &str, message_id: &str, author: &str, text: &str) -> S
         "author": {"id": author, "type": 1},
         "content": {"text": text, "parseMode": "text"},
     });
-    ServerEvent {
-        id,
-        method: "sendMessage".into(),
-        payload: RawValue::from_string(payload.to_string()).unwrap(),
-        ack: Acknowledger::noop(id),
-    }
+    event(id, "sendMessage", payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@ use trueconf_bot::bot::Bot;
 use trueconf_bot::dispatch::{Dispatcher, DispatcherHandle, HandlerResult, MessageContext, Router};
 use trueconf_bot::harness::{SimBot, bot_builder};
 use trueconf_bot::testkit::{
-    ButtonAction, ChatKind, MessageKind, Person, ReplayOptions, Sim, SimConfig, Transcript,
-    eventually,
+    Action, ButtonAction, ChatKind, MessageKind, Person, ReplayOptions, Side, Sim, SimConfig,
+    Transcript, eventually,
 };
 use trueconf_bot::transfer::InputFile;
 use trueconf_bot::types::{Button, InlineKeyboard, ParseMode};
@@ -339,4 +339,127 @@ fn a_bad_transcript_line_is_named() {
     let err =
         Transcript::parse("{\"side\":\"user\",\"actor\":\"a\",\"action\":\"dance\"}").unwrap_err();
     assert!(matches!(&err, Error::InvalidArgument { rule, .. } if rule.contains("line 1")));
+}
+
+/// What the bot does on its own, with no user before it: open a channel, add alice, post.
+async fn announce(bot: &Bot, add_alice: bool) {
+    let channel = bot.create_channel("News").await.unwrap().chat_id;
+    if add_alice {
+        bot.add_participant_to_chat(&channel, "alice")
+            .await
+            .unwrap();
+    }
+    bot.send_message(&channel, "Welcome to the news")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_bots_own_actions_are_recorded_and_replay_checks_them() {
+    let sim = Sim::start(quick_sim()).await.unwrap();
+    sim.user("alice");
+    sim.start_recording();
+    let bot = SimBot::start(&sim, Router::new()).await.unwrap();
+    announce(bot.bot(), true).await;
+    bot.stop().await.unwrap();
+    let text = sim.transcript().to_jsonl();
+    let transcript = Transcript::parse(&text).unwrap();
+    let sides: Vec<_> = transcript.entries.iter().map(|e| e.side).collect();
+    assert_eq!(sides, [Side::Bot; 3], "{text}");
+    assert!(
+        text.contains(r#""action":"join""#) && text.contains(r#""member":"alice""#),
+        "{text}"
+    );
+
+    // Replayed while the same bot does the same on its own: clean.
+    let fresh = Sim::start(quick_sim()).await.unwrap();
+    fresh.user("alice");
+    let bot = SimBot::start(&fresh, Router::new()).await.unwrap();
+    announce(bot.bot(), true).await;
+    let report = fresh
+        .replay(&transcript, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.differences);
+    bot.stop().await.unwrap();
+
+    // A bot that forgets to add alice: the missing join is the difference.
+    let other = Sim::start(SimConfig {
+        expect_timeout: Duration::from_secs(1),
+        ..quick_sim()
+    })
+    .await
+    .unwrap();
+    other.user("alice");
+    let bot = SimBot::start(&other, Router::new()).await.unwrap();
+    announce(bot.bot(), false).await;
+    let options = ReplayOptions {
+        timeout: Duration::from_secs(1),
+        ..ReplayOptions::default()
+    };
+    let report = other.replay(&transcript, &options).await.unwrap();
+    assert_eq!(report.differences.len(), 1, "{:?}", report.differences);
+    assert_eq!(report.differences[0].entry, 1);
+    assert!(
+        report.differences[0].expected.contains("add alice"),
+        "{:?}",
+        report.differences
+    );
+    bot.stop().await.unwrap();
+}
+
+async fn forwarder(msg: MessageContext) -> HandlerResult {
+    msg.forward_to(msg.chat()).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_forward_reads_as_the_forwarded_text_and_replays_by_it() {
+    let sim = Arc::new(Sim::start(quick_sim()).await.unwrap());
+    sim.start_recording();
+    let bot = SimBot::start(&sim, Router::new().message(forwarder))
+        .await
+        .unwrap();
+    let alice = Person::p2p(&sim, "alice").await.unwrap();
+    alice.say("pass it on").await.unwrap();
+    let forward = alice.hear().await.unwrap();
+    assert_eq!(forward.kind, MessageKind::Forward);
+    assert_eq!(forward.text(), Some("pass it on"));
+    bot.stop().await.unwrap();
+    let transcript = sim.transcript();
+
+    // A bot that forwards a different text is caught: forwards are compared by the original.
+    let mut changed = transcript.clone();
+    let forwarded = changed
+        .entries
+        .iter_mut()
+        .find_map(|entry| match &mut entry.action {
+            Action::Post {
+                kind: 201, content, ..
+            } => Some(content),
+            _ => None,
+        })
+        .expect("the forward is recorded");
+    forwarded["content"]["text"] = "something else".into();
+    let fresh = Sim::start(quick_sim()).await.unwrap();
+    let bot = SimBot::start(&fresh, Router::new().message(forwarder))
+        .await
+        .unwrap();
+    let clean = fresh
+        .replay(&transcript, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert!(clean.is_clean(), "{:?}", clean.differences);
+    bot.stop().await.unwrap();
+    let other = Sim::start(quick_sim()).await.unwrap();
+    let bot = SimBot::start(&other, Router::new().message(forwarder))
+        .await
+        .unwrap();
+    let report = other
+        .replay(&changed, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.differences.len(), 1, "{:?}", report.differences);
+    assert!(report.differences[0].expected.contains("something else"));
+    bot.stop().await.unwrap();
 }

@@ -10,11 +10,15 @@
 //! A bot reply that varies from run to run (the middleware example's counters, report_bot's
 //! random ticket numbers, the clock in filters) carries a hand-added `"contains"` in its transcript line.
 //!
-//! Not here: examples whose bot acts on its own rather than in answer to a user (`webhook`
-//! posts when its HTTP endpoint is called, `add_big_list_users_to_channel` and `multi_bot`
-//! create chats at start), which a replay of the users' side cannot drive, and `fsm_form`,
-//! `file_bot` and `update_token`, whose scripts do not go through the shared runner that
-//! records.
+//! Bots that act on their own (`webhook` posts when its HTTP endpoint is called,
+//! `add_big_list_users_to_channel` creates a channel and adds 150 users, `multi_bot`'s HR bot
+//! creates its inbox and opens a chat) have transcripts whose bot entries come with no user
+//! entry before them; the example's driver (what makes the bot act) runs during the replay
+//! too, and the replay checks that the bot does what was recorded (see
+//! `trueconf_bot::testkit::Transcript`, "The bot acting on its own").
+//!
+//! Every example is either in [`EXAMPLES`] or in [`NOT_REPLAYED`] with the reason;
+//! `every_example_has_a_transcript_or_a_reason` fails for a new example in neither.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,6 +35,25 @@ const EXAMPLES: &[&str] = &[
     "buttons_bot",
     "contacts",
     "report_bot",
+    "fsm_form",
+    "file_bot",
+    "update_token",
+    "webhook",
+    "multi_bot",
+    "add_big_list_users_to_channel",
+];
+
+/// Examples without a transcript, and why. Each is a measurement tool, not a conversation: it
+/// runs the emulator's load generator (tens of thousands of generated events, which the
+/// emulator does not record: `Sim::run_load` switches recording off) and reports numbers that
+/// vary from run to run.
+const NOT_REPLAYED: &[(&str, &str)] = &[
+    ("metrics_plot", "load run drawn as a PNG; no conversation"),
+    (
+        "raw_echo",
+        "throughput baseline on raw tungstenite; load run only",
+    ),
+    ("runtime_echo", "throughput of the runtime; load run only"),
 ];
 
 fn example_binary(name: &str) -> PathBuf {
@@ -72,4 +95,46 @@ fn every_example_answers_its_recorded_transcript() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_example_has_a_transcript_or_a_reason() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut examples: Vec<String> = std::fs::read_dir(root.join("examples"))
+        .expect("the examples directory")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let stem = path.file_stem()?.to_str()?.to_owned();
+            // examples/common is the shared runner (a module, not an example).
+            (path.extension()? == "rs").then_some(stem)
+        })
+        .collect();
+    examples.sort();
+    let mut missing = Vec::new();
+    for name in &examples {
+        let replayed = EXAMPLES.contains(&name.as_str());
+        let excused = NOT_REPLAYED.iter().any(|(n, _)| n == name);
+        assert!(
+            !(replayed && excused),
+            "{name} is both replayed and excluded"
+        );
+        if !replayed && !excused {
+            missing.push(name.clone());
+        }
+        if replayed {
+            let transcript = root.join("tests/transcripts").join(format!("{name}.jsonl"));
+            assert!(transcript.exists(), "{} is missing", transcript.display());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "examples with neither a transcript (tests/transcripts/NAME.jsonl, listed in EXAMPLES) \
+         nor a reason in NOT_REPLAYED: {missing:?}"
+    );
+    for name in EXAMPLES.iter().chain(NOT_REPLAYED.iter().map(|(n, _)| n)) {
+        assert!(
+            examples.iter().any(|e| e == name),
+            "{name} is listed but examples/{name}.rs does not exist"
+        );
+    }
 }

@@ -8,6 +8,13 @@
 //! bot, prints the conversation and exits: non-zero when the bot did not answer as expected.
 //! With `--server` it is a real bot that runs until Ctrl-C, `--for-seconds N` or, with
 //! `--once`, its first handled event.
+//!
+//! An emulator run has two parts: the *script* (the users' side: what scripted users say and
+//! what they expect back), which `--replay FILE` replaces by the users' side of a transcript,
+//! and, for a bot that acts on its own, the *driver* (what makes it act: a call to its HTTP
+//! endpoint, a bulk job, the second bot of a pair), which runs in every emulator mode, replay
+//! included, before the script. `--record FILE` records from the emulator's start, so what
+//! the bot does while starting is in the transcript too.
 
 // Each example uses a different part of this module.
 #![allow(dead_code)]
@@ -19,7 +26,7 @@ use std::time::Duration;
 
 use trueconf_bot::bot::{Bot, BotBuilder};
 use trueconf_bot::dispatch::{Dispatcher, DispatcherHandle};
-use trueconf_bot::harness::SimBot;
+use trueconf_bot::harness::{SimBot, bot_builder};
 // Each example uses a different part of the kit.
 #[allow(unused_imports)]
 pub use trueconf_bot::testkit::{Person, eventually};
@@ -93,6 +100,9 @@ pub struct Connect {
 
 type Configure = Arc<dyn Fn(BotBuilder) -> BotBuilder + Send + Sync>;
 
+/// The running dispatcher of an emulator run, shared with a [`Restarter`].
+type Running = Arc<tokio::sync::Mutex<Option<SimBot>>>;
+
 /// A connected example: the bot, and the emulator when there is no real server.
 pub struct Session {
     /// The bot (not started: the dispatcher starts it).
@@ -103,6 +113,39 @@ pub struct Session {
     configure: Configure,
     /// The `--metrics` endpoint, once a dispatcher runs.
     ops: std::sync::Mutex<Option<trueconf_bot::ops::OpsServer>>,
+    running: Running,
+}
+
+/// Restarts the bot in the middle of an emulator script (see [`Session::restarter`]).
+#[derive(Clone)]
+pub struct Restarter {
+    running: Running,
+    sim: Arc<Sim>,
+    configure: Configure,
+}
+
+impl Restarter {
+    /// Stops the running dispatcher and its bot.
+    pub async fn stop(&self) -> Result<(), BoxError> {
+        let running = self.running.lock().await.take();
+        if let Some(running) = running {
+            running.stop().await?;
+        }
+        Ok(())
+    }
+
+    /// A new bot with the session's settings, for the next dispatcher.
+    pub fn new_bot(&self) -> Result<Bot, BoxError> {
+        Ok((self.configure)(bot_builder(&self.sim)).build()?)
+    }
+
+    /// Runs `dispatcher` in place of the stopped one, once its bot is connected.
+    pub async fn start(&self, dispatcher: Dispatcher) -> Result<(), BoxError> {
+        // Ready means the emulator has authorised the new session: messages reach it.
+        let running = SimBot::run(dispatcher).await?;
+        *self.running.lock().await = Some(running);
+        Ok(())
+    }
 }
 
 /// Logs to stderr (`RUST_LOG` to change; default: warnings only, so the conversation stays
@@ -124,17 +167,30 @@ impl Connect {
         self,
         configure: impl Fn(BotBuilder) -> BotBuilder + Send + Sync + 'static,
     ) -> Result<Session, BoxError> {
+        self.connect_with(|sim| sim, configure).await
+    }
+
+    /// [`connect`](Self::connect) with the example's own emulator settings (`emulator`
+    /// changes the defaults: token lifetime, accounts…).
+    pub async fn connect_with(
+        self,
+        emulator: impl FnOnce(SimConfig) -> SimConfig,
+        configure: impl Fn(BotBuilder) -> BotBuilder + Send + Sync + 'static,
+    ) -> Result<Session, BoxError> {
         init_logging();
         let sim = match self.server {
             Some(_) => None,
             None => {
-                let sim = Sim::start(SimConfig {
+                let sim = Sim::start(emulator(SimConfig {
                     expect_timeout: ANSWER_TIMEOUT,
                     web: self.web,
                     ..SimConfig::default()
-                })
+                }))
                 .await?;
                 sim.set_transcript(|line| println!("{line}"));
+                if self.record.is_some() {
+                    sim.start_recording();
+                }
                 Some(Arc::new(sim))
             }
         };
@@ -146,16 +202,14 @@ impl Connect {
             opts: self,
             configure,
             ops: std::sync::Mutex::new(None),
+            running: Running::default(),
         })
     }
 }
 
 fn build_bot(opts: &Connect, sim: Option<&Sim>, configure: &Configure) -> Result<Bot, BoxError> {
     let builder = match (sim, &opts.server) {
-        (Some(sim), _) => Bot::builder("127.0.0.1")
-            .https(false)
-            .port(sim.addr().port())
-            .token(sim.bot_token()),
+        (Some(sim), _) => bot_builder(sim),
         (None, Some(server)) => {
             let mut b = Bot::builder(server.as_str())
                 .https(!opts.no_tls)
@@ -194,6 +248,15 @@ impl Session {
         build_bot(&self.opts, self.sim.as_deref(), &self.configure)
     }
 
+    /// Restarts the bot from inside an emulator script (`None` with a real server).
+    pub fn restarter(&self) -> Option<Restarter> {
+        Some(Restarter {
+            running: self.running.clone(),
+            sim: self.sim.clone()?,
+            configure: self.configure.clone(),
+        })
+    }
+
     /// Runs `dispatcher` in the background and waits until its bot is connected.
     pub async fn spawn(&self, dispatcher: Dispatcher) -> Result<SimBot, BoxError> {
         if let Some(addr) = self.opts.metrics {
@@ -222,17 +285,37 @@ impl Session {
         F: FnOnce(Arc<Sim>) -> Fut,
         Fut: Future<Output = Result<(), BoxError>>,
     {
+        self.serve_driven(dispatcher, |_| async { Ok(()) }, script)
+            .await
+    }
+
+    /// [`serve`](Self::serve) for a bot that acts on its own: in emulator mode `driver` (what
+    /// makes the bot act) runs first, also when `--replay` replaces `script`.
+    pub async fn serve_driven<D, DFut, F, Fut>(
+        self,
+        dispatcher: Dispatcher,
+        driver: D,
+        script: F,
+    ) -> Result<(), BoxError>
+    where
+        D: FnOnce(Arc<Sim>) -> DFut,
+        DFut: Future<Output = Result<(), BoxError>>,
+        F: FnOnce(Arc<Sim>) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>>,
+    {
         let running = self.spawn(dispatcher).await?;
         match &self.sim {
             Some(sim) => {
                 self.announce_emulator(sim);
-                if self.opts.record.is_some() {
-                    sim.start_recording();
+                *self.running.lock().await = Some(running);
+                let outcome = async {
+                    driver(sim.clone()).await?;
+                    match &self.opts.replay {
+                        Some(path) => replay(sim, path).await,
+                        None => script(sim.clone()).await,
+                    }
                 }
-                let outcome = match &self.opts.replay {
-                    Some(path) => replay(sim, path).await,
-                    None => script(sim.clone()).await,
-                };
+                .await;
                 if outcome.is_ok() && self.opts.web {
                     println!(
                         "-- web chat: {}/  (open it in a browser; Ctrl-C to stop)",
@@ -251,10 +334,20 @@ impl Session {
                         .map_err(|e| format!("cannot write --record {}: {e}", path.display()))?;
                     println!("-- transcript written to {}", path.display());
                 }
-                let handle = running.handle().clone();
-                running.stop().await?;
+                // A failed restart leaves no dispatcher: the script's error says why.
+                let running = self.running.lock().await.take();
+                let stopped = match running {
+                    Some(running) => {
+                        let handle = running.handle().clone();
+                        running.stop().await?;
+                        Some(handle)
+                    }
+                    None => None,
+                };
                 outcome?;
-                print_done(&handle);
+                if let Some(handle) = stopped {
+                    print_done(&handle);
+                }
             }
             None => {
                 println!(

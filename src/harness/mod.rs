@@ -5,6 +5,9 @@
 //! [`testkit`](crate::testkit) is the emulator and knows nothing of bots or dispatchers (it is
 //! an independent reading of the protocol); this module is the small bridge between the two.
 //!
+//! For tests that need no socket at all, [`event`] builds a synthetic server event and
+//! [`run_events`] runs a dispatcher over a list of them.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> trueconf_bot::Result<()> {
@@ -28,6 +31,9 @@
 //! ```
 
 use tokio::task::JoinHandle;
+
+mod events;
+pub use events::{event, run_events};
 
 use crate::bot::{Bot, BotBuilder, ConnectionState};
 use crate::dispatch::{Dispatcher, DispatcherHandle, Router};

@@ -73,6 +73,14 @@ pub enum Action {
         /// The message's name.
         message: String,
     },
+    /// A participant was added to a group or channel (after its creation: the members it
+    /// was created with are on its `chat` entry).
+    Join {
+        /// The chat's name.
+        chat: String,
+        /// The added user's login.
+        member: String,
+    },
     /// A button was pressed.
     Press {
         /// The chat's name.
@@ -114,7 +122,7 @@ pub struct TranscriptEntry {
 /// | `at_ms` | milliseconds since recording started (used only when replaying with timing) |
 /// | `side` | `"user"` (replay performs it) or `"bot"` (replay expects the bot to do it) |
 /// | `actor` | the login that acted |
-/// | `action` | `chat`, `post`, `edit`, `remove` or `press` (fields below) |
+/// | `action` | `chat`, `post`, `edit`, `remove`, `join` or `press` (fields below) |
 /// | `chat` | the chat's name, `{{chat:N}}` (chats are numbered in order of appearance) |
 /// | `message` | the message's name, `{{message:N}}` (`post`, `edit`, `remove`, `press`) |
 /// | `chatType`, `title`, `members` | `chat`: type (1 personal, 2 group, 6 channel), title, the other members' logins |
@@ -123,6 +131,22 @@ pub struct TranscriptEntry {
 /// | `contains` | `post` by the bot, added by hand: only check that the text contains this (for replies that vary: counters, times) |
 /// | `content` | `edit`: the new content |
 /// | `command` | `press`: the button's command |
+/// | `member` | `join`: the login added to the chat |
+///
+/// # The bot acting on its own
+///
+/// A bot entry needs no user entry before it: a bot that creates a channel at start, posts
+/// when its HTTP endpoint is called or forwards to an inbox is recorded the same way, and
+/// replay checks its entries in order like any other bot entry (a chat the bot creates is
+/// found by type and title among the chats replay has not named yet, a `join` is met once the
+/// member is in the chat, a post is the bot's next message in that chat). Replay performs
+/// only the users' side, so what makes the bot act (its start-up, the call to its endpoint)
+/// must happen during the replay too: the examples run that part (their "driver") in replay
+/// mode as well. Chats and messages the bot made before the replay started count: a bot
+/// entry is matched against what is there, not only against what comes later.
+///
+/// Several bot accounts (one process running two bots) are told apart by `actor`; any
+/// account that connected to the bot endpoint is a bot, so its entries are `"side":"bot"`.
 ///
 /// Chat and message ids differ from run to run, so they never appear: wherever a real id
 /// occurred, also inside a text, the transcript has its `{{chat:N}}` / `{{message:N}}` name.
@@ -132,7 +156,8 @@ pub struct TranscriptEntry {
 ///
 /// When the bot's side is compared, volatile fields are left out: for text, the text, parse
 /// mode and buttons count; for files, name, size and MIME type; for surveys, the fields a user
-/// sees (title, description, path, button text, alt).
+/// sees (title, description, path, button text, alt); for forwards (201), the original's
+/// author and the original compared by its own kind.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcript {
     /// The bot account's login when it was recorded.
@@ -205,7 +230,15 @@ pub(crate) fn comparable(kind: u16, content: &Value) -> Value {
         Value::Object(out)
     };
     match kind {
-        200 | 201 => pick(&["text", "parseMode", "buttons"]),
+        200 => pick(&["text", "parseMode", "buttons"]),
+        // A forward: who wrote the original, and the original as its own kind compares.
+        201 => json!({
+            "author": content["author"]["id"],
+            "content": comparable(
+                content["type"].as_u64().unwrap_or(0) as u16,
+                &content["content"],
+            ),
+        }),
         202 => pick(&["name", "size", "mimeType"]),
         204 => pick(&["title", "description", "path", "buttonText", "alt"]),
         _ => content.clone(),

@@ -199,10 +199,12 @@ impl SimMessage {
         self.raw["content"].get(key).and_then(Value::as_str)
     }
 
-    /// The text of a text message, as sent (HTML or Markdown source included).
+    /// The text of a text message, as sent (HTML or Markdown source included); of a forward,
+    /// the forwarded message's text.
     pub fn text(&self) -> Option<&str> {
         match self.kind {
-            MessageKind::Text | MessageKind::Forward => self.content_str("text"),
+            MessageKind::Text => self.content_str("text"),
+            MessageKind::Forward => self.raw["content"]["content"]["text"].as_str(),
             _ => None,
         }
     }

@@ -298,6 +298,12 @@ impl Sim {
                     .await
                     .map_err(|e| failed("remove a message", e))?;
             }
+            Action::Join { chat, member } => {
+                let real_chat = chat_of(names, chat)?;
+                user.add_participant(&real_chat, member)
+                    .await
+                    .map_err(|e| failed(&format!("add {member}"), e))?;
+            }
             Action::Press {
                 chat,
                 message,
@@ -431,6 +437,19 @@ impl Sim {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+            }
+            Action::Join { chat, member } => {
+                let real_chat = names
+                    .real(chat)
+                    .ok_or_else(|| (format!("a known chat {chat}"), "none".to_owned()))?;
+                self.shared
+                    .wait_for(
+                        &format!("{member} in chat {chat}"),
+                        options.timeout,
+                        |state| state.is_participant(&real_chat, member).then_some(()),
+                    )
+                    .await
+                    .map_err(|e| (format!("the bot to add {member} to {chat}"), e.to_string()))?;
             }
             Action::Press { .. } => {}
         }

@@ -176,6 +176,18 @@ impl State {
         }));
     }
 
+    /// A participant was added.
+    pub(super) fn journal_join(&mut self, actor: &str, chat: &str, member: &str) {
+        let side = self.side(actor);
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let chat = journal.name(chat, true);
+        journal.push(json!({
+            "side": side, "actor": actor, "action": "join", "chat": chat, "member": member,
+        }));
+    }
+
     /// A button was pressed.
     pub(super) fn journal_press(&mut self, actor: &str, chat: &str, message: &str, command: &str) {
         let side = self.side(actor);
@@ -208,6 +220,13 @@ impl State {
                     })
             })
             .cloned()
+    }
+
+    /// Whether `login` takes part in `chat`.
+    pub(crate) fn is_participant(&self, chat: &str, login: &str) -> bool {
+        self.chats
+            .get(chat)
+            .is_some_and(|record| record.participants.iter().any(|(l, _)| l == login))
     }
 
     /// The entries recorded so far (empty when not recording).

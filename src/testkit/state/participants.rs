@@ -37,6 +37,7 @@ impl State {
         } else {
             "createGroupChat"
         };
+        self.journal_join(actor, chat, login);
         let chat_object: Arc<str> = self.chat_object(chat).to_string().into();
         self.deliver(login, None, method, &chat_object, false);
         let (user_id, added_by) = (self.full_id(login), self.author_ref(actor));
