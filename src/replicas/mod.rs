@@ -36,6 +36,8 @@
 
 mod coordinator;
 mod slots;
+#[cfg(all(test, unix))]
+mod tick_tests;
 
 use std::fmt;
 use std::time::Duration;
