@@ -250,3 +250,93 @@ async fn a_bot_alone_is_not_warned_about() {
     run.await.unwrap().unwrap();
     assert!(logs.0.lock().unwrap().is_empty());
 }
+
+/// Records, at each mark, whether the bot's answer had reached the server by then.
+struct AnsweredAtMark {
+    sim: Arc<trueconf_bot::testkit::Sim>,
+    chat: Arc<Mutex<String>>,
+    answered: Arc<Mutex<Vec<bool>>>,
+    inner: MemoryMarks,
+}
+
+impl HandledMarks for AnsweredAtMark {
+    fn is_handled(
+        &self,
+        key: u64,
+    ) -> trueconf_bot::conversation::BoxFuture<trueconf_bot::Result<bool>> {
+        self.inner.is_handled(key)
+    }
+    fn mark_handled(
+        &self,
+        key: u64,
+    ) -> trueconf_bot::conversation::BoxFuture<trueconf_bot::Result<()>> {
+        let chat = self.chat.lock().unwrap().clone();
+        let answered = self
+            .sim
+            .history(&chat)
+            .iter()
+            .any(|m| m.text() == Some("echo"));
+        self.answered.lock().unwrap().push(answered);
+        self.inner.mark_handled(key)
+    }
+}
+
+/// A handler that queues its answer (`Call::queue`) returns before the answer is sent; the
+/// mark must wait for the answer, or a crash in between loses it for good (the event counts
+/// as handled everywhere) instead of costing a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_marked_handled_only_after_its_queued_answer_was_sent() {
+    use trueconf_bot::bot::Bot;
+    use trueconf_bot::connection::{AckMode, ConnectionState};
+    use trueconf_bot::dispatch::{HandlerResult, MessageContext};
+    use trueconf_bot::testkit::{Sim, SimConfig};
+
+    let sim = Arc::new(Sim::start(SimConfig::default()).await.unwrap());
+    let bot = Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .ack_mode(AckMode::AfterHandled)
+        .build()
+        .unwrap();
+    let router = Router::new().message(|msg: MessageContext| async move {
+        msg.answer("echo").queue().await?;
+        HandlerResult::Ok(())
+    });
+    let chat = Arc::new(Mutex::new(String::new()));
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let marks = AnsweredAtMark {
+        sim: sim.clone(),
+        chat: chat.clone(),
+        answered: answered.clone(),
+        inner: MemoryMarks::new(100),
+    };
+    let dispatcher = Dispatcher::builder(bot.clone(), router)
+        .handled_marks(marks)
+        .build()
+        .unwrap();
+    tokio::spawn(dispatcher.run());
+    let mut state = bot.state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(|s| matches!(s, ConnectionState::Ready)),
+    )
+    .await
+    .expect("ready")
+    .expect("state");
+    let alice = sim.user("alice");
+    *chat.lock().unwrap() = alice.create_p2p_with_bot().await.unwrap();
+    // The server takes its time with the answer: the handler returns long before it is sent.
+    sim.faults().delay_responses(Duration::from_millis(300));
+    let id = chat.lock().unwrap().clone();
+    alice.send_text(&id, "hi").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while answered.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *answered.lock().unwrap(),
+        [true],
+        "marked before the answer was sent"
+    );
+}

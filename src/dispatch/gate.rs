@@ -166,13 +166,14 @@ impl Gate {
             }
         }
         // The real acknowledgement waits for the mark; the inner worker gets a stand-in.
-        let stand_in = Acknowledger::noop(update.id());
+        let (stand_in, answered) = answered_stand_in(update.id());
         inner(Job {
             update: update.clone(),
             ack: stand_in,
             span,
         })
         .await;
+        answered.await;
         if let (Some(marks), Some(key)) = (self.marks.get(), key)
             && let Err(e) = marks.mark_handled(key).await
         {
@@ -184,4 +185,16 @@ impl Gate {
         }
         ack.ack();
     }
+}
+
+/// The acknowledger the inner worker gets, and what resolves once the worker let go of it.
+/// The worker acknowledges an event only when its handler and every call the handler
+/// [queued](crate::bot::Call::queue) are done; marking it handled before that would turn a
+/// crash while a queued answer is still unsent into a lost answer instead of a duplicate.
+fn answered_stand_in(id: crate::protocol::RequestId) -> (Acknowledger, impl Future<Output = ()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // Resolves on the acknowledgement, or when the acknowledger is dropped without one.
+    (Acknowledger::new(id, tx), async move {
+        let _ = rx.recv().await;
+    })
 }

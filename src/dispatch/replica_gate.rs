@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
+// Tokio's clock: the tests of the age limit pause it.
+use tokio::time::Instant;
 
 use super::dedup::{HandledMarks, RedisMarks};
 use super::update::Update;
@@ -19,10 +21,25 @@ use crate::replicas::{Coordinator, RedisCoordination, SlotTable};
 
 /// Events of slots this replica does not own, oldest first, for a takeover.
 struct Buffer {
-    /// Arrival number → (slot, event).
-    entries: BTreeMap<u64, (usize, Update)>,
+    /// Arrival number → (slot, when it was kept, event).
+    entries: BTreeMap<u64, (usize, Instant, Update)>,
     cap: usize,
+    /// Entries older than this are dropped: their handled marks may have expired, so
+    /// replaying them could handle them twice (and nobody waits for them any more).
+    max_age: Duration,
     dropped: u64,
+}
+
+impl Buffer {
+    /// Drops the entries older than `max_age` (the oldest are first: arrival order).
+    fn prune(&mut self, now: Instant) {
+        while let Some(entry) = self.entries.first_entry() {
+            if now.saturating_duration_since(entry.get().1) <= self.max_age {
+                break;
+            }
+            entry.remove();
+        }
+    }
 }
 
 pub(super) struct ReplicaGate {
@@ -48,6 +65,7 @@ impl ReplicaGate {
             buffer: Mutex::new(Buffer {
                 entries: BTreeMap::new(),
                 cap: cfg.buffer,
+                max_age: cfg.marks_ttl,
                 dropped: 0,
             }),
             cfg,
@@ -96,7 +114,9 @@ impl ReplicaGate {
     }
 
     fn keep(&self, seq: u64, slot: usize, update: Update) {
+        let now = Instant::now();
         let mut buffer = self.buffer();
+        buffer.prune(now);
         if buffer.entries.len() >= buffer.cap && buffer.entries.pop_first().is_some() {
             buffer.dropped += 1;
             if buffer.dropped == 1 || buffer.dropped.is_power_of_two() {
@@ -109,7 +129,7 @@ impl ReplicaGate {
                 );
             }
         }
-        buffer.entries.insert(seq, (slot, update));
+        buffer.entries.insert(seq, (slot, now, update));
     }
 
     /// The dispatch loop: true if this replica queues `update` now; otherwise it was kept in
@@ -151,7 +171,8 @@ impl ReplicaGate {
         let mut per_slot: BTreeMap<usize, Vec<(u64, Update)>> =
             slots.iter().map(|&s| (s, Vec::new())).collect();
         let mut buffer = self.buffer();
-        buffer.entries.retain(|seq, (slot, update)| {
+        buffer.prune(Instant::now());
+        buffer.entries.retain(|seq, (slot, _, update)| {
             if wanted[*slot] {
                 if let Some(list) = per_slot.get_mut(slot) {
                     list.push((*seq, update.clone()));
@@ -195,5 +216,48 @@ impl ReplicaGate {
             self.queued.remove(&key);
         }
         self.table.exit(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RawValue;
+
+    fn event(n: u64) -> Update {
+        let payload = serde_json::json!({
+            "messageId": format!("m-{n}"),
+            "chat": {"chatId": "c", "chatType": 1},
+            "timestamp": 1u64, "type": 200,
+            "author": {"id": "alice@srv", "type": 1},
+            "content": {"text": "hi", "parseMode": "text"}
+        });
+        Update::new(
+            n,
+            "sendMessage",
+            RawValue::from_string(payload.to_string()).unwrap(),
+        )
+    }
+
+    /// A takeover long after an event was buffered must not replay it: its handled mark may
+    /// have expired (it would be handled twice), and a chat answered minutes late is worse
+    /// than one not answered again.
+    #[tokio::test(start_paused = true)]
+    async fn buffered_events_older_than_the_marks_are_not_replayed() {
+        let cfg = RedisCoordination::new("redis://127.0.0.1:1/")
+            .slots(1)
+            .marks_ttl(Duration::from_secs(60));
+        let gate = ReplicaGate::new(cfg, None).unwrap();
+        assert!(!gate.admit(&event(1)), "not owned: buffered");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!gate.admit(&event(2)));
+        assert_eq!(gate.buffer().entries.len(), 1, "the old one was dropped");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!gate.admit(&event(3)));
+        let deadline = gate.table.ms_at(std::time::Instant::now()) + 60_000;
+        gate.table.held(0, deadline);
+        let replay = gate.take_replay();
+        let ids: Vec<_> = replay[0].1.iter().map(|(_, u)| u.id()).collect();
+        assert_eq!(ids, [2, 3]);
     }
 }

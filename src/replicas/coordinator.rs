@@ -12,83 +12,8 @@ use super::slots::SlotTable;
 use crate::bot::ConnectionState;
 use crate::{Error, Result};
 
-/// One tick for one member: refresh membership, renew held leases, release the drained ones,
-/// adopt the slots of dead owners it may take, take free slots up to the fair share. Everything is decided on the server, by its clock.
-///
-/// Slot values: `o|<member>|<lease end ms>` (owned) or `r|<ms>` (released, with the time its
-/// owner stopped taking events). Members: sorted set, score = lease end. `since`: hash member
-/// → when its current session began receiving events (absent while it is not receiving).
-///
-/// ARGV: prefix, member, lease ms, slots, mode (`run` | `leave`), receiving (`1` | `0`),
-/// drained ms, then the slots to release. Returns {live members, fair share, {held slots}}.
-const TICK_SCRIPT: &str = r"
-local p, me = ARGV[1], ARGV[2]
-local lease, n = tonumber(ARGV[3]), tonumber(ARGV[4])
-local mode, receiving, drained = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local mk, sk = p .. 'members', p .. 'since'
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', mk, '-inf', '(' .. now)) do
-  redis.call('HDEL', sk, m)
-end
-redis.call('ZREMRANGEBYSCORE', mk, '-inf', '(' .. now)
-if mode == 'leave' then
-  redis.call('ZREM', mk, me)
-  redis.call('HDEL', sk, me)
-else
-  redis.call('ZADD', mk, now + lease, me)
-  if receiving == '1' then
-    if redis.call('HEXISTS', sk, me) == 0 then redis.call('HSET', sk, me, now) end
-  else
-    redis.call('HDEL', sk, me)
-  end
-end
-local since = tonumber(redis.call('HGET', sk, me) or '-1')
-local release = {}
-for i = 8, #ARGV do release[tonumber(ARGV[i])] = true end
-local live = math.max(redis.call('ZCARD', mk), 1)
-local share = math.ceil(n / live)
-local held, free, orphans = {}, {}, {}
-for i = 0, n - 1 do
-  local k = p .. 'slot:' .. i
-  local v = redis.call('GET', k)
-  if not v then
-    table.insert(free, i)
-  elseif string.sub(v, 1, 2) == 'o|' then
-    local owner, till = string.match(v, '^o|(.*)|(%d+)$')
-    till = tonumber(till) or 0
-    if owner == me and till >= now then
-      if release[i] then
-        redis.call('SET', k, 'r|' .. (now - drained))
-      elseif mode ~= 'leave' then
-        redis.call('SET', k, 'o|' .. me .. '|' .. (now + lease))
-        table.insert(held, i)
-      end
-    elseif till < now and since >= 0 and (since <= till - lease or now > till + lease) then
-      table.insert(orphans, i)
-    end
-  else
-    local at = tonumber(string.match(v, '^r|(%-?%d+)$') or '0') or 0
-    if since >= 0 and (since <= at or now > at + lease) then table.insert(free, i) end
-  end
-end
-if mode == 'run' and since >= 0 then
-  -- A dead owner's slots first, whatever the share: only members that were receiving when
-  -- it died have its unfinished events. The surplus is handed on gracefully later.
-  for _, i in ipairs(orphans) do
-    redis.call('SET', p .. 'slot:' .. i, 'o|' .. me .. '|' .. (now + lease))
-    table.insert(held, i)
-  end
-  local want = share - #held
-  for _, i in ipairs(free) do
-    if want <= 0 then break end
-    redis.call('SET', p .. 'slot:' .. i, 'o|' .. me .. '|' .. (now + lease))
-    table.insert(held, i)
-    want = want - 1
-  end
-end
-return {live, share, held}
-";
+/// One tick for one member, one Lua script (the rules and the key layout are in the file).
+pub(super) const TICK_SCRIPT: &str = include_str!("tick.lua");
 
 /// Refuses to join a group whose slot count differs (they would split chats differently).
 const CONFIG_SCRIPT: &str = r"
@@ -161,6 +86,7 @@ impl Coordinator {
             table,
             state,
             failing: false,
+            server_ms: 0,
         };
         tracing::info!(member = %member.id, slots = member.table.len(), lease = ?member.lease, "joining the replica group");
         let task = AbortOnDropHandle::new(tokio::spawn(member.run(leave_rx)));
@@ -189,13 +115,21 @@ struct Member {
     state: Option<watch::Receiver<ConnectionState>>,
     /// Whether the last tick failed (to log an outage once).
     failing: bool,
+    /// Server time (ms) of the last tick that succeeded: a release beginning now is stamped
+    /// with it (earlier than the real moment, so a taker that qualifies has every event).
+    server_ms: u64,
 }
 
 /// What one tick returned.
 struct Reply {
+    /// Receiving members.
     live: i64,
     share: i64,
     held: Vec<usize>,
+    /// Server time of the tick (ms).
+    now: u64,
+    /// Slots taken although no live member had their unfinished events.
+    lossy: i64,
 }
 
 impl Member {
@@ -222,7 +156,7 @@ impl Member {
             .is_none_or(|s| matches!(*s.borrow(), ConnectionState::Ready))
     }
 
-    async fn call(&mut self, mode: &str, release: &[usize], drained: u64) -> Result<Reply> {
+    async fn call(&mut self, mode: &str, release: &[usize], released_at: u64) -> Result<Reply> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(TICK_SCRIPT)
             .arg(0)
@@ -232,22 +166,28 @@ impl Member {
             .arg(self.table.len())
             .arg(mode)
             .arg(if self.receiving() { "1" } else { "0" })
-            .arg(drained);
+            .arg(released_at);
         for slot in release {
             cmd.arg(*slot);
         }
-        let (live, share, held): (i64, i64, Vec<usize>) = cmd
+        let (live, share, held, now, lossy): (i64, i64, Vec<usize>, u64, i64) = cmd
             .query_async(&mut self.conn)
             .await
             .map_err(|e| redis_error("tick", e))?;
-        Ok(Reply { live, share, held })
+        Ok(Reply {
+            live,
+            share,
+            held,
+            now,
+            lossy,
+        })
     }
 
     async fn tick(&mut self, mode: &str) {
-        let (release, drained) = self.table.drained();
+        let (release, released_at) = self.table.drained();
         // The lease counts from before the call left: it ends here no later than in Redis.
         let sent = Instant::now();
-        match self.call(mode, &release, drained).await {
+        match self.call(mode, &release, released_at).await {
             Ok(reply) => {
                 if self.failing {
                     self.failing = false;
@@ -265,6 +205,10 @@ impl Member {
     }
 
     fn apply(&mut self, reply: Reply, sent: Instant, released: &[usize]) {
+        self.server_ms = reply.now;
+        if reply.lossy > 0 {
+            tracing::warn!(member = %self.id, slots = reply.lossy, "took over chats no live replica was receiving when their owner stopped: events of theirs it had not finished are lost");
+        }
         let deadline = self.table.ms_at(sent + self.lease - self.margin);
         let mut held = vec![false; self.table.len()];
         for &slot in &reply.held {
@@ -295,7 +239,7 @@ impl Member {
                 if chosen == surplus {
                     break;
                 }
-                if self.table.is_active(slot) && self.table.begin_release(slot) {
+                if self.table.is_active(slot) && self.table.begin_release(slot, reply.now) {
                     chosen += 1;
                 }
             }
@@ -307,7 +251,7 @@ impl Member {
     /// and leaves the member set.
     async fn leave(&mut self, timeout: Duration) {
         for slot in self.table.owned() {
-            self.table.begin_release(slot);
+            self.table.begin_release(slot, self.server_ms);
         }
         let deadline = tokio::time::Instant::now() + timeout;
         while self.table.draining() && tokio::time::Instant::now() < deadline {
@@ -315,9 +259,9 @@ impl Member {
             self.tick("run").await;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let (release, drained) = self.table.drained();
+        let (release, released_at) = self.table.drained();
         let sent = Instant::now();
-        match self.call("leave", &release, drained).await {
+        match self.call("leave", &release, released_at).await {
             Ok(reply) => {
                 self.apply(reply, sent, &release);
                 tracing::info!(member = %self.id, handed_over = release.len(), "left the replica group");

@@ -36,6 +36,8 @@
 
 mod coordinator;
 mod slots;
+#[cfg(all(test, unix))]
+mod tick_tests;
 
 use std::fmt;
 use std::time::Duration;
@@ -112,13 +114,15 @@ impl RedisCoordination {
     }
 
     /// Events of chats owned by other replicas kept for a takeover (default 50 000; the
-    /// oldest are dropped first). Size it for the event rate times the lease.
+    /// oldest are dropped first, and any older than [`marks_ttl`](Self::marks_ttl), whose
+    /// marks may be gone). Size it for the event rate times the lease.
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = events.max(1);
         self
     }
 
-    /// How long handled marks are kept (default 10 minutes).
+    /// How long handled marks are kept (default 10 minutes); buffered events older than this
+    /// are dropped too, since replaying them could handle them twice.
     pub fn marks_ttl(mut self, ttl: Duration) -> Self {
         self.marks_ttl = ttl;
         self

@@ -37,8 +37,10 @@ struct Cell {
     deadline: AtomicU64,
     /// Events of this slot queued or running.
     in_flight: AtomicUsize,
-    /// When the release began (ms since epoch), for the released-at time written to Redis.
-    releasing_since: AtomicU64,
+    /// Server time (ms) of the last tick before the release began: written to Redis as the
+    /// moment from which a taker must have the slot's events. Earlier than the real moment,
+    /// never later, so a taker that qualifies has them all.
+    released_at: AtomicU64,
 }
 
 /// Per-slot ownership state shared by the coordinator, the dispatch loop and the handlers.
@@ -190,16 +192,24 @@ impl SlotTable {
     }
 
     /// Starts handing `slot` over: no new events; returns false if it was not active.
-    pub(crate) fn begin_release(&self, slot: usize) -> bool {
+    /// `server_ms` is the server time of the last tick (see `Cell::released_at`); a slot
+    /// already being released keeps its earlier time.
+    pub(crate) fn begin_release(&self, slot: usize, server_ms: u64) -> bool {
         let cell = self.cell(slot);
-        cell.releasing_since.store(self.now_ms(), SeqCst);
-        cell.state
+        let started = cell
+            .state
             .compare_exchange(ACTIVE, RELEASING, SeqCst, SeqCst)
             .or_else(|_| {
                 cell.state
                     .compare_exchange(ACQUIRED, RELEASING, SeqCst, SeqCst)
             })
-            .is_ok()
+            .is_ok();
+        if started {
+            // Stored after the state: `drained` reads it only for slots with nothing in
+            // flight, which the coordinator (the only caller) asks on the same task.
+            cell.released_at.store(server_ms, SeqCst);
+        }
+        started
     }
 
     /// Whether `slot` is being released.
@@ -212,22 +222,21 @@ impl SlotTable {
         self.cell(slot).state.load(SeqCst) == ACTIVE
     }
 
-    /// Releasing slots with nothing left in flight, and how long ago the earliest of them
-    /// stopped taking events (ms).
+    /// Releasing slots with nothing left in flight, and the earliest server time at which
+    /// one of them stopped taking events (0 if none).
     pub(crate) fn drained(&self) -> (Vec<usize>, u64) {
-        let now = self.now_ms();
-        let mut longest = 0;
-        let slots = (0..self.cells.len())
+        let mut earliest = u64::MAX;
+        let slots: Vec<usize> = (0..self.cells.len())
             .filter(|&s| {
                 let cell = &self.cells[s];
                 let done = cell.state.load(SeqCst) == RELEASING && cell.in_flight.load(SeqCst) == 0;
                 if done {
-                    longest = longest.max(now.saturating_sub(cell.releasing_since.load(SeqCst)));
+                    earliest = earliest.min(cell.released_at.load(SeqCst));
                 }
                 done
             })
             .collect();
-        (slots, longest)
+        (slots, if earliest == u64::MAX { 0 } else { earliest })
     }
 
     /// Whether any releasing slot still has events in flight.
@@ -261,12 +270,14 @@ mod tests {
         t.activate(1);
         assert!(t.enter(1));
         assert!(t.may_handle(1));
-        assert!(t.begin_release(1));
+        assert!(t.begin_release(1, 1_000));
         assert!(!t.enter(1), "releasing takes nothing new");
         assert!(t.may_handle(1), "but finishes what it has");
         assert!(t.drained().0.is_empty(), "one event still in flight");
         t.exit(1);
-        assert_eq!(t.drained().0, [1]);
+        assert_eq!(t.drained(), (vec![1], 1_000));
+        assert!(!t.begin_release(1, 2_000), "already releasing");
+        assert_eq!(t.drained().1, 1_000, "keeps the time its release began");
         assert!(t.drop_slot(1));
         assert!(!t.may_handle(1));
     }
