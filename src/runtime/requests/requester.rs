@@ -442,6 +442,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_call_pinned_to_a_retired_socket_is_never_sent_on_the_next_one() {
+        let w = world(16);
+        let (generation, _rx) = w.online();
+        let retired = Arc::new(AtomicBool::new(false));
+        let requester = w.requester.clone();
+        let pin = retired.clone();
+        // Offline: the call waits for a socket, as a handler's answer does after a close.
+        retired.store(true, Ordering::Release);
+        w.offline(generation);
+        let call = tokio::spawn(async move {
+            requester
+                .execute_signalled(SendMessage::new("c", "hi"), None, None, None, Some(pin))
+                .await
+        });
+        let (_, mut rx) = w.online();
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(
+            err.disconnect_kind(),
+            Some(DisconnectKind::EventRedelivered),
+            "{err}"
+        );
+        assert!(
+            rx.try_recv().is_none(),
+            "nothing went out on the new socket"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_lost_socket_resends_reads_and_fails_writes() {
         let w = world(16);
         let (generation, mut rx) = w.online();
