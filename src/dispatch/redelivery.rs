@@ -17,7 +17,9 @@
 //! and handled otherwise. A copy whose connection is gone before its handler starts is not
 //! handled at all (its acknowledgement could not reach the server, so the server sends it
 //! again): later copies of a chat's events come in the server's order, so the chat's order
-//! holds across the reconnect.
+//! holds across the reconnect. For the same reason a handler's calls are pinned to its event's
+//! socket (`QueueScope::pinned`): once that socket is retired they fail instead of going out
+//! on the next one, ahead of the answers to the earlier events cut off with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
