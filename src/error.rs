@@ -247,6 +247,11 @@ pub enum DisconnectKind {
     Failed(FailureKind),
     /// The operation (a file transfer) was cancelled.
     Cancelled,
+    /// Not sent: the handler's event came on a connection that is gone, and the server sends
+    /// that event again (`AckMode::AfterHandled` with `receive_unread`); its handling then
+    /// makes the call. Sending it on the new connection could overtake the answers of
+    /// earlier events of the chat that were cut off with the old one.
+    EventRedelivered,
     /// A runtime task stopped unexpectedly (a bug in this crate: please report it).
     Internal,
 }
@@ -265,6 +270,7 @@ impl fmt::Display for DisconnectKind {
             DisconnectKind::Failed(FailureKind::Tls) => "failed: TLS",
             DisconnectKind::Failed(FailureKind::Internal) => "failed: internal",
             DisconnectKind::Cancelled => "cancelled",
+            DisconnectKind::EventRedelivered => "the event comes again",
             DisconnectKind::Internal => "internal",
         })
     }

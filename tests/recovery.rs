@@ -133,3 +133,82 @@ async fn consecutive_failures_still_back_off() {
         "{attempts} attempts in a {outage:?} outage"
     );
 }
+
+/// The echo bot of the e2e bench (replies queued in the chat's order, acknowledged after
+/// handling) under a load run in which the server closes the socket every `every` events.
+async fn load_with_drops(every: u64, queued: bool) -> trueconf_bot::testkit::LoadReport {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sim = Arc::new(Sim::start(SimConfig::default()).await.unwrap());
+    let bot = Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .ack_mode(AckMode::AfterHandled)
+        .receive_unread(true)
+        .build()
+        .unwrap();
+    let router = Router::new().message(move |msg: MessageContext| async move {
+        let text = msg.text().unwrap_or_default().to_owned();
+        if queued {
+            msg.answer(text).queue().await?;
+        } else {
+            msg.answer(text).await?;
+        }
+        HandlerResult::Ok(())
+    });
+    let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
+    tokio::spawn(d.run());
+    let stop = Arc::new(AtomicBool::new(false));
+    let dropper = {
+        let (sim, stop) = (sim.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut closes = 0;
+            let mut next = sim.stats().pushed + every;
+            while !stop.load(Ordering::Relaxed) {
+                if sim.stats().pushed >= next {
+                    sim.faults().restart(Duration::ZERO);
+                    closes += 1;
+                    next = sim.stats().pushed + every;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            closes
+        })
+    };
+    let report = sim
+        .run_load(trueconf_bot::testkit::LoadSpec {
+            events: 4_000,
+            chats: 20,
+            window: 100,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(20),
+            rate: None,
+        })
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let closes = dropper.await.unwrap();
+    assert!(closes >= 3, "only {closes} closes: the test did not test");
+    report
+}
+
+fn assert_nothing_lost(r: &trueconf_bot::testkit::LoadReport) {
+    assert_eq!(
+        (r.replied, r.lost, r.order_violations),
+        (r.sent, 0, 0),
+        "every event echoed, in order per chat: {:?}",
+        r.chats_with_issues
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_closed_every_few_hundred_events_loses_nothing_with_queued_replies() {
+    let r = load_with_drops(500, true).await;
+    assert_nothing_lost(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_closed_every_few_hundred_events_loses_nothing_with_awaited_replies() {
+    let r = load_with_drops(500, false).await;
+    assert_nothing_lost(&r);
+}

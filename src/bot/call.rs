@@ -22,6 +22,13 @@ pub(crate) trait QueueScope: Send + Sync {
         method: &'static str,
         error: Error,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// The retired flag of the socket the event came on, when the event comes again unless
+    /// acknowledged: calls are not sent once it is set (see
+    /// [`DisconnectKind::EventRedelivered`](crate::error::DisconnectKind::EventRedelivered)).
+    fn pinned(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
 }
 
 tokio::task_local! {
@@ -106,6 +113,7 @@ impl<R: Request> Call<R> {
     /// ```
     pub async fn queue(self) -> Result<()> {
         let scope = QUEUE_SCOPE.try_with(Arc::clone).ok();
+        let pinned = scope.as_ref().and_then(|s| s.pinned());
         let (tx, mut rx) = oneshot::channel();
         let Call {
             bot,
@@ -116,7 +124,7 @@ impl<R: Request> Call<R> {
         let mut call = Box::pin(async move {
             bot.runtime
                 .requester()
-                .execute_signalled(request, chat.as_deref(), timeout, Some(tx))
+                .execute_signalled(request, chat.as_deref(), timeout, Some(tx), pinned)
                 .await
                 .map(drop)
         });
@@ -148,9 +156,16 @@ impl<R: Request> IntoFuture for Call<R> {
         Box::pin(
             async move {
                 let runtime = self.bot.runtime;
+                let pinned = QUEUE_SCOPE.try_with(|s| s.pinned()).ok().flatten();
                 runtime
                     .requester()
-                    .execute(self.request, self.chat.as_deref(), self.timeout)
+                    .execute_signalled(
+                        self.request,
+                        self.chat.as_deref(),
+                        self.timeout,
+                        None,
+                        pinned,
+                    )
                     .await
             }
             .instrument(span),

@@ -185,6 +185,13 @@ impl Bot {
         self.runtime.event_budget().clone()
     }
 
+    /// Whether events whose acknowledgement is lost come again on the next connection:
+    /// acknowledged after handling, with `receive_unread` (PROTOCOL.md §14.8).
+    pub(crate) fn redelivers_unacked(&self) -> bool {
+        let config = self.runtime.config();
+        config.ack_mode == crate::runtime::config::AckMode::AfterHandled && config.receive_unread
+    }
+
     /// Takes the event stream. Returns `None` after the first call. Take it **before**
     /// [`Bot::start`]: events arriving while nobody holds the stream are acknowledged and
     /// discarded.

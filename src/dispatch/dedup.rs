@@ -90,10 +90,10 @@ pub(super) struct Dedup {
 
 /// The keys are SipHash fingerprints already: hashing them again would only cost time.
 #[derive(Default, Clone, Copy, Debug)]
-struct BuildNoHash;
+pub(super) struct BuildNoHash;
 
 #[derive(Default)]
-struct NoHash(u64);
+pub(super) struct NoHash(u64);
 
 impl std::hash::Hasher for NoHash {
     fn finish(&self) -> u64 {

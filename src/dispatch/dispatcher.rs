@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::dedup::{Dedup, HandledMarks};
+use super::dedup::HandledMarks;
 use super::distribution::Distribution;
 use super::gate::Gate;
 use super::handler::Deps;
@@ -313,7 +313,10 @@ impl DispatcherBuilder {
                         })
                     })
                 })),
-                dedup: Dedup::new(self.dedup_window),
+                dedup: super::redelivery::Window::new(
+                    self.dedup_window,
+                    self.bot.as_ref().is_some_and(Bot::redelivers_unacked),
+                ),
                 distribution: self.distribution,
                 gate,
                 skip_own: self.skip_own,

@@ -134,7 +134,12 @@ impl Gate {
     }
 
     async fn run(&self, inner: Worker<Job>, job: Job) {
-        let Job { update, ack, span } = job;
+        let Job {
+            update,
+            ack,
+            span,
+            ticket,
+        } = job;
         #[cfg(feature = "redis")]
         let slot = match &self.replicas {
             Some(replicas) => {
@@ -171,6 +176,7 @@ impl Gate {
             update: update.clone(),
             ack: stand_in,
             span,
+            ticket,
         })
         .await;
         answered.await;

@@ -132,6 +132,7 @@ mod metrics;
 mod middleware;
 mod overflow;
 mod pipeline;
+mod redelivery;
 mod register;
 #[cfg(feature = "redis")]
 mod replica_gate;

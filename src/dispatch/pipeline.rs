@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::dedup::Dedup;
 use super::distribution::Distribution;
 use super::gate::Gate;
 use super::metrics::Outcome;
 use super::overflow::{OverflowHandler, OverflowReason};
+use super::redelivery::{Admit, Ticket, Window};
 use super::update::{EventKind, Update};
 use super::worker::{Job, Shared};
 use crate::bot::ServerEvent;
@@ -27,7 +27,7 @@ pub(super) struct Pipeline {
     pub(super) shared: Arc<Shared>,
     pub(super) pool: ConversationPool<Job>,
     pub(super) overflow: OverflowHandler,
-    pub(super) dedup: Dedup,
+    pub(super) dedup: Arc<Window>,
     pub(super) distribution: Distribution,
     pub(super) gate: Arc<Gate>,
     pub(super) skip_own: bool,
@@ -99,21 +99,23 @@ impl Pipeline {
                 return;
             }
         }
-        if let Some(key) = update.dedup_key()
-            && !self.dedup.first_time(key)
-        {
-            // A redelivery after a reconnect: acknowledge again, handle once.
-            metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-            metrics.done(kind, Outcome::Duplicate);
-            ack.ack();
-            return;
-        }
+        let ticket = match update.dedup_key().map(|key| self.dedup.admit(key, &ack)) {
+            Some(Admit::Duplicate) => {
+                // A redelivery after a reconnect: acknowledge again, handle once.
+                metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                metrics.done(kind, Outcome::Duplicate);
+                ack.ack();
+                return;
+            }
+            Some(Admit::Queue(ticket)) => ticket,
+            None => None,
+        };
         if !self.gate.admit(&update) {
             // Another replica owns the chat; kept for a takeover.
             ack.ack();
             return;
         }
-        self.queue(update, ack, span).await;
+        self.queue(update, ack, span, ticket).await;
     }
 
     /// Queues the buffered events of the chats this replica just took over, before any new
@@ -130,7 +132,7 @@ impl Pipeline {
                 // Acknowledged when it was buffered; handled marks keep it from running twice.
                 let ack = crate::bot::Acknowledger::noop(update.id());
                 let span = super::trace::event_span(&update, &ack);
-                self.queue(update, ack, span).await;
+                self.queue(update, ack, span, None).await;
             }
             replicas.table().activate(slot);
         }
@@ -140,10 +142,22 @@ impl Pipeline {
     async fn replay(&mut self) {}
 
     /// Pushes an event onto its chat's lane; the overflow policy decides if it is full.
-    async fn queue(&mut self, update: Update, ack: crate::bot::Acknowledger, span: tracing::Span) {
+    async fn queue(
+        &mut self,
+        update: Update,
+        ack: crate::bot::Acknowledger,
+        span: tracing::Span,
+        ticket: Option<Ticket>,
+    ) {
         let metrics = &self.shared.metrics;
         let lane = self.distribution.lane(&update);
-        let (job, reason) = match self.pool.push(lane, Job { update, ack, span }).await {
+        let job = Job {
+            update,
+            ack,
+            span,
+            ticket,
+        };
+        let (job, reason) = match self.pool.push(lane, job).await {
             Pushed::Queued => return,
             Pushed::Rejected(job) => (job, OverflowReason::Rejected),
             Pushed::Displaced(job) => (job, OverflowReason::DroppedOldest),

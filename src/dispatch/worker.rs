@@ -6,7 +6,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::handler::{BoxedHandler, Ctx, Deps, ExtractError, HandlerError, HandlerResult};
 use super::metrics::{Metrics, Outcome};
 use super::middleware::{Middleware, Next, Terminal};
+use super::redelivery::{Claim, Ticket};
 use super::router::{FlatRoute, route};
 use super::trace::handler_span;
 use super::update::Update;
@@ -61,6 +62,8 @@ pub(super) struct Job {
     pub(super) ack: Acknowledger,
     /// The event's span, made by the dispatch loop: the handling runs inside it.
     pub(super) span: tracing::Span,
+    /// Settles the event's duplicate key by the outcome, when lost acknowledgements come back.
+    pub(super) ticket: Option<Ticket>,
 }
 
 /// What every event's handling reads: the routes, the middleware, the hooks, the counters.
@@ -127,10 +130,27 @@ struct EventScope {
     update: Update,
     shared: Arc<Shared>,
     ack: Option<Acknowledger>,
+    ticket: Option<Ticket>,
+    /// A call of the handling was cut off by a lost connection: its redelivery is handled.
+    cut_off: AtomicBool,
+}
+
+/// Whether `error` means a call did not complete because the connection went away.
+fn cut_off(error: &crate::Error) -> bool {
+    error.disconnect_kind().is_some()
 }
 
 impl QueueScope for EventScope {
+    fn pinned(&self) -> Option<Arc<AtomicBool>> {
+        // Only when the event comes again if its handling is cut off (it has a ticket).
+        self.ticket.as_ref()?;
+        self.ack.as_ref()?.retired_flag()
+    }
+
     fn failed(&self, method: &'static str, error: crate::Error) -> BoxFuture<()> {
+        if cut_off(&error) {
+            self.cut_off.store(true, Ordering::Relaxed);
+        }
         self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
         let hook =
             (self.shared.on_error)(self.update.clone(), DispatchError::Queued { method, error });
@@ -146,6 +166,11 @@ impl Drop for EventScope {
     fn drop(&mut self) {
         // With AckMode::AfterHandled this is the moment the server learns the event is done;
         // in OnReceive mode the acknowledger is a no-op.
+        if let Some(mut ticket) = self.ticket.take()
+            && !self.cut_off.load(Ordering::Relaxed)
+        {
+            ticket.done();
+        }
         if let Some(ack) = self.ack.take() {
             ack.ack();
         }
@@ -158,12 +183,38 @@ async fn process(shared: Arc<Shared>, job: Job) {
 }
 
 async fn run(shared: Arc<Shared>, job: Job) {
-    let Job { update, ack, span } = job;
+    let Job {
+        update,
+        ack,
+        span,
+        mut ticket,
+    } = job;
+    if let Some(ticket) = ticket.as_mut() {
+        match ticket.claim(&ack).await {
+            Claim::Go => {}
+            Claim::Duplicate => {
+                shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.done(update.kind(), Outcome::Duplicate);
+                span.record("outcome", Outcome::Duplicate.label());
+                ack.ack();
+                return;
+            }
+            Claim::Stale => {
+                // Counted as a duplicate: the copy the server sends again is the one handled.
+                shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                shared.metrics.done(update.kind(), Outcome::Duplicate);
+                span.record("outcome", Outcome::Duplicate.label());
+                return;
+            }
+        }
+    }
     let started = Instant::now();
     let scope = Arc::new(EventScope {
         update: update.clone(),
         shared: shared.clone(),
         ack: Some(ack),
+        ticket,
+        cut_off: AtomicBool::new(false),
     });
     let ctx = Arc::new(Ctx::new(
         update.clone(),
@@ -202,6 +253,11 @@ async fn run(shared: Arc<Shared>, job: Job) {
         metrics.handled.fetch_add(1, Ordering::Relaxed);
     } else {
         metrics.unhandled.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Ok(Err(error)) = &outcome
+        && error.downcast_ref::<crate::Error>().is_some_and(cut_off)
+    {
+        scope.cut_off.store(true, Ordering::Relaxed);
     }
     let error = match outcome {
         Ok(Ok(())) => None,

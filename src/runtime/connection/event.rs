@@ -9,7 +9,7 @@
 //! yet done with, inside its [`Acknowledger`]: the one part of an event that travels with it
 //! through every queue to the end of its handling, whoever consumes it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc};
@@ -44,6 +44,9 @@ pub struct Acknowledger {
     id: RequestId,
     sink: Option<mpsc::UnboundedSender<Frame>>,
     held: Option<Reservation>,
+    /// Set when the connection's generation is retired, which happens before its writer
+    /// (and so the sink's receiver) is gone.
+    retired: Option<Arc<AtomicBool>>,
 }
 
 impl Acknowledger {
@@ -54,6 +57,7 @@ impl Acknowledger {
             id,
             sink: Some(sink),
             held: None,
+            retired: None,
         }
     }
 
@@ -64,6 +68,7 @@ impl Acknowledger {
             id,
             sink: None,
             held: None,
+            retired: None,
         }
     }
 
@@ -73,9 +78,34 @@ impl Acknowledger {
         self
     }
 
+    /// The same acknowledger, its connection counting as gone once `retired` is set.
+    pub(crate) fn retired_with(mut self, retired: Arc<AtomicBool>) -> Self {
+        self.retired = Some(retired);
+        self
+    }
+
+    /// The flag set when the connection this event came on is retired (AfterHandled only).
+    pub(crate) fn retired_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.retired.clone()
+    }
+
     /// Whether calling [`Acknowledger::ack`] would send anything.
     pub fn is_pending(&self) -> bool {
         self.sink.is_some()
+    }
+
+    /// Whether the connection this event came on is gone, so an acknowledgement can no longer
+    /// reach the server (which, in [`AckMode::AfterHandled`](crate::runtime::config::AckMode::AfterHandled)
+    /// with `receive_unread`, delivers the event again on the next connection). False when
+    /// there is nothing to acknowledge.
+    pub fn connection_gone(&self) -> bool {
+        self.sink.as_ref().is_some_and(|sink| {
+            sink.is_closed()
+                || self
+                    .retired
+                    .as_ref()
+                    .is_some_and(|r| r.load(Ordering::Acquire))
+        })
     }
 
     /// Sends the acknowledgement. If the connection the event came on is gone, nothing is

@@ -43,10 +43,14 @@ impl SessionEnd {
 struct OfflineGuard<'a> {
     args: &'a SocketArgs,
     generation: u64,
+    /// Shared with the socket's acknowledgers: set first, so an event whose handling starts
+    /// after this point knows its acknowledgement cannot arrive.
+    retired: Arc<AtomicBool>,
 }
 
 impl Drop for OfflineGuard<'_> {
     fn drop(&mut self) {
+        self.retired.store(true, Ordering::Release);
         if self.args.link.retire(self.generation) {
             let _ = self.args.report.send_message(LinkEvent::Lost {
                 generation: self.generation,
@@ -73,7 +77,12 @@ pub(super) async fn session(
     // Acknowledgements never wait for room (see `queue`); requests go through the link.
     let tx = queue.acks();
     let generation = args.link.install(queue);
-    let _offline = OfflineGuard { args, generation };
+    let retired = Arc::new(AtomicBool::new(false));
+    let _offline = OfflineGuard {
+        args,
+        generation,
+        retired: retired.clone(),
+    };
     let _ = args.report.send_message(LinkEvent::Up { generation });
     let (sink, mut stream) = ws.split();
     let awaiting_pong = Arc::new(AtomicBool::new(false));
@@ -128,7 +137,7 @@ pub(super) async fn session(
             msg = stream.next(), if overflow.len() < cap && !full => match msg {
                 Some(Ok(Message::Text(text))) => {
                     received = true;
-                    on_text(args, &tx, text.as_str(), overflow)
+                    on_text(args, &tx, &retired, text.as_str(), overflow)
                 }
                 Some(Ok(Message::Pong(_))) => {
                     received = true;
@@ -168,6 +177,7 @@ pub(super) async fn session(
 fn on_text(
     args: &SocketArgs,
     tx: &mpsc::UnboundedSender<Frame>,
+    retired: &Arc<AtomicBool>,
     text: &str,
     overflow: &mut VecDeque<ServerEvent>,
 ) {
@@ -177,7 +187,7 @@ fn on_text(
             id,
             method,
             payload,
-        }) => deliver(args, tx, id, method, payload, overflow),
+        }) => deliver(args, tx, retired, id, method, payload, overflow),
         Err(e) => tracing::warn!(error = %e, "malformed frame dropped"),
     }
 }
@@ -185,6 +195,7 @@ fn on_text(
 fn deliver(
     args: &SocketArgs,
     tx: &mpsc::UnboundedSender<Frame>,
+    retired: &Arc<AtomicBool>,
     id: u64,
     method: String,
     payload: Box<RawValue>,
@@ -209,7 +220,7 @@ fn deliver(
             let _ = tx.send(Frame::ack(id));
             Acknowledger::noop(id)
         }
-        AckMode::AfterHandled => Acknowledger::new(id, tx.clone()),
+        AckMode::AfterHandled => Acknowledger::new(id, tx.clone()).retired_with(retired.clone()),
     }
     .holding(share);
     let event = ServerEvent {

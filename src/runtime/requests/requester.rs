@@ -119,18 +119,23 @@ impl Requester {
         chat: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<R::Response> {
-        self.execute_signalled(request, chat, timeout, None).await
+        self.execute_signalled(request, chat, timeout, None, None)
+            .await
     }
 
     /// [`execute`](Self::execute), telling `queued` as soon as the frame is in the socket's
     /// writer queue (so everything queued after it goes out after it); dropped unsent when the
-    /// call ends before that.
+    /// call ends before that. With `pinned` (the retired flag of the socket the calling
+    /// handler's event came on, when that event comes again if not acknowledged) the call is
+    /// never written once that socket is retired: it fails with
+    /// [`DisconnectKind::EventRedelivered`].
     pub(crate) async fn execute_signalled<R: Request>(
         &self,
         mut request: R,
         chat: Option<&str>,
         timeout: Option<Duration>,
         mut queued: Option<oneshot::Sender<()>>,
+        pinned: Option<Arc<AtomicBool>>,
     ) -> Result<R::Response> {
         let this = &*self.0;
         request.validate()?;
@@ -150,7 +155,9 @@ impl Requester {
             )
         })?;
         drop(request);
-        let result = self.send::<R>(payload, deadline, after, &mut queued).await;
+        let result = self
+            .send::<R>(payload, deadline, after, &mut queued, pinned.as_deref())
+            .await;
         let elapsed = started.elapsed();
         crate::runtime::telemetry::request_done(R::METHOD, &result, elapsed);
         match &result {
@@ -166,10 +173,21 @@ impl Requester {
         deadline: Instant,
         after: Duration,
         signal: &mut Option<oneshot::Sender<()>>,
+        pinned: Option<&AtomicBool>,
     ) -> Result<R::Response> {
         let this = &*self.0;
         let mut payload = Some(body);
         loop {
+            if pinned.is_some_and(|p| p.load(Ordering::Acquire)) {
+                return Err(Error::disconnected(
+                    DisconnectKind::EventRedelivered,
+                    format!(
+                        "`{}` not sent: the event being handled came on a connection that is \
+                         gone, and comes again",
+                        R::METHOD
+                    ),
+                ));
+            }
             if self.is_closed() {
                 return Err(Error::disconnected(
                     DisconnectKind::ShuttingDown,
@@ -421,6 +439,34 @@ mod tests {
         let err = w.call(GetChats::new(10, 1)).await.unwrap().unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert_eq!(began.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_pinned_to_a_retired_socket_is_never_sent_on_the_next_one() {
+        let w = world(16);
+        let (generation, _rx) = w.online();
+        let retired = Arc::new(AtomicBool::new(false));
+        let requester = w.requester.clone();
+        let pin = retired.clone();
+        // Offline: the call waits for a socket, as a handler's answer does after a close.
+        retired.store(true, Ordering::Release);
+        w.offline(generation);
+        let call = tokio::spawn(async move {
+            requester
+                .execute_signalled(SendMessage::new("c", "hi"), None, None, None, Some(pin))
+                .await
+        });
+        let (_, mut rx) = w.online();
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(
+            err.disconnect_kind(),
+            Some(DisconnectKind::EventRedelivered),
+            "{err}"
+        );
+        assert!(
+            rx.try_recv().is_none(),
+            "nothing went out on the new socket"
+        );
     }
 
     #[tokio::test(start_paused = true)]

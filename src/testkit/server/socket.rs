@@ -70,6 +70,10 @@ async fn connection(shared: Arc<Shared>, socket: WebSocket) {
                             }
                         }
                         Some(Out::Close(code, reason)) => {
+                            // The session ends before the client can see the close frame:
+                            // its un-acked events must be waiting when the client's next
+                            // session authenticates, however soon that is.
+                            shared.state().close(id);
                             let frame = CloseFrame { code, reason: reason.into() };
                             let _ = sink.send(Message::Close(Some(frame))).await;
                             break 'conn;
