@@ -84,7 +84,8 @@ pub(crate) enum AuthSource {
 ///
 /// Back-off is for failures only: when a working socket is lost (the server restarts, a load
 /// balancer cuts the connection) the first new attempt starts at once, after a random jitter
-/// of at most 100 ms (and at most `min_delay`; none with `jitter` off). Only if that attempt
+/// of at most `first_retry_jitter` (and at most `min_delay`; none with `jitter` off). Only if
+/// that attempt
 /// fails does the back-off start, at `min_delay`. A socket that passes `auth` and is closed
 /// before anything arrives on it and before `min_delay` has passed counts as a failure too (a
 /// server that closes every socket at once gets growing delays, never a tight loop).
@@ -99,6 +100,11 @@ pub struct ReconnectPolicy {
     pub max_retries: Option<usize>,
     /// Randomise delays so many bots do not reconnect in lock-step. Default on.
     pub jitter: bool,
+    /// The most the first attempt after a working socket was lost waits (a random share of
+    /// it, with `jitter` on). Default 20 ms: enough to spread bots whose sockets a load
+    /// balancer cut together, short beside a reconnect. When the server itself restarted,
+    /// that first attempt fails and the jittered back-off spreads the bots out anyway.
+    pub first_retry_jitter: Duration,
 }
 
 impl Default for ReconnectPolicy {
@@ -108,6 +114,7 @@ impl Default for ReconnectPolicy {
             max_delay: Duration::from_secs(60),
             max_retries: Some(5),
             jitter: true,
+            first_retry_jitter: Duration::from_millis(20),
         }
     }
 }
@@ -134,6 +141,12 @@ impl ReconnectPolicy {
     /// Turns jitter on or off.
     pub fn jitter(mut self, on: bool) -> Self {
         self.jitter = on;
+        self
+    }
+
+    /// Sets the most the first reconnect after a lost working socket waits.
+    pub fn first_retry_jitter(mut self, d: Duration) -> Self {
+        self.first_retry_jitter = d;
         self
     }
 

@@ -27,14 +27,11 @@ use crate::error::{ApiErrorCode, Error};
 use crate::protocol::{Frame, RawValue};
 use crate::runtime::config::{AuthSource, Config, ReconnectPolicy, Secret};
 
-/// The most the first reconnect after a working socket was lost waits: a random share of it
-/// (with jitter on), so bots that lost their sockets together do not all come back in the same
-/// millisecond, while none waits out a back-off meant for failures.
-pub(crate) const FIRST_RETRY_JITTER: Duration = Duration::from_millis(100);
-
-/// The wait before the first reconnect after a working socket was lost.
+/// The wait before the first reconnect after a working socket was lost: a random share of
+/// `first_retry_jitter` (with jitter on), so bots that lost their sockets together do not all
+/// come back in the same millisecond, while none waits out a back-off meant for failures.
 fn first_retry_delay(policy: &ReconnectPolicy) -> Duration {
-    let cap = FIRST_RETRY_JITTER.min(policy.min_delay);
+    let cap = policy.first_retry_jitter.min(policy.min_delay);
     if policy.jitter && !cap.is_zero() {
         cap.mul_f64(rand::random::<f64>())
     } else {
@@ -46,7 +43,7 @@ fn first_retry_delay(policy: &ReconnectPolicy) -> Duration {
 ///
 /// Back-off is for consecutive failures only. A socket that was authorised and then lost (the
 /// server restarted, a load balancer cut it) is followed by a new attempt at once (after at
-/// most [`FIRST_RETRY_JITTER`] of jitter); if that fails, the back-off runs from its first
+/// most `ReconnectPolicy::first_retry_jitter` of jitter); if that fails, the back-off runs from its first
 /// delay. A session that authorised but then ended before anything came on it, and before the
 /// back-off's first delay passed, counts as a failure of its own kind: a server that accepts
 /// `auth` and closes at once is retried with growing delays instead of in a tight loop (and
@@ -376,5 +373,22 @@ mod tests {
         tune(&stream);
         assert!(SockRef::from(&stream).keepalive().unwrap());
         assert!(stream.nodelay().unwrap());
+    }
+
+    #[test]
+    fn the_first_retry_waits_at_most_its_jitter() {
+        let policy = ReconnectPolicy::default();
+        let cap = policy.first_retry_jitter;
+        assert!(cap <= Duration::from_millis(100), "the issue's bound");
+        assert!((0..1000).all(|_| first_retry_delay(&policy) <= cap));
+        // Never above the back-off's first delay, and none at all without jitter.
+        let short = policy.min_delay(Duration::from_millis(5));
+        assert!((0..1000).all(|_| first_retry_delay(&short) <= Duration::from_millis(5)));
+        assert_eq!(first_retry_delay(&policy.jitter(false)), Duration::ZERO);
+        let wide = policy.first_retry_jitter(Duration::from_millis(80));
+        assert!(
+            (0..1000).any(|_| first_retry_delay(&wide) > cap),
+            "the setting is used"
+        );
     }
 }
