@@ -2,19 +2,23 @@
 //!
 //! ractor mailboxes are unbounded, so a chat's events wait here instead, under a lock that
 //! the pusher, the conversation actor and the manager's sweep all take; the actor's own
-//! mailbox only ever holds one wake-up.
+//! mailbox only ever holds one wake-up per chat bound to it.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use ractor::ActorId;
 use tokio::sync::Notify;
 
 pub(super) struct MailboxState<J> {
     pub(super) queue: VecDeque<J>,
-    /// A `Drain` message is pending in the actor's (unbounded) ractor mailbox or being
-    /// handled; keeping it to at most one is what keeps that mailbox bounded.
+    /// An actor is bound to this queue: a `Drain` for it is pending in that actor's
+    /// (unbounded) ractor mailbox or being handled. Keeping it to at most one is what keeps
+    /// that mailbox bounded, and what keeps one chat on one actor at a time.
     pub(super) scheduled: bool,
+    /// The actor bound while `scheduled`: the manager forgets this chat if that actor fails.
+    pub(super) bound: Option<ActorId>,
     /// When the queue last became empty; the manager's sweep evicts on it.
     pub(super) last_active: Instant,
 }
@@ -32,6 +36,7 @@ impl<J> Mailbox<J> {
             state: Mutex::new(MailboxState {
                 queue: VecDeque::new(),
                 scheduled: false,
+                bound: None,
                 last_active: Instant::now(),
             }),
             space: Notify::new(),

@@ -2,12 +2,13 @@
 //! messages those actors take.
 //!
 //! It sits below all three so that each can reach it without reaching the others: the pool
-//! starts the actors, the actors only need the queue and the in-flight count back.
+//! starts the actors, the actors only need the queue, the in-flight count and the pool of
+//! unbound actors back.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use dashmap::DashMap;
@@ -26,10 +27,8 @@ pub(crate) type Worker<J> = Arc<dyn Fn(J) -> BoxFuture<()> + Send + Sync>;
 
 /// One entry of the lane map.
 pub(super) enum Conv<J> {
-    Live {
-        mailbox: Arc<Mailbox<J>>,
-        actor: ActorRef<Drain>,
-    },
+    /// A queue, bound to an actor of the pool while it has work (`scheduled`).
+    Live { mailbox: Arc<Mailbox<J>> },
     /// No actor and no queue: the chat's last event was done at `since`.
     Hibernating { since: Instant },
 }
@@ -40,6 +39,11 @@ pub(super) struct PoolInner<J> {
     pub(super) config: LaneConfig,
     pub(super) worker: Worker<J>,
     pub(super) manager: OnceLock<ActorRef<Sweep>>,
+    /// Conversation actors bound to no chat, each with when it came back, oldest first: a
+    /// chat that gets work takes the most recent one (its pages are warm), and the sweep stops
+    /// those unused for `hibernate_after`. Reusing them is what makes a new chat cheap:
+    /// spawning an actor costs two tasks, four channels and a supervision link.
+    pub(super) unbound: Mutex<Vec<(ActorRef<Drain<J>>, Instant)>>,
     pub(super) in_flight: AtomicUsize,
     pub(super) all_done: Notify,
     pub(super) hibernating: AtomicUsize,
@@ -89,18 +93,17 @@ impl<J> PoolInner<J> {
         }
     }
 
-    /// Hibernates `conv` if it is live with nothing queued or running: its actor stops, a
-    /// small record stays, its slot frees. Called with the map shard locked, as `push` is
-    /// while it queues, so no event can slip into it meanwhile; and since the old actor had an
-    /// empty queue and nothing running, the next one cannot overlap it.
+    /// Hibernates `conv` if it is live with nothing queued or running (so bound to no actor):
+    /// its queue goes, a small record stays, its slot frees. Called with the map shard locked,
+    /// as `push` is while it queues, so no event can slip into it meanwhile; and since the
+    /// last bound actor had an empty queue and nothing running, the next one cannot overlap it.
     pub(super) fn hibernate(&self, key: &LaneKey, conv: &mut Conv<J>) -> bool {
         let since = match conv {
-            Conv::Live { mailbox, actor } => {
+            Conv::Live { mailbox } => {
                 let mb = mailbox.lock();
                 if !mb.queue.is_empty() || mb.scheduled {
                     return false;
                 }
-                actor.stop(Some("hibernating".into()));
                 mb.last_active
             }
             Conv::Hibernating { .. } => return false,
@@ -110,11 +113,43 @@ impl<J> PoolInner<J> {
         self.free_slot(key);
         true
     }
+
+    /// An actor finished with the chat it was bound to: it waits for the next one.
+    pub(super) fn unbind(&self, actor: ActorRef<Drain<J>>) {
+        crate::sync::lock(&self.unbound).push((actor, Instant::now()));
+    }
+
+    /// An actor bound to no chat, if one waits.
+    pub(super) fn take_unbound(&self) -> Option<ActorRef<Drain<J>>> {
+        crate::sync::lock(&self.unbound)
+            .pop()
+            .map(|(actor, _)| actor)
+    }
+
+    /// Stops the unbound actors unused since `cutoff`; returns how many.
+    pub(super) fn retire_unbound(&self, cutoff: Instant) -> usize {
+        let old: Vec<_> = {
+            let mut unbound = crate::sync::lock(&self.unbound);
+            // Pushed in time order and taken from the end: the old ones are a prefix.
+            let n = unbound.partition_point(|(_, at)| *at < cutoff);
+            unbound.drain(..n).collect()
+        };
+        for (actor, _) in &old {
+            actor.stop(Some("unused".into()));
+        }
+        old.len()
+    }
 }
 
-/// Run the next queued items: the only message a conversation actor gets.
-#[derive(Debug)]
-pub(super) struct Drain;
+/// Run the next queued items of this chat's queue: the only message a conversation actor
+/// gets. The first one binds the actor to the chat until the queue runs dry.
+pub(super) struct Drain<J>(pub(super) Arc<Mailbox<J>>);
+
+impl<J> std::fmt::Debug for Drain<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain")
+    }
+}
 
 /// The manager's one message: evict the conversations idle for the timeout.
 #[derive(Debug)]
