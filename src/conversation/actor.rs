@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::key::LaneKey;
 use super::mailbox::MailboxState;
 use super::shared::{Drain, PoolInner};
 
@@ -26,18 +27,23 @@ pub(super) struct ConversationActor<J>(pub(super) PhantomData<fn() -> J>);
 
 impl<J: Send + 'static> ConversationActor<J> {
     /// The queue ran dry: unbinds from the chat (whose next event binds an actor again) and
-    /// waits in the pool.
+    /// waits in the pool, and the chat joins the idle order the live cap hibernates from.
+    ///
     /// Takes the queue's lock from the caller that found it empty: a pusher that queued after
     /// an unlocked look would see `scheduled` still set and wake no one.
     fn release(
         pool: &PoolInner<J>,
         myself: ActorRef<Drain<J>>,
+        key: &LaneKey,
         mut mb: MutexGuard<'_, MailboxState<J>>,
     ) {
         mb.scheduled = false;
         mb.bound = None;
         mb.last_active = Instant::now();
+        let seq = pool.next_idle_seq();
+        mb.idle_seq = seq;
         drop(mb);
+        pool.went_idle(key, seq);
         pool.unbind(myself);
         // A pusher waiting at the live cap may hibernate this chat now.
         pool.room_changed();
@@ -77,7 +83,7 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
                 match mb.queue.pop_front() {
                     Some(job) => job,
                     None => {
-                        Self::release(&pool, myself, mb);
+                        Self::release(&pool, myself, &mailbox.key, mb);
                         return Ok(());
                     }
                 }
@@ -88,7 +94,7 @@ impl<J: Send + 'static> Actor for ConversationActor<J> {
         }
         let mb = mailbox.lock();
         if mb.queue.is_empty() {
-            Self::release(&pool, myself, mb);
+            Self::release(&pool, myself, &mailbox.key, mb);
         } else {
             drop(mb);
             let _ = myself.send_message(Drain(mailbox));

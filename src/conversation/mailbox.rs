@@ -11,6 +11,8 @@ use std::time::Instant;
 use ractor::ActorId;
 use tokio::sync::Notify;
 
+use super::key::LaneKey;
+
 pub(super) struct MailboxState<J> {
     pub(super) queue: VecDeque<J>,
     /// An actor is bound to this queue: a `Drain` for it is pending in that actor's
@@ -21,9 +23,14 @@ pub(super) struct MailboxState<J> {
     pub(super) bound: Option<ActorId>,
     /// When the queue last became empty; the manager's sweep evicts on it.
     pub(super) last_active: Instant,
+    /// Which time it became idle, pool-wide: its entry in the pool's idle order is current
+    /// only while this matches.
+    pub(super) idle_seq: u64,
 }
 
 pub(super) struct Mailbox<J> {
+    /// The chat, so that the actor that empties the queue can name it in the idle order.
+    pub(super) key: LaneKey,
     state: Mutex<MailboxState<J>>,
     /// Signalled when room frees up (or the actor died), for a pusher waiting under
     /// [`Overflow::Block`](super::Overflow::Block).
@@ -31,13 +38,15 @@ pub(super) struct Mailbox<J> {
 }
 
 impl<J> Mailbox<J> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(key: LaneKey) -> Self {
         Self {
+            key,
             state: Mutex::new(MailboxState {
                 queue: VecDeque::new(),
                 scheduled: false,
                 bound: None,
                 last_active: Instant::now(),
+                idle_seq: 0,
             }),
             space: Notify::new(),
         }

@@ -86,6 +86,7 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 true
             }
         });
+        pool.compact_idle();
         // Actors waiting unbound as long as an idle chat waits to hibernate are more than the
         // traffic needs now: their memory goes back.
         if let Some(cutoff) = now.checked_sub(config.hibernate_after)

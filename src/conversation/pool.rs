@@ -5,9 +5,10 @@
 //! both under the map shard's lock, so the sweep can never evict a conversation an event is
 //! being queued on.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,8 @@ impl<J: Send + 'static> ConversationPool<J> {
                 awake: AtomicUsize::new(0),
                 room_waiters: AtomicUsize::new(0),
                 room: Notify::new(),
+                idle: Mutex::new(VecDeque::new()),
+                idle_seq: AtomicU64::new(0),
             }),
         }
     }
@@ -213,7 +216,7 @@ impl<J: Send + 'static> ConversationPool<J> {
             }
             self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
             *conv = Conv::Live {
-                mailbox: Arc::new(Mailbox::new()),
+                mailbox: Arc::new(Mailbox::new(key.clone())),
             };
         }
         match conv {
@@ -252,38 +255,11 @@ impl<J: Send + 'static> ConversationPool<J> {
     }
 
     /// Hibernates up to a sixteenth of the cap (at least one) of the idle chat conversations,
-    /// least recently active first; returns how many. One pass over the map serves the next
-    /// many new chats, instead of one pass each.
+    /// least recently active first; returns how many. One batch serves the next many new
+    /// chats.
     fn hibernate_least_recent(&self) -> usize {
-        let inner = &self.inner;
-        let batch = (inner.config.max_live / 16).max(1);
-        let mut idle: Vec<(Instant, LaneKey)> = inner
-            .map
-            .iter()
-            .filter_map(|entry| match entry.value() {
-                Conv::Live { mailbox, .. } if !matches!(entry.key(), LaneKey::Global) => {
-                    let mb = mailbox.lock();
-                    (mb.queue.is_empty() && !mb.scheduled)
-                        .then(|| (mb.last_active, entry.key().clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        if idle.len() > batch {
-            idle.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
-            idle.truncate(batch);
-        }
-        let mut freed = 0;
-        for (_, key) in idle {
-            // Looked at again under the shard lock: it may have got work meanwhile.
-            if let Some(mut conv) = inner.map.get_mut(&key)
-                && inner.hibernate(&key, &mut conv)
-            {
-                tracing::trace!(lane = %key, "conversation hibernated early: live cap reached");
-                freed += 1;
-            }
-        }
-        freed
+        self.inner
+            .hibernate_oldest((self.inner.config.max_live / 16).max(1))
     }
 
     fn spawn(&self, key: &LaneKey) -> Result<ActorRef<Drain<J>>, String> {
@@ -327,6 +303,7 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
         self.inner.map.clear();
         crate::sync::lock(&self.inner.unbound).clear();
+        crate::sync::lock(&self.inner.idle).clear();
         self.inner.hibernating.store(0, Ordering::Release);
         self.inner.awake.store(0, Ordering::Release);
     }
@@ -676,6 +653,50 @@ mod tests {
         p.push(chat("0"), ("0".into(), 1)).await;
         assert!(p.drain(Duration::from_secs(1)).await);
         assert_eq!(log.lock().unwrap().len(), 21, "a later event still runs");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_chat_busy_and_idle_again_and_again_keeps_the_idle_order_small() {
+        let log: Log = Default::default();
+        let p = pool(LaneConfig::default(), log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for i in 0..3000 {
+            p.push(chat("a"), ("a".into(), i)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(log.lock().unwrap().len(), 3000);
+        let entries = p.inner.idle.lock().unwrap().len();
+        assert!(entries <= 1024 + 3, "{entries} entries for one idle chat");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn at_the_live_cap_a_batch_of_the_oldest_idle_chats_hibernates() {
+        let log: Log = Default::default();
+        let config = LaneConfig {
+            max_live: 32,
+            ..Default::default()
+        };
+        let p = pool(config, log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for c in 0..32 {
+            p.push(chat(&c.to_string()), (c.to_string(), 0)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+            tokio::task::yield_now().await;
+        }
+        // Chat 0 got work again: 1 is now the one idle the longest.
+        p.push(chat("0"), ("0".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        tokio::task::yield_now().await;
+        p.push(chat("new"), ("new".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        // A batch of a sixteenth of the cap: the two idle the longest.
+        assert!(is_hibernating(&p, "1") && is_hibernating(&p, "2"));
+        assert!(!is_hibernating(&p, "0") && !is_hibernating(&p, "3"));
+        assert_eq!(p.awake(), 31);
+        assert_eq!(log.lock().unwrap().len(), 34);
         p.stop().await;
     }
 

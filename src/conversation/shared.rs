@@ -5,9 +5,10 @@
 //! starts the actors, the actors only need the queue, the in-flight count and the pool of
 //! unbound actors back.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -54,6 +55,13 @@ pub(super) struct PoolInner<J> {
     pub(super) room_waiters: AtomicUsize,
     /// Signalled, while someone waits, when a slot frees or a conversation runs out of work.
     pub(super) room: Notify,
+    /// Chat conversations in the order they ran out of work, each with its `idle_seq` then;
+    /// an entry is current while the chat is live, idle and still has that `idle_seq`. The
+    /// live cap hibernates from the front, so making room costs the batch, not a walk over
+    /// every conversation. Stale entries are dropped when met and, once they outnumber the
+    /// live conversations, all at once.
+    pub(super) idle: Mutex<VecDeque<(u64, LaneKey)>>,
+    pub(super) idle_seq: AtomicU64,
 }
 
 impl<J> PoolInner<J> {
@@ -112,6 +120,62 @@ impl<J> PoolInner<J> {
         self.hibernating.fetch_add(1, Ordering::AcqRel);
         self.free_slot(key);
         true
+    }
+
+    pub(super) fn next_idle_seq(&self) -> u64 {
+        self.idle_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// `key` ran out of work as its `seq`th idle time: it joins the back of the idle order.
+    pub(super) fn went_idle(&self, key: &LaneKey, seq: u64) {
+        if matches!(key, LaneKey::Global) {
+            return;
+        }
+        let mut idle = crate::sync::lock(&self.idle);
+        idle.push_back((seq, key.clone()));
+        let live = self.awake.load(Ordering::Relaxed);
+        if idle.len() > 2 * live + 1024 {
+            idle.retain(|(seq, key)| self.is_idle(key, *seq));
+        }
+    }
+
+    /// Whether an idle-order entry is current: `key` is live, idle, and idle since `seq`.
+    /// Takes a map shard lock: not to be called with one held.
+    pub(super) fn is_idle(&self, key: &LaneKey, seq: u64) -> bool {
+        self.map.get(key).is_some_and(|conv| match &*conv {
+            Conv::Live { mailbox } => {
+                let mb = mailbox.lock();
+                !mb.scheduled && mb.queue.is_empty() && mb.idle_seq == seq
+            }
+            Conv::Hibernating { .. } => false,
+        })
+    }
+
+    /// Drops the stale entries of the idle order (after a sweep hibernated or forgot chats).
+    pub(super) fn compact_idle(&self) {
+        let mut idle = crate::sync::lock(&self.idle);
+        idle.retain(|(seq, key)| self.is_idle(key, *seq));
+        let keep = idle.len() * 2;
+        idle.shrink_to(keep);
+    }
+
+    /// Hibernates up to `batch` of the chat conversations idle the longest; returns how many.
+    pub(super) fn hibernate_oldest(&self, batch: usize) -> usize {
+        let mut freed = 0;
+        while freed < batch {
+            let Some((seq, key)) = crate::sync::lock(&self.idle).pop_front() else {
+                break;
+            };
+            // Looked at under the shard lock: it may have got work since.
+            if let Some(mut conv) = self.map.get_mut(&key)
+                && matches!(&*conv, Conv::Live { mailbox } if mailbox.lock().idle_seq == seq)
+                && self.hibernate(&key, &mut conv)
+            {
+                tracing::trace!(lane = %key, "conversation hibernated early: live cap reached");
+                freed += 1;
+            }
+        }
+        freed
     }
 
     /// An actor finished with the chat it was bound to: it waits for the next one.
