@@ -601,7 +601,7 @@ mod tests {
             Box::pin(async move {
                 // Some items finish at once, some after a hop: chats go idle and busy again
                 // in every order, and their actors are rebound to other chats in between.
-                if job.1 % 3 == 0 {
+                if job.1.is_multiple_of(3) {
                     tokio::task::yield_now().await;
                 }
                 log.lock().unwrap().push(job);
@@ -612,7 +612,7 @@ mod tests {
         for i in 0..10 {
             for c in 0..CHATS {
                 p.push(chat(&c.to_string()), (c.to_string(), i)).await;
-                if c % 7 == 0 {
+                if c.is_multiple_of(7) {
                     tokio::task::yield_now().await;
                 }
             }
