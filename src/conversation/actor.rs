@@ -42,8 +42,16 @@ impl<J: Send + 'static> ConversationActor<J> {
         mb.last_active = Instant::now();
         let seq = pool.next_idle_seq();
         mb.idle_seq = seq;
+        // A chat already in the idle order keeps its place; whoever takes it from there sees
+        // it has been idle for less long and puts it back.
+        let enter = mb.idle_entry == 0 && !matches!(key, LaneKey::Global);
+        if enter {
+            mb.idle_entry = seq;
+        }
         drop(mb);
-        pool.went_idle(key, seq);
+        if enter {
+            pool.went_idle(key, seq);
+        }
         pool.unbind(myself);
         // A pusher waiting at the live cap may hibernate this chat now.
         pool.room_changed();

@@ -23,9 +23,12 @@ pub(super) struct MailboxState<J> {
     pub(super) bound: Option<ActorId>,
     /// When the queue last became empty; the manager's sweep evicts on it.
     pub(super) last_active: Instant,
-    /// Which time it became idle, pool-wide: its entry in the pool's idle order is current
-    /// only while this matches.
+    /// When it last became idle, as a pool-wide sequence number.
     pub(super) idle_seq: u64,
+    /// The sequence number of its entry in the pool's idle order, 0 for none: one entry per
+    /// chat at most, so the order never holds more entries than live chats (and the
+    /// hibernated since the last sweep).
+    pub(super) idle_entry: u64,
 }
 
 pub(super) struct Mailbox<J> {
@@ -47,6 +50,7 @@ impl<J> Mailbox<J> {
                 bound: None,
                 last_active: Instant::now(),
                 idle_seq: 0,
+                idle_entry: 0,
             }),
             space: Notify::new(),
         }

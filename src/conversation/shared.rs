@@ -55,11 +55,10 @@ pub(super) struct PoolInner<J> {
     pub(super) room_waiters: AtomicUsize,
     /// Signalled, while someone waits, when a slot frees or a conversation runs out of work.
     pub(super) room: Notify,
-    /// Chat conversations in the order they ran out of work, each with its `idle_seq` then;
-    /// an entry is current while the chat is live, idle and still has that `idle_seq`. The
-    /// live cap hibernates from the front, so making room costs the batch, not a walk over
-    /// every conversation. Stale entries are dropped when met and, once they outnumber the
-    /// live conversations, all at once.
+    /// Chat conversations in about the order they ran out of work, at most one entry each
+    /// (the chat's `idle_entry`). The live cap hibernates from the front, so making room costs
+    /// about the batch, not a walk over every conversation. Entries of chats hibernated or
+    /// forgotten otherwise are dropped when met, and by every sweep.
     pub(super) idle: Mutex<VecDeque<(u64, LaneKey)>>,
     pub(super) idle_seq: AtomicU64,
 }
@@ -126,51 +125,65 @@ impl<J> PoolInner<J> {
         self.idle_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// `key` ran out of work as its `seq`th idle time: it joins the back of the idle order.
+    /// `key` ran out of work as its `seq`th idle time and has no entry in the idle order: it
+    /// joins the back.
     pub(super) fn went_idle(&self, key: &LaneKey, seq: u64) {
-        if matches!(key, LaneKey::Global) {
-            return;
-        }
-        let mut idle = crate::sync::lock(&self.idle);
-        idle.push_back((seq, key.clone()));
-        let live = self.awake.load(Ordering::Relaxed);
-        if idle.len() > 2 * live + 1024 {
-            idle.retain(|(seq, key)| self.is_idle(key, *seq));
-        }
+        crate::sync::lock(&self.idle).push_back((seq, key.clone()));
     }
 
-    /// Whether an idle-order entry is current: `key` is live, idle, and idle since `seq`.
-    /// Takes a map shard lock: not to be called with one held.
-    pub(super) fn is_idle(&self, key: &LaneKey, seq: u64) -> bool {
+    /// Whether an idle-order entry is still `key`'s. Takes a map shard lock: not to be called
+    /// with one held.
+    fn is_entry(&self, key: &LaneKey, seq: u64) -> bool {
         self.map.get(key).is_some_and(|conv| match &*conv {
-            Conv::Live { mailbox } => {
-                let mb = mailbox.lock();
-                !mb.scheduled && mb.queue.is_empty() && mb.idle_seq == seq
-            }
+            Conv::Live { mailbox } => mailbox.lock().idle_entry == seq,
             Conv::Hibernating { .. } => false,
         })
     }
 
-    /// Drops the stale entries of the idle order (after a sweep hibernated or forgot chats).
+    /// Drops the entries of the idle order whose chats hibernated or were forgotten (after a
+    /// sweep).
     pub(super) fn compact_idle(&self) {
         let mut idle = crate::sync::lock(&self.idle);
-        idle.retain(|(seq, key)| self.is_idle(key, *seq));
+        idle.retain(|(seq, key)| self.is_entry(key, *seq));
         let keep = idle.len() * 2;
         idle.shrink_to(keep);
     }
 
     /// Hibernates up to `batch` of the chat conversations idle the longest; returns how many.
+    ///
+    /// Second chance: an entry whose chat had work since it was queued goes to the back with
+    /// its newer idle time (or, busy now, leaves the order until it runs dry again).
     pub(super) fn hibernate_oldest(&self, batch: usize) -> usize {
         let mut freed = 0;
         while freed < batch {
             let Some((seq, key)) = crate::sync::lock(&self.idle).pop_front() else {
                 break;
             };
-            // Looked at under the shard lock: it may have got work since.
-            if let Some(mut conv) = self.map.get_mut(&key)
-                && matches!(&*conv, Conv::Live { mailbox } if mailbox.lock().idle_seq == seq)
-                && self.hibernate(&key, &mut conv)
-            {
+            // Looked at under the shard lock, as `push` queues under it.
+            let Some(mut conv) = self.map.get_mut(&key) else {
+                continue;
+            };
+            let Conv::Live { mailbox } = &*conv else {
+                continue;
+            };
+            let requeue = {
+                let mut mb = mailbox.lock();
+                if mb.idle_entry != seq {
+                    continue;
+                }
+                if mb.scheduled || !mb.queue.is_empty() {
+                    mb.idle_entry = 0;
+                    continue;
+                }
+                (mb.idle_seq != seq).then(|| {
+                    mb.idle_entry = mb.idle_seq;
+                    mb.idle_seq
+                })
+            };
+            if let Some(newer) = requeue {
+                drop(conv);
+                crate::sync::lock(&self.idle).push_back((newer, key));
+            } else if self.hibernate(&key, &mut conv) {
                 tracing::trace!(lane = %key, "conversation hibernated early: live cap reached");
                 freed += 1;
             }
