@@ -39,7 +39,8 @@ impl<J: Send + 'static> ConversationActor<J> {
     ) {
         mb.scheduled = false;
         mb.bound = None;
-        mb.last_active = Instant::now();
+        let now = Instant::now();
+        mb.last_active = now;
         let seq = pool.next_idle_seq();
         mb.idle_seq = seq;
         // A chat already in the idle order keeps its place; whoever takes it from there sees
@@ -52,7 +53,7 @@ impl<J: Send + 'static> ConversationActor<J> {
         if enter {
             pool.went_idle(key, seq);
         }
-        pool.unbind(myself);
+        pool.unbind(myself, now);
         // A pusher waiting at the live cap may hibernate this chat now.
         pool.room_changed();
     }

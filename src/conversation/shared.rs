@@ -192,8 +192,8 @@ impl<J> PoolInner<J> {
     }
 
     /// An actor finished with the chat it was bound to: it waits for the next one.
-    pub(super) fn unbind(&self, actor: ActorRef<Drain<J>>) {
-        crate::sync::lock(&self.unbound).push((actor, Instant::now()));
+    pub(super) fn unbind(&self, actor: ActorRef<Drain<J>>, at: Instant) {
+        crate::sync::lock(&self.unbound).push((actor, at));
     }
 
     /// An actor bound to no chat, if one waits.
@@ -207,7 +207,8 @@ impl<J> PoolInner<J> {
     pub(super) fn retire_unbound(&self, cutoff: Instant) -> usize {
         let old: Vec<_> = {
             let mut unbound = crate::sync::lock(&self.unbound);
-            // Pushed in time order and taken from the end: the old ones are a prefix.
+            // Pushed in (about) time order and taken from the end: the old ones are a prefix
+            // (give or take an actor that came back microseconds apart from another).
             let n = unbound.partition_point(|(_, at)| *at < cutoff);
             unbound.drain(..n).collect()
         };
