@@ -36,11 +36,11 @@ pub struct LaneConfig {
     pub overflow: Overflow,
     /// How long a conversation with nothing to do lives before it stops and is forgotten.
     pub idle_timeout: Duration,
-    /// How long a conversation with nothing to do keeps its actor. After that only a small
-    /// record of it stays (until `idle_timeout`) and its next event starts a new actor, which
-    /// costs a few microseconds; an actor costs a few KiB of memory.
+    /// How long a conversation with nothing to do stays live (keeps its queue). After that
+    /// only a small record of it stays (until `idle_timeout`) and its next event gives it a new
+    /// queue. Pooled conversation actors left unused this long stop too.
     pub hibernate_after: Duration,
-    /// Chat conversations with an actor (not hibernating) at most; see
+    /// Chat conversations live (not hibernating) at most; see
     /// [`DispatcherBuilder::max_live_conversations`](crate::dispatch::DispatcherBuilder::max_live_conversations).
     /// At least 1.
     pub max_live: usize,

@@ -61,9 +61,10 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 tracing::trace!(lane = %key, "idle conversation forgotten");
                 false
             }
-            Conv::Live { mailbox, actor } => {
+            Conv::Live { mailbox } => {
                 // Only `push` makes an idle conversation busy, and it needs the shard lock
-                // `retain` holds: what is read here stays true below.
+                // `retain` holds: what is read here stays true below. Idle means bound to no
+                // actor, so there is none to stop.
                 let idle = {
                     let mb = mailbox.lock();
                     if !mb.queue.is_empty() || mb.scheduled {
@@ -75,7 +76,6 @@ impl<J: Send + 'static> Actor for Manager<J> {
                     return true;
                 }
                 if idle >= config.idle_timeout {
-                    actor.stop(Some("idle".into()));
                     pool.free_slot(key);
                     tracing::trace!(lane = %key, "idle conversation stopped");
                     return false;
@@ -86,6 +86,14 @@ impl<J: Send + 'static> Actor for Manager<J> {
                 true
             }
         });
+        pool.compact_idle();
+        // Actors waiting unbound as long as an idle chat waits to hibernate are more than the
+        // traffic needs now: their memory goes back.
+        if let Some(cutoff) = now.checked_sub(config.hibernate_after)
+            && pool.retire_unbound(cutoff) > 0
+        {
+            tracing::trace!("unused conversation actors stopped");
+        }
         Ok(())
     }
 
@@ -100,8 +108,9 @@ impl<J: Send + 'static> Actor for Manager<J> {
             if let Some(pool) = pool.upgrade() {
                 let id = cell.get_id();
                 let mut lost = 0;
+                // Only a bound actor runs code that can fail; find its chat.
                 pool.map.retain(|key, conv| match conv {
-                    Conv::Live { mailbox, actor } if actor.get_id() == id => {
+                    Conv::Live { mailbox } if mailbox.lock().bound == Some(id) => {
                         lost = mailbox.lock().queue.len();
                         // A pusher blocked on this queue retries and gets a fresh
                         // conversation.

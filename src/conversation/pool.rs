@@ -5,17 +5,18 @@
 //! both under the map shard's lock, so the sweep can never evict a conversation an event is
 //! being queued on.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorId, ActorRef};
 use tokio::sync::Notify;
 
-use super::actor::{ConvState, ConversationActor};
+use super::actor::ConversationActor;
 use super::config::{LaneConfig, Overflow};
 use super::key::LaneKey;
 use super::mailbox::Mailbox;
@@ -34,9 +35,6 @@ pub(crate) enum Pushed<J> {
     /// No conversation could be started for the lane.
     Failed(J, String),
 }
-
-/// A live conversation's queue and actor, borrowed from its map entry.
-type Live<'c, J> = (&'c Arc<Mailbox<J>>, &'c ActorRef<Drain>);
 
 /// The chat-id → conversation map and the supervisor of the conversation actors.
 pub(crate) struct ConversationPool<J> {
@@ -62,12 +60,15 @@ impl<J: Send + 'static> ConversationPool<J> {
                 config,
                 worker,
                 manager: OnceLock::new(),
+                unbound: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 all_done: Notify::new(),
                 hibernating: AtomicUsize::new(0),
                 awake: AtomicUsize::new(0),
                 room_waiters: AtomicUsize::new(0),
                 room: Notify::new(),
+                idle: Mutex::new(VecDeque::new()),
+                idle_seq: AtomicU64::new(0),
             }),
         }
     }
@@ -123,11 +124,19 @@ impl<J: Send + 'static> ConversationPool<J> {
         self.inner.awake.load(Ordering::Acquire)
     }
 
+    /// Conversation actors running now, bound to a chat or waiting unbound.
+    #[cfg(test)]
+    pub(crate) fn actors(&self) -> usize {
+        self.inner
+            .manager
+            .get()
+            .map_or(0, |m| m.get_cell().get_children().len())
+    }
+
     /// Queues `job` on lane `key`, starting the lane's conversation if needed. Waits only
     /// under [`Overflow::Block`], and at the cap of live conversations while every live one is
     /// busy.
     pub(crate) async fn push(&self, key: LaneKey, job: J) -> Pushed<J> {
-        let mut job = job;
         loop {
             let mailbox = {
                 let mut conv = self.inner.map.entry(key.clone()).or_insert_with(|| {
@@ -137,56 +146,30 @@ impl<J: Send + 'static> ConversationPool<J> {
                         since: Instant::now(),
                     }
                 });
-                let (mailbox, actor) = match self.wake(&mut conv, &key) {
-                    Ok(Some(live)) => live,
-                    Ok(None) => {
-                        // At the cap. Nothing was queued, and the dispatcher pushes one event
-                        // at a time, so waiting here keeps every chat's order.
-                        drop(conv);
-                        self.make_room().await;
-                        continue;
-                    }
-                    // The record stays, hibernating, until the sweep forgets it.
-                    Err(e) => return Pushed::Failed(job, e),
+                let Some(mailbox) = self.wake(&mut conv, &key) else {
+                    // At the cap. Nothing was queued, and the dispatcher pushes one event at a
+                    // time, so waiting here keeps every chat's order.
+                    drop(conv);
+                    self.make_room().await;
+                    continue;
                 };
                 let mut mb = mailbox.lock();
                 if mb.queue.len() < self.inner.config.capacity {
+                    if !mb.scheduled {
+                        // Bound under the queue's lock: the actor that ran this chat before
+                        // released it under the same lock with the queue empty, so the two
+                        // never overlap.
+                        match self.bind(&key, mailbox) {
+                            Ok(actor) => {
+                                mb.scheduled = true;
+                                mb.bound = Some(actor);
+                            }
+                            Err(e) => return Pushed::Failed(job, e),
+                        }
+                    }
                     mb.queue.push_back(job);
                     self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-                    if mb.scheduled {
-                        return Pushed::Queued;
-                    }
-                    mb.scheduled = true;
-                    if actor.send_message(Drain).is_ok() {
-                        return Pushed::Queued;
-                    }
-                    // The actor died between lookups and the supervisor has not forgotten it
-                    // yet: forget it here and retry on a fresh conversation.
-                    mb.scheduled = false;
-                    let back = mb.queue.pop_back();
-                    let dead = actor.get_id();
-                    drop(mb);
-                    drop(conv);
-                    // Unless the supervisor removed it meanwhile (and the key is new again).
-                    if self
-                        .inner
-                        .map
-                        .remove_if(
-                            &key,
-                            |_, c| matches!(c, Conv::Live { actor, .. } if actor.get_id() == dead),
-                        )
-                        .is_some()
-                    {
-                        self.inner.free_slot(&key);
-                    }
-                    match back {
-                        Some(j) => {
-                            self.inner.done_one();
-                            job = j;
-                            continue;
-                        }
-                        None => return Pushed::Queued,
-                    }
+                    return Pushed::Queued;
                 }
                 match self.inner.config.overflow {
                     Overflow::Reject => return Pushed::Rejected(job),
@@ -207,33 +190,39 @@ impl<J: Send + 'static> ConversationPool<J> {
         }
     }
 
-    /// The live conversation of `conv`, starting an actor (and a fresh queue) for a
-    /// hibernating one; `None` when that would pass the cap of live conversations. A
-    /// hibernated conversation's old actor had an empty queue and was stopped, so the new one
-    /// cannot overlap it.
-    fn wake<'c>(
-        &self,
-        conv: &'c mut Conv<J>,
-        key: &LaneKey,
-    ) -> Result<Option<Live<'c, J>>, String> {
+    /// Binds an actor to `mailbox`, which has work and none bound: an unbound one from the
+    /// pool, or a new one when none waits. Its `Drain` waits in its ractor mailbox until the
+    /// caller lets go of the queue's lock. Returns the actor's id.
+    fn bind(&self, key: &LaneKey, mailbox: &Arc<Mailbox<J>>) -> Result<ActorId, String> {
+        // An unbound actor that failed meanwhile refuses the message: try the next one.
+        while let Some(actor) = self.inner.take_unbound() {
+            if actor.send_message(Drain(mailbox.clone())).is_ok() {
+                return Ok(actor.get_id());
+            }
+        }
+        let actor = self.spawn(key)?;
+        actor
+            .send_message(Drain(mailbox.clone()))
+            .map_err(|e| format!("cannot start a conversation for {key}: {e}"))?;
+        Ok(actor.get_id())
+    }
+
+    /// The live conversation of `conv`, with a fresh queue for a hibernating one; `None` when
+    /// that would pass the cap of live conversations.
+    fn wake<'c>(&self, conv: &'c mut Conv<J>, key: &LaneKey) -> Option<&'c Arc<Mailbox<J>>> {
         if let Conv::Hibernating { .. } = conv {
             if !self.inner.take_slot(key) {
-                return Ok(None);
+                return None;
             }
-            let mailbox = Arc::new(Mailbox::new());
-            let actor = match self.spawn(key, &mailbox) {
-                Ok(actor) => actor,
-                Err(e) => {
-                    self.inner.free_slot(key);
-                    return Err(e);
-                }
-            };
             self.inner.hibernating.fetch_sub(1, Ordering::AcqRel);
-            *conv = Conv::Live { mailbox, actor };
+            *conv = Conv::Live {
+                mailbox: Arc::new(Mailbox::new(key.clone())),
+            };
         }
         match conv {
-            Conv::Live { mailbox, actor } => Ok(Some((mailbox, actor))),
-            Conv::Hibernating { .. } => Err(format!("{key} did not wake")),
+            Conv::Live { mailbox } => Some(mailbox),
+            // Made live just above.
+            Conv::Hibernating { .. } => None,
         }
     }
 
@@ -266,58 +255,27 @@ impl<J: Send + 'static> ConversationPool<J> {
     }
 
     /// Hibernates up to a sixteenth of the cap (at least one) of the idle chat conversations,
-    /// least recently active first; returns how many. One pass over the map serves the next
-    /// many new chats, instead of one pass each.
+    /// least recently active first; returns how many. One batch serves the next many new
+    /// chats.
     fn hibernate_least_recent(&self) -> usize {
-        let inner = &self.inner;
-        let batch = (inner.config.max_live / 16).max(1);
-        let mut idle: Vec<(Instant, LaneKey)> = inner
-            .map
-            .iter()
-            .filter_map(|entry| match entry.value() {
-                Conv::Live { mailbox, .. } if !matches!(entry.key(), LaneKey::Global) => {
-                    let mb = mailbox.lock();
-                    (mb.queue.is_empty() && !mb.scheduled)
-                        .then(|| (mb.last_active, entry.key().clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        if idle.len() > batch {
-            idle.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
-            idle.truncate(batch);
-        }
-        let mut freed = 0;
-        for (_, key) in idle {
-            // Looked at again under the shard lock: it may have got work meanwhile.
-            if let Some(mut conv) = inner.map.get_mut(&key)
-                && inner.hibernate(&key, &mut conv)
-            {
-                tracing::trace!(lane = %key, "conversation hibernated early: live cap reached");
-                freed += 1;
-            }
-        }
-        freed
+        self.inner
+            .hibernate_oldest((self.inner.config.max_live / 16).max(1))
     }
 
-    fn spawn(&self, key: &LaneKey, mailbox: &Arc<Mailbox<J>>) -> Result<ActorRef<Drain>, String> {
+    fn spawn(&self, key: &LaneKey) -> Result<ActorRef<Drain<J>>, String> {
         let manager = self
             .inner
             .manager
             .get()
             .ok_or_else(|| "the conversation manager is not running".to_string())?;
-        let args = ConvState {
-            mailbox: mailbox.clone(),
-            pool: Arc::downgrade(&self.inner),
-        };
         let (actor, _) = ractor::ActorRuntime::spawn_linked_instant(
             None,
             ConversationActor::<J>(PhantomData),
-            args,
+            Arc::downgrade(&self.inner),
             manager.get_cell(),
         )
         .map_err(|e| format!("cannot start a conversation for {key}: {e}"))?;
-        tracing::trace!(lane = %key, "conversation started");
+        tracing::trace!(lane = %key, "conversation actor started");
         Ok(actor)
     }
 
@@ -344,6 +302,8 @@ impl<J: Send + 'static> ConversationPool<J> {
             manager.stop(None);
         }
         self.inner.map.clear();
+        crate::sync::lock(&self.inner.unbound).clear();
+        crate::sync::lock(&self.inner.idle).clear();
         self.inner.hibernating.store(0, Ordering::Release);
         self.inner.awake.store(0, Ordering::Release);
     }
@@ -611,6 +571,132 @@ mod tests {
             let seq: Vec<u32> = log.iter().filter(|(k, _)| *k == key).map(|e| e.1).collect();
             assert_eq!(seq, [0, 1, 2, 3], "{key} in order");
         }
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_new_chat_reuses_the_actor_an_idle_one_let_go() {
+        let log: Log = Default::default();
+        let p = pool(LaneConfig::default(), log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for c in 0..50 {
+            p.push(chat(&c.to_string()), (c.to_string(), 0)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+            // The actor lets go of the chat after its last item.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(log.lock().unwrap().len(), 50);
+        assert_eq!(p.live(), 50, "every chat keeps its record");
+        assert_eq!(p.actors(), 1, "one actor served the 50 chats in turn");
+        p.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rebound_actors_keep_every_chats_order() {
+        const CHATS: u32 = 200;
+        let log: Log = Default::default();
+        let log2 = log.clone();
+        let worker: Worker<(String, u32)> = Arc::new(move |job: (String, u32)| {
+            let log = log2.clone();
+            Box::pin(async move {
+                // Some items finish at once, some after a hop: chats go idle and busy again
+                // in every order, and their actors are rebound to other chats in between.
+                if job.1.is_multiple_of(3) {
+                    tokio::task::yield_now().await;
+                }
+                log.lock().unwrap().push(job);
+            })
+        });
+        let p = ConversationPool::new(LaneConfig::default(), worker);
+        p.start().await.unwrap();
+        for i in 0..10 {
+            for c in 0..CHATS {
+                p.push(chat(&c.to_string()), (c.to_string(), i)).await;
+                if c.is_multiple_of(7) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        assert!(p.drain(Duration::from_secs(10)).await);
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), (CHATS * 10) as usize);
+        for c in 0..CHATS {
+            let seq: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| *k == c.to_string())
+                .map(|(_, i)| *i)
+                .collect();
+            assert_eq!(seq, (0..10).collect::<Vec<_>>(), "chat {c} out of order");
+        }
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn unused_actors_stop_after_hibernate_after() {
+        let log: Log = Default::default();
+        let p = pool(
+            LaneConfig {
+                hibernate_after: Duration::from_millis(40),
+                ..Default::default()
+            },
+            log.clone(),
+            Duration::from_millis(5),
+        );
+        p.start().await.unwrap();
+        for c in 0..20 {
+            p.push(chat(&c.to_string()), (c.to_string(), 0)).await;
+        }
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert!(p.actors() > 1, "busy chats at once took several actors");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(p.actors(), 0, "unused actors stopped");
+        p.push(chat("0"), ("0".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        assert_eq!(log.lock().unwrap().len(), 21, "a later event still runs");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_chat_busy_and_idle_again_and_again_keeps_the_idle_order_small() {
+        let log: Log = Default::default();
+        let p = pool(LaneConfig::default(), log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for i in 0..3000 {
+            p.push(chat("a"), ("a".into(), i)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(log.lock().unwrap().len(), 3000);
+        let entries = p.inner.idle.lock().unwrap().len();
+        assert_eq!(entries, 1, "one entry for one idle chat");
+        p.stop().await;
+    }
+
+    #[tokio::test]
+    async fn at_the_live_cap_a_batch_of_the_oldest_idle_chats_hibernates() {
+        let log: Log = Default::default();
+        let config = LaneConfig {
+            max_live: 32,
+            ..Default::default()
+        };
+        let p = pool(config, log.clone(), Duration::ZERO);
+        p.start().await.unwrap();
+        for c in 0..32 {
+            p.push(chat(&c.to_string()), (c.to_string(), 0)).await;
+            assert!(p.drain(Duration::from_secs(1)).await);
+            tokio::task::yield_now().await;
+        }
+        // Chat 0 got work again: 1 is now the one idle the longest.
+        p.push(chat("0"), ("0".into(), 1)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        tokio::task::yield_now().await;
+        p.push(chat("new"), ("new".into(), 0)).await;
+        assert!(p.drain(Duration::from_secs(1)).await);
+        // A batch of a sixteenth of the cap: the two idle the longest.
+        assert!(is_hibernating(&p, "1") && is_hibernating(&p, "2"));
+        assert!(!is_hibernating(&p, "0") && !is_hibernating(&p, "3"));
+        assert_eq!(p.awake(), 31);
+        assert_eq!(log.lock().unwrap().len(), 34);
         p.stop().await;
     }
 

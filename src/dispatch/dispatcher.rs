@@ -119,26 +119,28 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How long an idle conversation keeps its actor (default 5 seconds). After that only a
-    /// small record of it stays until the idle timeout, and its next event starts a new actor
-    /// (a few microseconds): an actor costs about 7 KiB, a record under 200 bytes.
+    /// How long an idle conversation stays live (default 5 seconds). After that only a small
+    /// record of it stays until the idle timeout, and its next event gives it a new queue: a
+    /// live idle conversation costs under 1 KiB, a record under 200 bytes. Pooled
+    /// conversation actors (about 6 KiB each) left unused this long stop as well.
     pub fn hibernate_after(mut self, after: Duration) -> Self {
         self.lanes.hibernate_after = after;
         self
     }
 
-    /// Chat conversations with an actor at once, at most (default 10 000; the global lane is
-    /// not counted; zero is taken as 1).
+    /// Chat conversations live (not hibernating) at once, at most (default 10 000; the global
+    /// lane is not counted; zero is taken as 1).
     ///
-    /// When an event is for a chat without an actor (a new chat, or a hibernating one) and the
+    /// When an event is for a chat that is not live (a new chat, or a hibernating one) and the
     /// cap is reached, the least recently used conversations with nothing queued or running
     /// hibernate at once, as they would after
-    /// [`hibernate_after`](Self::hibernate_after) (a batch of a sixteenth of the cap, so
-    /// the search for them is not repeated for every new chat). If every live conversation is
+    /// [`hibernate_after`](Self::hibernate_after) (a batch of a sixteenth of the cap, taken
+    /// from the front of an idle order: no walk over the conversations). If every live conversation is
     /// busy, the dispatcher waits until one is done: no event is lost and each chat keeps its
     /// order, but while it waits no chat gets new events (global backpressure, as with
-    /// [`Overflow::Block`]). An actor costs about 7 KiB, so the default bounds them to about
-    /// 70 MiB.
+    /// [`Overflow::Block`]). An idle live conversation costs its queue, under 1 KiB;
+    /// conversation actors (about 6 KiB each) are pooled and bound only to chats with work,
+    /// so there are as many as chats busy at once (at most this cap, plus the global lane).
     pub fn max_live_conversations(mut self, n: usize) -> Self {
         self.lanes.max_live = n;
         self
