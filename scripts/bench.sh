@@ -67,13 +67,14 @@ smoke)
 shapes)
     mkdir -p "$OUT"
     BOTS=raw,ours
-    BEFORE=()
+    # --strict: nothing may be lost or reordered, server closes included; except with an
+    # older build beside ours, which may predate the redelivery fix.
+    BEFORE=(--strict)
     if [ -n "${BENCH_BEFORE:-}" ]; then
         cp "$BENCH_BEFORE" "$WORK/e2e-before"
         BOTS=raw,ours,before
         BEFORE=(--before-exe "$WORK/e2e-before")
     fi
-    # Not --strict: with server closes in AfterHandled a few echoes are still lost (README).
     L=("${E2E[@]}" load --repeat 3 --bots "$BOTS" "${BEFORE[@]}" --timeout 60)
     "${L[@]}" --chats 100 --events 200000 --window 200 --json "$OUT/shape-100.json"
     "${L[@]}" --chats 10000 --events 40000 --window 2000 --json "$OUT/shape-10k.json"
