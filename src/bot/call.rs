@@ -29,6 +29,11 @@ pub(crate) trait QueueScope: Send + Sync {
     fn pinned(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
         None
     }
+
+    /// An awaited call of the handling failed because its connection went away. The event
+    /// then counts as not done even if the handler swallows the error: the answer may never
+    /// have gone out, and the server sends the event again.
+    fn cut_off(&self) {}
 }
 
 tokio::task_local! {
@@ -157,7 +162,7 @@ impl<R: Request> IntoFuture for Call<R> {
             async move {
                 let runtime = self.bot.runtime;
                 let pinned = QUEUE_SCOPE.try_with(|s| s.pinned()).ok().flatten();
-                runtime
+                let result = runtime
                     .requester()
                     .execute_signalled(
                         self.request,
@@ -166,7 +171,13 @@ impl<R: Request> IntoFuture for Call<R> {
                         None,
                         pinned,
                     )
-                    .await
+                    .await;
+                if let Err(error) = &result
+                    && error.disconnect_kind().is_some()
+                {
+                    let _ = QUEUE_SCOPE.try_with(|s| s.cut_off());
+                }
+                result
             }
             .instrument(span),
         )

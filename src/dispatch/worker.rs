@@ -147,6 +147,10 @@ impl QueueScope for EventScope {
         self.ack.as_ref()?.retired_flag()
     }
 
+    fn cut_off(&self) {
+        self.cut_off.store(true, Ordering::Relaxed);
+    }
+
     fn failed(&self, method: &'static str, error: crate::Error) -> BoxFuture<()> {
         if cut_off(&error) {
             self.cut_off.store(true, Ordering::Relaxed);
