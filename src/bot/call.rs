@@ -30,9 +30,11 @@ pub(crate) trait QueueScope: Send + Sync {
         None
     }
 
-    /// An awaited call of the handling failed because its connection went away. The event
-    /// then counts as not done even if the handler swallows the error: the answer may never
-    /// have gone out, and the server sends the event again.
+    /// An awaited call of the handling was refused because the event's socket was retired
+    /// ([`DisconnectKind::EventRedelivered`](crate::error::DisconnectKind::EventRedelivered)).
+    /// The event then counts as not done even if the handler swallows the error: the answer
+    /// never went out, and the copy the server sends again is handled. (A call cut off in
+    /// flight, whose answer may have arrived, is the handler's to retry or to report.)
     fn cut_off(&self) {}
 }
 
@@ -173,7 +175,8 @@ impl<R: Request> IntoFuture for Call<R> {
                     )
                     .await;
                 if let Err(error) = &result
-                    && error.disconnect_kind().is_some()
+                    && error.disconnect_kind()
+                        == Some(crate::error::DisconnectKind::EventRedelivered)
                 {
                     let _ = QUEUE_SCOPE.try_with(|s| s.cut_off());
                 }
