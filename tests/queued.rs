@@ -127,6 +127,44 @@ async fn a_queued_call_that_fails_later_reaches_the_error_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_call_without_an_answer_times_out_to_the_error_handler() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let bot = ready_bot(&sim, AckMode::OnReceive);
+    let timeouts = Arc::new(AtomicUsize::new(0));
+    let router = Router::new().message(|msg: MessageContext| async move {
+        msg.answer("x")
+            .timeout(Duration::from_millis(300))
+            .queue()
+            .await?;
+        HandlerResult::Ok(())
+    });
+    let t = timeouts.clone();
+    let d = Dispatcher::builder(bot.clone(), router).error_handler(move |_u: Update, err| {
+        let t = t.clone();
+        async move {
+            if let DispatchError::Queued {
+                error: trueconf_bot::Error::Timeout { .. },
+                ..
+            } = &err
+            {
+                t.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    run(d, &bot).await;
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    // Nobody awaits the call: only the request router's sweep can time it out.
+    sim.faults().delay_responses(Duration::from_secs(30));
+    alice.send_text(&chat, "hi").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while timeouts.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_handled_acknowledges_once_the_queued_answer_is_answered() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let bot = ready_bot(&sim, AckMode::AfterHandled);

@@ -121,13 +121,29 @@ impl<R: Request> Call<R> {
     pub async fn queue(self) -> Result<()> {
         let scope = QUEUE_SCOPE.try_with(Arc::clone).ok();
         let pinned = scope.as_ref().and_then(|s| s.pinned());
-        let (tx, mut rx) = oneshot::channel();
         let Call {
             bot,
             request,
             chat,
             timeout,
         } = self;
+        if !R::IDEMPOTENT {
+            // A write is never sent again, so nothing needs to wait for its answer: the
+            // outcome comes to this callback wherever it is learnt, with no task per call.
+            let done = Box::new(move |result: Result<()>| {
+                if let Err(error) = result {
+                    report_late(scope, R::METHOD, error);
+                }
+                // Otherwise the scope is let go here; its last holder acknowledges the event.
+            });
+            return bot
+                .runtime
+                .requester()
+                .enqueue(request, chat.as_deref(), timeout, pinned.as_deref(), done)
+                .await;
+        }
+        // A read may go out again on the next socket: a task waits for it.
+        let (tx, mut rx) = oneshot::channel();
         let mut call = Box::pin(async move {
             bot.runtime
                 .requester()
@@ -142,15 +158,26 @@ impl<R: Request> Call<R> {
         }
         tokio::spawn(async move {
             if let Err(error) = call.await {
-                match &scope {
-                    Some(scope) => scope.failed(R::METHOD, error).await,
-                    None => tracing::warn!(method = R::METHOD, %error, "queued call failed"),
-                }
+                report_late(scope, R::METHOD, error);
             }
-            // The last holder of the scope acknowledges the event.
-            drop(scope);
         });
         Ok(())
+    }
+}
+
+/// Hands the late failure of a queued call to its handler's scope (the dispatcher's error
+/// handler), or to the log outside a handler; the scope is let go when that is done.
+fn report_late(scope: Option<Arc<dyn QueueScope>>, method: &'static str, error: Error) {
+    match scope {
+        Some(scope) => {
+            let report = scope.failed(method, error);
+            tokio::spawn(async move {
+                report.await;
+                // The last holder of the scope acknowledges the event.
+                drop(scope);
+            });
+        }
+        None => tracing::warn!(method, %error, "queued call failed"),
     }
 }
 

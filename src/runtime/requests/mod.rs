@@ -4,8 +4,9 @@
 //! The hot path has no actor hop: a caller's [`Requester`] writes its frame to the current
 //! socket and waits on a oneshot that the socket reader resolves through the table. The
 //! RequestRouter actor handles what is rare and must be ordered: a lost socket (reads are
-//! told to retry on the next one, writes fail with `DisconnectKind::OutcomeUnknown`) and
-//! the drain at shutdown.
+//! told to retry on the next one, writes fail with `DisconnectKind::OutcomeUnknown`), the
+//! deadlines of queued calls nobody awaits (a sweep every [`SWEEP_EVERY`]), and the drain
+//! at shutdown.
 
 pub(crate) mod requester;
 mod table;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::JoinHandle;
 
 pub(crate) use requester::Requester;
 pub(crate) use table::RequestTable;
@@ -23,9 +25,15 @@ pub use throttle::{Rate, ThrottleConfig};
 use crate::error::DisconnectKind;
 use crate::runtime::connection::Link;
 
+/// How often the router fails the queued calls past their deadline: such a call times out at
+/// most this much late.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
 /// Messages of the [`RequestRouter`].
 #[derive(Debug)]
 pub(crate) enum RouterMsg {
+    /// Fail the queued calls whose deadline passed (sent to itself every [`SWEEP_EVERY`]).
+    Sweep,
     /// Socket `generation` is gone: settle its in-flight requests.
     Offline {
         /// The retired socket generation.
@@ -53,31 +61,54 @@ pub(crate) struct RouterArgs {
 /// The RequestRouter actor; see the module docs.
 pub(crate) struct RequestRouter;
 
+/// The router's state: what it was started with and its sweep timer.
+pub(crate) struct RouterState {
+    args: RouterArgs,
+    sweep: JoinHandle<()>,
+}
+
 impl Actor for RequestRouter {
     type Msg = RouterMsg;
-    type State = RouterArgs;
+    type State = RouterState;
     type Arguments = RouterArgs;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<RouterMsg>,
+        myself: ActorRef<RouterMsg>,
         args: RouterArgs,
-    ) -> Result<RouterArgs, ActorProcessingErr> {
+    ) -> Result<RouterState, ActorProcessingErr> {
         // A socket may have died while no router was running: settle what it left behind.
         let current = args.link.generation();
         if current > 0 {
             args.table.settle_offline(current - 1);
         }
-        Ok(args)
+        let sweep = myself.send_interval(SWEEP_EVERY, || RouterMsg::Sweep);
+        Ok(RouterState { args, sweep })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RouterMsg>,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.sweep.abort();
+        Ok(())
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<RouterMsg>,
         msg: RouterMsg,
-        state: &mut RouterArgs,
+        state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
+        let state = &state.args;
         match msg {
+            RouterMsg::Sweep => {
+                let n = state.table.expire(tokio::time::Instant::now());
+                if n > 0 {
+                    tracing::debug!(expired = n, "queued calls timed out");
+                }
+            }
             RouterMsg::Offline { generation } => {
                 let n = state.table.settle_offline(generation);
                 if n > 0 {

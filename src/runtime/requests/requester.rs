@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::table::{Outcome, Pending, RequestTable};
+use super::table::{Callback, Outcome, Pending, Reply, RequestTable};
 use super::throttle::{Throttle, ThrottleConfig};
 use crate::error::{DisconnectKind, Error, Result};
 use crate::methods::{Request, decode_response};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, RawValue};
 use crate::runtime::connection::{ConnectionState, Identity, Link, StateBoard};
 
 /// Sends requests and waits for their responses. Cheap to clone.
@@ -60,6 +60,41 @@ impl Drop for PendingGuard<'_> {
             self.table.remove(id);
         }
     }
+}
+
+/// What one attempt to send a request needs to know.
+struct Attempt<'a> {
+    method: &'static str,
+    idempotent: bool,
+    deadline: Instant,
+    after: Duration,
+    pinned: Option<&'a AtomicBool>,
+}
+
+/// How an attempt to send ended.
+enum Placed {
+    /// Queued on the socket under this id.
+    Written(u64),
+    /// The socket went away before the frame was queued: safe to send again.
+    Unsent(Box<RawValue>, Reply),
+    /// Queued, but the socket died around it and its entry was not settled: maybe sent.
+    Lost(Reply),
+}
+
+fn encode<R: Request>(request: &R) -> Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(request).map_err(|e| {
+        Error::invalid(
+            "request",
+            format!("`{}` could not be encoded: {e}", R::METHOD),
+        )
+    })
+}
+
+fn lost_in_flight(method: &str) -> Error {
+    Error::disconnected(
+        DisconnectKind::OutcomeUnknown,
+        format!("connection lost while sending `{method}`; it may or may not have been applied"),
+    )
 }
 
 /// One of the `offline_queue` places for callers waiting for a socket.
@@ -148,12 +183,7 @@ impl Requester {
         if let Some(t) = &this.throttle {
             t.acquire(chat).await;
         }
-        let payload = serde_json::value::to_raw_value(&request).map_err(|e| {
-            Error::invalid(
-                "request",
-                format!("`{}` could not be encoded: {e}", R::METHOD),
-            )
-        })?;
+        let payload = encode(&request)?;
         drop(request);
         let result = self
             .send::<R>(payload, deadline, after, &mut queued, pinned.as_deref())
@@ -178,42 +208,6 @@ impl Requester {
         let this = &*self.0;
         let mut payload = Some(body);
         loop {
-            if pinned.is_some_and(|p| p.load(Ordering::Acquire)) {
-                return Err(Error::disconnected(
-                    DisconnectKind::EventRedelivered,
-                    format!(
-                        "`{}` not sent: the event being handled came on a connection that is \
-                         gone, and comes again",
-                        R::METHOD
-                    ),
-                ));
-            }
-            if self.is_closed() {
-                return Err(Error::disconnected(
-                    DisconnectKind::ShuttingDown,
-                    "the bot is shutting down",
-                ));
-            }
-            let Some(writer) = this.link.writer() else {
-                self.wait_online(deadline, after, R::METHOD).await?;
-                continue;
-            };
-            let id = this.table.next_id();
-            tracing::Span::current().record("id", id);
-            let (tx, rx) = oneshot::channel();
-            this.table.insert(
-                id,
-                Pending {
-                    method: R::METHOD,
-                    generation: writer.generation,
-                    idempotent: R::IDEMPOTENT,
-                    tx,
-                },
-            );
-            let mut guard = PendingGuard {
-                table: &this.table,
-                id: Some(id),
-            };
             // A read may have to go out again on the next socket, so it keeps a copy.
             let body = match (R::IDEMPOTENT, payload.take()) {
                 (true, Some(p)) => {
@@ -223,44 +217,37 @@ impl Requester {
                 (_, Some(p)) => p,
                 (_, None) => return Err(Error::protocol("request payload lost")),
             };
-            // Waits for room in the socket's writer queue (backpressure), within the deadline.
-            let queued = tokio::time::timeout_at(
+            let (tx, rx) = oneshot::channel();
+            let at = Attempt {
+                method: R::METHOD,
+                idempotent: R::IDEMPOTENT,
                 deadline,
-                writer.tx.send(Frame::request(id, R::METHOD, body)),
-            )
-            .await
-            .map_err(|_| Error::Timeout {
-                what: R::METHOD.to_owned(),
                 after,
-            })?;
-            if let Err(frame) = queued {
-                // Never written: the socket is gone, so it is safe to wait and send again.
-                this.table.remove(id);
-                guard.id = None;
-                if let Frame::Request { payload: p, .. } = frame {
+                pinned,
+            };
+            let id = match self.place(&at, body, Reply::Waiter(tx)).await? {
+                Placed::Unsent(p, _) => {
                     payload = Some(p);
+                    continue;
                 }
-                let _ =
-                    tokio::time::timeout_at(deadline, this.link.retired(writer.generation)).await;
-                continue;
-            }
+                Placed::Lost(_) => {
+                    if let Some(tx) = signal.take() {
+                        let _ = tx.send(());
+                    }
+                    if R::IDEMPOTENT {
+                        continue;
+                    }
+                    return Err(lost_in_flight(R::METHOD));
+                }
+                Placed::Written(id) => id,
+            };
             if let Some(tx) = signal.take() {
                 let _ = tx.send(());
             }
-            if this.link.generation() != writer.generation && this.table.remove(id).is_some() {
-                // The socket died around the send and the router's sweep missed this entry.
-                guard.id = None;
-                if R::IDEMPOTENT {
-                    continue;
-                }
-                return Err(Error::disconnected(
-                    DisconnectKind::OutcomeUnknown,
-                    format!(
-                        "connection lost while sending `{}`; it may or may not have been applied",
-                        R::METHOD
-                    ),
-                ));
-            }
+            let mut guard = PendingGuard {
+                table: &this.table,
+                id: Some(id),
+            };
             let outcome = match tokio::time::timeout_at(deadline, rx).await {
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -285,6 +272,138 @@ impl Requester {
                 Ok(Outcome::Failed(e)) => return Err(e),
             }
         }
+    }
+
+    /// Queues `request` without waiting for its response (what
+    /// [`Call::queue`](crate::bot::Call::queue) does): returns once the frame is in the socket's
+    /// writer queue, and `done` gets the result later, from whoever learns it (the socket
+    /// reader, a lost socket, the router's sweep at the deadline). No task waits for the
+    /// answer. Only for requests that are never sent again (writes): nothing is kept to
+    /// resend on the next socket. An error before the frame is queued is returned, and
+    /// `done` is then dropped uncalled.
+    pub(crate) async fn enqueue<R: Request>(
+        &self,
+        mut request: R,
+        chat: Option<&str>,
+        timeout: Option<Duration>,
+        pinned: Option<&AtomicBool>,
+        done: Box<dyn FnOnce(Result<()>) + Send + Sync>,
+    ) -> Result<()> {
+        debug_assert!(!R::IDEMPOTENT, "reads are re-sent, so they are awaited");
+        let this = &*self.0;
+        request.validate()?;
+        if let Some(domain) = this.identity.domain() {
+            request.complete_user_ids(domain);
+        }
+        let started = Instant::now();
+        let after = timeout.unwrap_or(this.timeout);
+        let deadline = started + after;
+        if let Some(t) = &this.throttle {
+            t.acquire(chat).await;
+        }
+        let mut body = encode(&request)?;
+        drop(request);
+        let callback: Callback = Box::new(move |outcome| {
+            let result = match outcome {
+                Outcome::Response(p) => decode_response::<R>(p.as_deref()).map(drop),
+                Outcome::Retry => Err(lost_in_flight(R::METHOD)),
+                Outcome::Failed(e) => Err(e),
+            };
+            crate::runtime::telemetry::request_done(R::METHOD, &result, started.elapsed());
+            done(result);
+        });
+        let mut reply = Reply::Callback {
+            done: callback,
+            deadline,
+            after,
+        };
+        let at = Attempt {
+            method: R::METHOD,
+            idempotent: false,
+            deadline,
+            after,
+            pinned,
+        };
+        loop {
+            match self.place(&at, body, reply).await? {
+                Placed::Written(_) => return Ok(()),
+                Placed::Unsent(b, r) => (body, reply) = (b, r),
+                Placed::Lost(r) => {
+                    r.send(Outcome::Failed(lost_in_flight(R::METHOD)));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One attempt to put a request on the current socket: waits for one (within the
+    /// deadline, in the offline queue), registers `reply` under a fresh id and queues the
+    /// frame behind whatever is queued already.
+    async fn place(&self, at: &Attempt<'_>, body: Box<RawValue>, reply: Reply) -> Result<Placed> {
+        let this = &*self.0;
+        if at.pinned.is_some_and(|p| p.load(Ordering::Acquire)) {
+            return Err(Error::disconnected(
+                DisconnectKind::EventRedelivered,
+                format!(
+                    "`{}` not sent: the event being handled came on a connection that is \
+                     gone, and comes again",
+                    at.method
+                ),
+            ));
+        }
+        if self.is_closed() {
+            return Err(Error::disconnected(
+                DisconnectKind::ShuttingDown,
+                "the bot is shutting down",
+            ));
+        }
+        let Some(writer) = this.link.writer() else {
+            self.wait_online(at.deadline, at.after, at.method).await?;
+            return Ok(Placed::Unsent(body, reply));
+        };
+        let id = this.table.next_id();
+        tracing::Span::current().record("id", id);
+        this.table.insert(
+            id,
+            Pending {
+                method: at.method,
+                generation: writer.generation,
+                idempotent: at.idempotent,
+                tx: reply,
+            },
+        );
+        let mut guard = PendingGuard {
+            table: &this.table,
+            id: Some(id),
+        };
+        // Waits for room in the socket's writer queue (backpressure), within the deadline.
+        let queued = tokio::time::timeout_at(
+            at.deadline,
+            writer.tx.send(Frame::request(id, at.method, body)),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            what: at.method.to_owned(),
+            after: at.after,
+        })?;
+        guard.id = None;
+        if let Err(frame) = queued {
+            // Never written: the socket is gone, so it is safe to wait and send again.
+            let pending = this.table.remove(id);
+            let _ =
+                tokio::time::timeout_at(at.deadline, this.link.retired(writer.generation)).await;
+            return match (frame, pending) {
+                (Frame::Request { payload, .. }, Some(p)) => Ok(Placed::Unsent(payload, p.tx)),
+                _ => Err(Error::protocol("request payload lost")),
+            };
+        }
+        if this.link.generation() != writer.generation
+            && let Some(p) = this.table.remove(id)
+        {
+            // The socket died around the send and the router's sweep missed this entry.
+            return Ok(Placed::Lost(p.tx));
+        }
+        Ok(Placed::Written(id))
     }
 
     /// Waits for an authorised socket, in one of the `offline_queue` places.
@@ -514,6 +633,63 @@ mod tests {
             w.requester.in_flight(),
             0,
             "a dropped call removes its pending entry"
+        );
+    }
+
+    /// A queued call: resolves once queued; its outcome arrives on the returned receiver.
+    async fn enqueue(
+        w: &World,
+        request: SendMessage,
+        timeout: Option<Duration>,
+    ) -> tokio::sync::oneshot::Receiver<Result<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = Box::new(move |r: Result<()>| {
+            let _ = tx.send(r);
+        });
+        w.requester
+            .enqueue(request, None, timeout, None, done)
+            .await
+            .expect("queued");
+        rx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_call_learns_its_answer_without_a_waiting_task() {
+        let w = world(16);
+        let (_, mut rx) = w.online();
+        let mut ok = enqueue(&w, SendMessage::new("c", "a"), None).await;
+        let mut refused = enqueue(&w, SendMessage::new("c", "b"), None).await;
+        let (first, second) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        assert!(ok.try_recv().is_err(), "nothing before the answer");
+        w.answer(&first, r#"{"chatId":"c","messageId":"m","timestamp":1}"#);
+        w.answer(&second, r#"{"errorCode":304}"#);
+        assert!(ok.await.unwrap().is_ok());
+        let err = refused.try_recv().unwrap().unwrap_err();
+        assert_eq!(err.api_code().map(|c| c.0), Some(304));
+        assert_eq!(w.requester.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_call_times_out_at_the_sweep_and_fails_when_its_socket_dies() {
+        let w = world(16);
+        let (generation, _rx) = w.online();
+        let timeout = Duration::from_secs(3);
+        let mut silent = enqueue(&w, SendMessage::new("c", "a"), Some(timeout)).await;
+        let mut lost = enqueue(&w, SendMessage::new("c", "b"), None).await;
+        assert_eq!(w.table.expire(Instant::now() + timeout / 2), 0, "not yet");
+        assert!(silent.try_recv().is_err());
+        assert_eq!(w.table.expire(Instant::now() + timeout), 1);
+        let err = silent.try_recv().unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout { what, after } if what == "sendMessage" && *after == timeout),
+            "{err}"
+        );
+        w.offline(generation);
+        let err = lost.try_recv().unwrap().unwrap_err();
+        assert_eq!(
+            err.disconnect_kind(),
+            Some(DisconnectKind::OutcomeUnknown),
+            "{err}"
         );
     }
 

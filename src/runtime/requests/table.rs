@@ -3,11 +3,18 @@
 //! It is a [`DashMap`] the socket reader resolves directly (through the connection's
 //! `ResponseSink`), so a response reaches its caller without an actor hop. What happens to
 //! the entries of a lost socket or at shutdown is decided by the RequestRouter actor.
+//!
+//! An entry is told its outcome one of two ways. An awaited call has a caller parked on a
+//! oneshot. A [queued](crate::bot::Call::queue) call has nobody waiting: its entry carries a
+//! callback, run where the outcome happens (the socket reader, the router's sweep of expired
+//! entries), so a call that is not awaited costs no task and no wake-up of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::error::{DisconnectKind, Error};
 use crate::protocol::{RawValue, RequestId};
@@ -24,6 +31,40 @@ pub(crate) enum Outcome {
     Failed(Error),
 }
 
+/// What a queued call does with its outcome.
+pub(crate) type Callback = Box<dyn FnOnce(Outcome) + Send + Sync>;
+
+/// Where a pending request's outcome goes.
+pub(crate) enum Reply {
+    /// A caller awaiting it.
+    Waiter(oneshot::Sender<Outcome>),
+    /// A queued call: nobody waits, so the table enforces its deadline (see
+    /// [`RequestTable::expire`]).
+    Callback {
+        /// Runs once, with the outcome.
+        done: Callback,
+        /// When it fails with [`Error::Timeout`].
+        deadline: Instant,
+        /// The timeout the deadline came from, for the error.
+        after: Duration,
+    },
+}
+
+impl Reply {
+    pub(crate) fn send(self, outcome: Outcome) {
+        match self {
+            Reply::Waiter(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Callback { done, .. } => done(outcome),
+        }
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        matches!(self, Reply::Callback { deadline, .. } if *deadline <= now)
+    }
+}
+
 /// A request waiting for its response.
 pub(crate) struct Pending {
     /// The wire method, for messages.
@@ -33,7 +74,7 @@ pub(crate) struct Pending {
     /// Safe to send again after a lost socket (a read).
     pub idempotent: bool,
     /// Where the outcome goes.
-    pub tx: oneshot::Sender<Outcome>,
+    pub tx: Reply,
 }
 
 /// Ids and pending requests. Ids come from one counter that is never reset, so a late
@@ -73,9 +114,7 @@ impl RequestTable {
     /// event ids live in the server's id space.
     pub(crate) fn resolve(&self, id: RequestId, payload: Option<Box<RawValue>>) {
         match self.remove(id) {
-            Some(p) => {
-                let _ = p.tx.send(Outcome::Response(payload));
-            }
+            Some(p) => p.tx.send(Outcome::Response(payload)),
             None => tracing::debug!(id, "response for an unknown or expired request dropped"),
         }
     }
@@ -111,9 +150,35 @@ impl RequestTable {
                     ),
                 ))
             };
-            let _ = p.tx.send(outcome);
+            p.tx.send(outcome);
         }
         settled
+    }
+
+    /// Fails the queued calls whose deadline passed by `now` with [`Error::Timeout`]
+    /// (awaited calls time out in their caller); returns how many.
+    pub(crate) fn expire(&self, now: Instant) -> usize {
+        let ids: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|e| e.tx.expired(now))
+            .map(|e| *e.key())
+            .collect();
+        let mut expired = 0;
+        for id in ids {
+            let Some((_, p)) = self.pending.remove_if(&id, |_, p| p.tx.expired(now)) else {
+                continue;
+            };
+            if let Reply::Callback { after, .. } = &p.tx {
+                let error = Error::Timeout {
+                    what: p.method.to_owned(),
+                    after: *after,
+                };
+                expired += 1;
+                p.tx.send(Outcome::Failed(error));
+            }
+        }
+        expired
     }
 
     /// Fails every pending request with [`Error::Disconnected`] of `kind`.
@@ -123,7 +188,7 @@ impl RequestTable {
         for id in ids {
             if let Some(p) = self.remove(id) {
                 failed += 1;
-                let _ = p.tx.send(Outcome::Failed(Error::disconnected(
+                p.tx.send(Outcome::Failed(Error::disconnected(
                     kind,
                     format!("`{}` (id {id}): {reason}", p.method),
                 )));
@@ -154,7 +219,7 @@ mod tests {
                 method: "m",
                 generation,
                 idempotent,
-                tx,
+                tx: Reply::Waiter(tx),
             },
             rx,
         )
