@@ -14,6 +14,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::dedup::HandledMarks;
 use super::distribution::Distribution;
+use super::engine::Engine;
 use super::gate::Gate;
 use super::handler::Deps;
 use super::metrics::{Metrics, MetricsSnapshot};
@@ -81,6 +82,7 @@ pub struct DispatcherBuilder {
     shutdown_timeout: Duration,
     distribution: Distribution,
     marks: Option<Arc<dyn HandledMarks>>,
+    engine: Engine,
     #[cfg(feature = "redis")]
     replicas: Option<crate::replicas::RedisCoordination>,
 }
@@ -243,6 +245,13 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Where [`Dispatcher::run`] runs the bot and the handlers (default [`Engine::Auto`]: on a
+    /// thread of its own when called from a multi-thread runtime; see [`Engine`]).
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// How long `run` waits for in-flight handlers when stopping (default 10 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -325,6 +334,7 @@ impl DispatcherBuilder {
                 shutdown_timeout: self.shutdown_timeout,
             },
             bot: self.bot,
+            engine: self.engine,
         })
     }
 }
@@ -365,6 +375,7 @@ pub struct Dispatcher {
     pipeline: Pipeline,
     handle: DispatcherHandle,
     bot: Option<Bot>,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -403,6 +414,7 @@ impl Dispatcher {
             shutdown_timeout: Duration::from_secs(10),
             distribution: Distribution::default(),
             marks: None,
+            engine: Engine::default(),
             #[cfg(feature = "redis")]
             replicas: None,
         }
@@ -426,7 +438,19 @@ impl Dispatcher {
     /// each event is acknowledged only once its handler finished, so events a crash or a
     /// dropped connection interrupted are delivered again; the duplicate window makes sure a
     /// redelivered message is not handled twice.
+    ///
+    /// Called from a multi-thread runtime, it runs the bot and the handlers on a thread of
+    /// its own unless the builder chose otherwise ([`Engine`]); dropping this future then
+    /// asks the dispatcher to stop, as [`DispatcherHandle::shutdown`] does.
     pub async fn run(self) -> crate::Result<()> {
+        if self.engine.own_thread() {
+            let handle = self.handle.clone();
+            return super::engine::on_own_thread(self.run_here(), move || handle.shutdown()).await;
+        }
+        self.run_here().await
+    }
+
+    async fn run_here(self) -> crate::Result<()> {
         let Some(bot) = self.bot.clone() else {
             return Err(crate::Error::invalid(
                 "dispatcher",

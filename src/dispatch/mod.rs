@@ -124,6 +124,7 @@ mod context;
 mod dedup;
 mod dispatcher;
 mod distribution;
+mod engine;
 mod fields;
 mod filter;
 mod gate;
@@ -158,6 +159,7 @@ pub use dedup::SqliteMarks;
 pub use dedup::{HandledMarks, MemoryMarks};
 pub use dispatcher::{Dispatcher, DispatcherBuilder, DispatcherHandle};
 pub use distribution::Distribution;
+pub use engine::Engine;
 pub use fields::{AuthorField, ChatTypeField, ContentField, F, ReplyField, TextField};
 pub use filter::{Filter, TextMatch};
 pub use handler::{
