@@ -144,6 +144,10 @@ enum Reply {
     /// Awaited, a transient failure retried a few times, then swallowed (the handler returns
     /// `Ok`), as the soak's echo does.
     Retried,
+    /// `Call::queue`, a failure swallowed.
+    QueuedSwallowed,
+    /// `Call::queue`, a failure returned to a router's own error handler, which swallows it.
+    RouterHandled,
 }
 
 /// The echo bot of the e2e bench (acknowledged after handling) under a load run in which the
@@ -162,7 +166,10 @@ async fn load_with_drops(every: u64, reply: Reply) -> trueconf_bot::testkit::Loa
     let router = Router::new().message(move |msg: MessageContext| async move {
         let text = msg.text().unwrap_or_default().to_owned();
         match reply {
-            Reply::Queued => msg.answer(text).queue().await?,
+            Reply::Queued | Reply::RouterHandled => msg.answer(text).queue().await?,
+            Reply::QueuedSwallowed => {
+                let _ = msg.answer(text).queue().await;
+            }
             Reply::Awaited => drop(msg.answer(text).await?),
             Reply::Retried => {
                 for _ in 0..5 {
@@ -177,6 +184,10 @@ async fn load_with_drops(every: u64, reply: Reply) -> trueconf_bot::testkit::Loa
         }
         HandlerResult::Ok(())
     });
+    let router = match reply {
+        Reply::RouterHandled => router.error_handler(|_, _| async {}),
+        _ => router,
+    };
     let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
     tokio::spawn(d.run());
     let stop = Arc::new(AtomicBool::new(false));
@@ -241,5 +252,20 @@ async fn socket_closed_every_few_hundred_events_loses_nothing_with_awaited_repli
 async fn socket_closed_every_few_hundred_events_loses_nothing_when_the_handler_retries_then_gives_up()
  {
     let r = load_with_drops(500, Reply::Retried).await;
+    assert_nothing_lost(&r);
+}
+
+/// A handler that queues its answer and ignores a refusal loses nothing either: a call refused
+/// because the event's socket is gone marks the event not done wherever the error goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_closed_every_few_hundred_events_loses_nothing_when_a_queued_refusal_is_ignored() {
+    let r = load_with_drops(500, Reply::QueuedSwallowed).await;
+    assert_nothing_lost(&r);
+}
+
+/// The same when a router's own error handler takes the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_closed_every_few_hundred_events_loses_nothing_when_a_router_takes_the_refusal() {
+    let r = load_with_drops(500, Reply::RouterHandled).await;
     assert_nothing_lost(&r);
 }

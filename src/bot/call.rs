@@ -136,11 +136,12 @@ impl<R: Request> Call<R> {
                 }
                 // Otherwise the scope is let go here; its last holder acknowledges the event.
             });
-            return bot
+            let queued = bot
                 .runtime
                 .requester()
                 .enqueue(request, chat.as_deref(), timeout, pinned.as_deref(), done)
                 .await;
+            return refused_for_redelivery(queued);
         }
         // A read may go out again on the next socket: a task waits for it.
         let (tx, mut rx) = oneshot::channel();
@@ -153,7 +154,7 @@ impl<R: Request> Call<R> {
         });
         tokio::select! {
             biased;
-            done = &mut call => return done,
+            done = &mut call => return refused_for_redelivery(done),
             Ok(()) = &mut rx => {}
         }
         tokio::spawn(async move {
@@ -163,6 +164,17 @@ impl<R: Request> Call<R> {
         });
         Ok(())
     }
+}
+
+/// A call refused because its event's socket is gone marks the event not done, whatever the
+/// handler does with the error: the copy the server sends again is handled.
+fn refused_for_redelivery<T>(result: Result<T>) -> Result<T> {
+    if let Err(error) = &result
+        && error.disconnect_kind() == Some(crate::error::DisconnectKind::EventRedelivered)
+    {
+        let _ = QUEUE_SCOPE.try_with(|s| s.cut_off());
+    }
+    result
 }
 
 /// Hands the late failure of a queued call to its handler's scope (the dispatcher's error
@@ -201,13 +213,7 @@ impl<R: Request> IntoFuture for Call<R> {
                         pinned,
                     )
                     .await;
-                if let Err(error) = &result
-                    && error.disconnect_kind()
-                        == Some(crate::error::DisconnectKind::EventRedelivered)
-                {
-                    let _ = QUEUE_SCOPE.try_with(|s| s.cut_off());
-                }
-                result
+                refused_for_redelivery(result)
             }
             .instrument(span),
         )

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::args::BadArgs;
@@ -34,6 +34,11 @@ pub struct Ctx {
     data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
     /// `data.len()`, readable without the lock: routing reads it for every route it tries.
     data_len: AtomicUsize,
+    /// A router's own error handler took an error of this handling (see
+    /// [`Ctx::router_took`]).
+    pub(crate) router_error: AtomicBool,
+    /// That error said a call was cut off by a lost connection.
+    pub(crate) router_cut_off: AtomicBool,
 }
 
 impl fmt::Debug for Ctx {
@@ -55,6 +60,21 @@ impl Ctx {
             handler: OnceLock::new(),
             data: Mutex::new(Vec::new()),
             data_len: AtomicUsize::new(0),
+            router_error: AtomicBool::new(false),
+            router_cut_off: AtomicBool::new(false),
+        }
+    }
+
+    /// A router's error handler took `error`: the dispatcher still counts the handling as
+    /// failed (metrics), and as cut off when a lost connection caused it, so the copy of the
+    /// event the server sends again is handled, as when the error reaches its own handler.
+    pub(crate) fn router_took(&self, error: &HandlerError) {
+        self.router_error.store(true, Ordering::Relaxed);
+        if error
+            .downcast_ref::<crate::Error>()
+            .is_some_and(|e| e.disconnect_kind().is_some())
+        {
+            self.router_cut_off.store(true, Ordering::Relaxed);
         }
     }
 

@@ -404,6 +404,7 @@ fn wrap(handler: BoxedHandler, scope: &Scope) -> BoxedHandler {
             };
             match (result, on_error) {
                 (Err(error), Some(hook)) => {
+                    ctx.router_took(&error);
                     hook(ctx.update().clone(), error).await;
                     Ok(())
                 }

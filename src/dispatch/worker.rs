@@ -245,12 +245,21 @@ async fn run(shared: Arc<Shared>, job: Job) {
     let handler = ctx.handler.get().copied();
     let metrics = &shared.metrics;
     metrics.handler_took(started.elapsed());
+    let router_error = ctx.router_error.load(Ordering::Relaxed);
     let counted = match (&outcome, handler) {
         (Err(_), _) => Outcome::Panic,
         (Ok(Err(_)), _) => Outcome::Error,
+        (Ok(Ok(())), _) if router_error => Outcome::Error,
         (Ok(Ok(())), None) => Outcome::Unhandled,
         (Ok(Ok(())), Some(_)) => Outcome::Handled,
     };
+    if router_error {
+        // Taken by a router's own error handler: counted as the dispatcher's would be.
+        metrics.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    if ctx.router_cut_off.load(Ordering::Relaxed) {
+        scope.cut_off.store(true, Ordering::Relaxed);
+    }
     metrics.done(update.kind(), counted);
     span.record("outcome", counted.label());
     if handler.is_some() {
