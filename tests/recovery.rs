@@ -144,10 +144,6 @@ enum Reply {
     /// Awaited, a transient failure retried a few times, then swallowed (the handler returns
     /// `Ok`), as the soak's echo does.
     Retried,
-    /// `Call::queue`, a failure swallowed.
-    QueuedSwallowed,
-    /// `Call::queue`, a failure returned to a router's own error handler, which swallows it.
-    RouterHandled,
 }
 
 /// The echo bot of the e2e bench (acknowledged after handling) under a load run in which the
@@ -166,10 +162,7 @@ async fn load_with_drops(every: u64, reply: Reply) -> trueconf_bot::testkit::Loa
     let router = Router::new().message(move |msg: MessageContext| async move {
         let text = msg.text().unwrap_or_default().to_owned();
         match reply {
-            Reply::Queued | Reply::RouterHandled => msg.answer(text).queue().await?,
-            Reply::QueuedSwallowed => {
-                let _ = msg.answer(text).queue().await;
-            }
+            Reply::Queued => msg.answer(text).queue().await?,
             Reply::Awaited => drop(msg.answer(text).await?),
             Reply::Retried => {
                 for _ in 0..5 {
@@ -184,10 +177,6 @@ async fn load_with_drops(every: u64, reply: Reply) -> trueconf_bot::testkit::Loa
         }
         HandlerResult::Ok(())
     });
-    let router = match reply {
-        Reply::RouterHandled => router.error_handler(|_, _| async {}),
-        _ => router,
-    };
     let d = Dispatcher::builder(bot.clone(), router).build().unwrap();
     tokio::spawn(d.run());
     let stop = Arc::new(AtomicBool::new(false));
@@ -255,17 +244,95 @@ async fn socket_closed_every_few_hundred_events_loses_nothing_when_the_handler_r
     assert_nothing_lost(&r);
 }
 
-/// A handler that queues its answer and ignores a refusal loses nothing either: a call refused
-/// because the event's socket is gone marks the event not done wherever the error goes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_closed_every_few_hundred_events_loses_nothing_when_a_queued_refusal_is_ignored() {
-    let r = load_with_drops(500, Reply::QueuedSwallowed).await;
-    assert_nothing_lost(&r);
+/// What a handler does with a queued answer refused because its event's socket is gone.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// Ignores the error and returns `Ok`.
+    Ignored,
+    /// Returns it to a router's own error handler, which swallows it.
+    ToRouter,
 }
 
-/// The same when a router's own error handler takes the refusal.
+/// The server restarts while a handler is running; its queued answer is then refused
+/// (`EventRedelivered`). The event must count as not done whatever the handler does with the
+/// refusal, so the copy the server sends again on the new socket is handled and answered.
+async fn refused_answer_is_answered_on_the_redelivered_copy(refusal: Refusal) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let bot = Bot::builder("127.0.0.1")
+        .https(false)
+        .port(sim.addr().port())
+        .token(sim.bot_token())
+        .ack_mode(AckMode::AfterHandled)
+        .receive_unread(true)
+        .build()
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let restarted = Arc::new(tokio::sync::Notify::new());
+    let (r, n) = (runs.clone(), restarted.clone());
+    let router = Router::new().message(move |msg: MessageContext| {
+        let (runs, restarted) = (r.clone(), n.clone());
+        async move {
+            if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first run outlives its socket.
+                restarted.notified().await;
+            }
+            let queued = msg.answer("answer").queue().await;
+            match refusal {
+                Refusal::Ignored => drop(queued),
+                Refusal::ToRouter => queued?,
+            }
+            HandlerResult::Ok(())
+        }
+    });
+    let router = match refusal {
+        Refusal::ToRouter => router.error_handler(|_, _| async {}),
+        Refusal::Ignored => router,
+    };
+    tokio::spawn(
+        Dispatcher::builder(bot.clone(), router)
+            .build()
+            .unwrap()
+            .run(),
+    );
+    let mut st = bot.state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        st.wait_for(|s| matches!(s, ConnectionState::Ready)),
+    )
+    .await
+    .expect("ready")
+    .expect("state");
+    let alice = sim.user("alice");
+    let chat = alice.create_p2p_with_bot().await.unwrap();
+    alice.send_text(&chat, "hi").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sim.faults().restart(Duration::ZERO);
+    // The old socket is retired before the handler goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    restarted.notify_one();
+    let answered = || {
+        sim.history(&chat)
+            .iter()
+            .filter(|m| m.text() == Some("answer"))
+            .count()
+    };
+    while answered() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(answered(), 1, "answered once, from the redelivered copy");
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "the copy was handled");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_closed_every_few_hundred_events_loses_nothing_when_a_router_takes_the_refusal() {
-    let r = load_with_drops(500, Reply::RouterHandled).await;
-    assert_nothing_lost(&r);
+async fn a_queued_answer_refused_for_redelivery_and_ignored_is_answered_on_the_copy() {
+    refused_answer_is_answered_on_the_redelivered_copy(Refusal::Ignored).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_answer_refused_for_redelivery_taken_by_a_router_is_answered_on_the_copy() {
+    refused_answer_is_answered_on_the_redelivered_copy(Refusal::ToRouter).await;
 }
