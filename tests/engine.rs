@@ -6,25 +6,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use trueconf_bot::bot::Bot;
-use trueconf_bot::connection::ConnectionState;
 use trueconf_bot::dispatch::{Dispatcher, Engine, HandlerResult, MessageContext, Router};
+use trueconf_bot::harness::{SimBot, bot_builder};
 use trueconf_bot::testkit::{Sim, SimConfig};
-
-fn bot(sim: &Sim) -> Bot {
-    Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
-        .build()
-        .unwrap()
-}
 
 /// Runs a dispatcher with `engine` and returns the names of the threads its handler ran on,
 /// for 40 messages over 4 chats.
 async fn handler_threads(engine: Engine) -> BTreeSet<String> {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = bot(&sim);
     let seen: Arc<Mutex<Vec<String>>> = Default::default();
     let s = seen.clone();
     let router = Router::new().message(move |msg: MessageContext| {
@@ -37,20 +26,12 @@ async fn handler_threads(engine: Engine) -> BTreeSet<String> {
             HandlerResult::Ok(())
         }
     });
-    let d = Dispatcher::builder(bot.clone(), router)
+    let bot = bot_builder(&sim).build().unwrap();
+    let d = Dispatcher::builder(bot, router)
         .engine(engine)
         .build()
         .unwrap();
-    let handle = d.handle();
-    let run = tokio::spawn(d.run());
-    let mut st = bot.state();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        st.wait_for(|s| matches!(s, ConnectionState::Ready)),
-    )
-    .await
-    .expect("ready")
-    .expect("state");
+    let running = SimBot::run(d).await.expect("ready");
     let mut chats = Vec::new();
     for i in 0..4 {
         let user = sim.user(&format!("user{i}"));
@@ -66,8 +47,7 @@ async fn handler_threads(engine: Engine) -> BTreeSet<String> {
     while seen.lock().unwrap().len() < 40 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    handle.shutdown();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 40, "every message handled");
     seen.iter().cloned().collect()
@@ -95,7 +75,7 @@ async fn the_callers_runtime_is_kept_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giving_up_on_run_stops_the_bot_on_its_thread() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = bot(&sim);
+    let bot = bot_builder(&sim).build().unwrap();
     let d = Dispatcher::builder(bot.clone(), Router::new().message(|| async {}))
         .build()
         .unwrap();

@@ -259,10 +259,7 @@ enum Refusal {
 async fn refused_answer_is_answered_on_the_redelivered_copy(refusal: Refusal) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
+    let bot = trueconf_bot::harness::bot_builder(&sim)
         .ack_mode(AckMode::AfterHandled)
         .receive_unread(true)
         .build()
@@ -289,20 +286,8 @@ async fn refused_answer_is_answered_on_the_redelivered_copy(refusal: Refusal) {
         Refusal::ToRouter => router.error_handler(|_, _| async {}),
         Refusal::Ignored => router,
     };
-    tokio::spawn(
-        Dispatcher::builder(bot.clone(), router)
-            .build()
-            .unwrap()
-            .run(),
-    );
-    let mut st = bot.state();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        st.wait_for(|s| matches!(s, ConnectionState::Ready)),
-    )
-    .await
-    .expect("ready")
-    .expect("state");
+    let d = Dispatcher::builder(bot, router).build().unwrap();
+    let _running = trueconf_bot::harness::SimBot::run(d).await.expect("ready");
     let alice = sim.user("alice");
     let chat = alice.create_p2p_with_bot().await.unwrap();
     alice.send_text(&chat, "hi").await.unwrap();
