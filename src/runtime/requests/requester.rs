@@ -71,6 +71,14 @@ struct Attempt<'a> {
     pinned: Option<&'a AtomicBool>,
 }
 
+/// A validated, encoded request and its deadline.
+struct Prepared {
+    body: Box<RawValue>,
+    started: Instant,
+    deadline: Instant,
+    after: Duration,
+}
+
 /// How an attempt to send ended.
 enum Placed {
     /// Queued on the socket under this id.
@@ -166,25 +174,18 @@ impl Requester {
     /// [`DisconnectKind::EventRedelivered`].
     pub(crate) async fn execute_signalled<R: Request>(
         &self,
-        mut request: R,
+        request: R,
         chat: Option<&str>,
         timeout: Option<Duration>,
         mut queued: Option<oneshot::Sender<()>>,
         pinned: Option<Arc<AtomicBool>>,
     ) -> Result<R::Response> {
-        let this = &*self.0;
-        request.validate()?;
-        if let Some(domain) = this.identity.domain() {
-            request.complete_user_ids(domain);
-        }
-        let started = Instant::now();
-        let after = timeout.unwrap_or(this.timeout);
-        let deadline = started + after;
-        if let Some(t) = &this.throttle {
-            t.acquire(chat).await;
-        }
-        let payload = encode(&request)?;
-        drop(request);
+        let Prepared {
+            body: payload,
+            started,
+            deadline,
+            after,
+        } = self.prepare(request, chat, timeout).await?;
         let result = self
             .send::<R>(payload, deadline, after, &mut queued, pinned.as_deref())
             .await;
@@ -283,26 +284,19 @@ impl Requester {
     /// `done` is then dropped uncalled.
     pub(crate) async fn enqueue<R: Request>(
         &self,
-        mut request: R,
+        request: R,
         chat: Option<&str>,
         timeout: Option<Duration>,
         pinned: Option<&AtomicBool>,
         done: Box<dyn FnOnce(Result<()>) + Send + Sync>,
     ) -> Result<()> {
         debug_assert!(!R::IDEMPOTENT, "reads are re-sent, so they are awaited");
-        let this = &*self.0;
-        request.validate()?;
-        if let Some(domain) = this.identity.domain() {
-            request.complete_user_ids(domain);
-        }
-        let started = Instant::now();
-        let after = timeout.unwrap_or(this.timeout);
-        let deadline = started + after;
-        if let Some(t) = &this.throttle {
-            t.acquire(chat).await;
-        }
-        let mut body = encode(&request)?;
-        drop(request);
+        let Prepared {
+            mut body,
+            started,
+            deadline,
+            after,
+        } = self.prepare(request, chat, timeout).await?;
         let callback: Callback = Box::new(move |outcome| {
             let result = match outcome {
                 Outcome::Response(p) => decode_response::<R>(p.as_deref()).map(drop),
@@ -325,15 +319,48 @@ impl Requester {
             pinned,
         };
         loop {
-            match self.place(&at, body, reply).await? {
-                Placed::Written(_) => return Ok(()),
-                Placed::Unsent(b, r) => (body, reply) = (b, r),
-                Placed::Lost(r) => {
+            match self.place(&at, body, reply).await {
+                Ok(Placed::Written(_)) => return Ok(()),
+                Ok(Placed::Unsent(b, r)) => (body, reply) = (b, r),
+                Ok(Placed::Lost(r)) => {
                     r.send(Outcome::Failed(lost_in_flight(R::METHOD)));
                     return Ok(());
                 }
+                Err(e) => {
+                    // Never queued: counted here, as the callback that would count it is
+                    // dropped uncalled.
+                    let result = Err(e);
+                    crate::runtime::telemetry::request_done(R::METHOD, &result, started.elapsed());
+                    return result;
+                }
             }
         }
+    }
+
+    /// What every call does before its first attempt: validation, `@domain` completion of
+    /// bare logins, the deadline, the throttle, the encoding.
+    async fn prepare<R: Request>(
+        &self,
+        mut request: R,
+        chat: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Prepared> {
+        let this = &*self.0;
+        request.validate()?;
+        if let Some(domain) = this.identity.domain() {
+            request.complete_user_ids(domain);
+        }
+        let started = Instant::now();
+        let after = timeout.unwrap_or(this.timeout);
+        if let Some(t) = &this.throttle {
+            t.acquire(chat).await;
+        }
+        Ok(Prepared {
+            body: encode(&request)?,
+            started,
+            deadline: started + after,
+            after,
+        })
     }
 
     /// One attempt to put a request on the current socket: waits for one (within the
