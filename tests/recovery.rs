@@ -151,10 +151,7 @@ enum Reply {
 async fn load_with_drops(every: u64, reply: Reply) -> trueconf_bot::testkit::LoadReport {
     use std::sync::atomic::{AtomicBool, Ordering};
     let sim = Arc::new(Sim::start(SimConfig::default()).await.unwrap());
-    let bot = Bot::builder("127.0.0.1")
-        .https(false)
-        .port(sim.addr().port())
-        .token(sim.bot_token())
+    let bot = trueconf_bot::harness::bot_builder(&sim)
         .ack_mode(AckMode::AfterHandled)
         .receive_unread(true)
         .build()
